@@ -1,0 +1,141 @@
+/*
+ * core.h - structures shared by the core's modules (acceptor.c, worker.c,
+ * server.c). Not for protocol code: protocols see only server.h.
+ */
+#ifndef ECHOSERVER_CORE_H
+#define ECHOSERVER_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+
+#include "inbox.h"
+#include "server.h"
+#include "wakeup.h"
+
+enum core_msg_kind {
+	MSG_NEW_CONN = 1,	/* a struct conn: the worker now owns it and its fd */
+	MSG_STOP,		/* the worker's own stop_msg: flush, close, leave the loop */
+};
+
+struct worker;
+
+/*
+ * A connection. Allocated by the acceptor (with the protocol's state in the
+ * same block) and posted to a worker; from the moment
+ * inbox_post() is called, only that worker's thread touches it.
+ */
+struct conn {
+	struct inbox_msg msg;		/* MSG_NEW_CONN; first, for the handoff */
+	int fd;
+	struct worker *worker;
+	TAILQ_ENTRY(conn) link;		/* in worker->conns; worker thread only */
+	_Alignas(max_align_t) unsigned char data[];	/* the protocol's, data_size bytes */
+};
+
+/*
+ * Statistics of one worker. Written only by the worker thread, read by the
+ * acceptor for SIGUSR1 reports: relaxed atomics, no ordering implied.
+ */
+struct worker_stats {
+	atomic_uint_fast64_t accepted;	/* connections this worker took on */
+	atomic_uint_fast64_t bytes_in;
+	atomic_uint_fast64_t bytes_out;
+};
+
+struct worker {
+	struct server *srv;
+	unsigned id;
+	char tag[16];			/* "w3": thread name and log tag */
+	pthread_t thread;
+	bool started;
+
+	/* Created by server_new() on the main thread before this worker's
+	 * thread starts; from then on used only by the worker thread. */
+	struct event_base *base;
+	struct inbox *inbox;
+	struct inbox_msg stop_msg;	/* preallocated: stopping cannot fail */
+	const struct timeval *idle_tv;	/* common timeout, or NULL */
+	char *scratch;
+	size_t scratch_len;
+
+	/* Worker thread only. */
+	TAILQ_HEAD(, conn) conns;
+	bool stopping;
+	struct event *deadline;		/* shutdown grace timer */
+
+	/*
+	 * Live connections handed to this worker: incremented by the acceptor
+	 * at handoff, decremented by the worker at close; read by the acceptor
+	 * for --balance least. Relaxed: a stale value only skews balancing.
+	 */
+	atomic_uint live;
+	struct worker_stats stats;
+};
+
+struct listener {
+	int fd;
+	struct event *ev;
+	char name[64];			/* "127.0.0.1:5555" */
+};
+
+/* Reasons for waking the acceptor (bits of server->wake_reasons). */
+enum acceptor_wake {
+	WAKE_STOP = 1u << 0,
+	WAKE_STATS = 1u << 1,
+	WAKE_SLOT_FREED = 1u << 2,
+};
+
+struct server {
+	struct server_config cfg;
+	struct conn_handler handler;
+
+	/* Acceptor (main thread) state. */
+	struct event_base *base;
+	struct listener *listeners;
+	size_t n_listeners;
+	struct event *wake_ev;
+	struct event *backoff_ev;	/* EMFILE/ENFILE pause */
+	unsigned backoff_ms;		/* 0: not in an episode */
+	bool paused_full;		/* at --max-conns */
+	bool stopping;
+	unsigned next_rr;
+
+	/*
+	 * Any thread (or a signal handler) sets a reason bit and then signals
+	 * `wake`; the acceptor drains `wake` before it exchanges the bits with
+	 * 0 (the same drain-then-take order as inbox.c, for the same reason).
+	 */
+	struct wakeup wake;
+	atomic_uint wake_reasons;
+
+	/*
+	 * Live connections in the whole server, for --max-conns: incremented by
+	 * the acceptor, decremented by workers. The decrement that takes it from
+	 * max_conns to max_conns - 1 wakes the acceptor (WAKE_SLOT_FREED);
+	 * see acceptor.c for why that is enough.
+	 */
+	atomic_uint live;
+
+	struct worker *workers;
+	unsigned n_workers;
+};
+
+/* acceptor.c */
+int acceptor_open(struct server *s, char *why, size_t why_len);
+int acceptor_start(struct server *s);
+void acceptor_close(struct server *s);
+void acceptor_wake(struct server *s, unsigned reason);
+/* Worker side of --max-conns: a connection has ended. */
+void acceptor_conn_ended(struct server *s);
+
+/* worker.c */
+int worker_init(struct worker *w, struct server *s, unsigned id);
+int worker_start(struct worker *w);
+void worker_post_stop(struct worker *w);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * log.c - leveled, thread-tagged logging to stderr.
+ */
+#include <config.h>
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+
+/* Written by main() before threads start, read by every thread: relaxed is enough. */
+static atomic_int log_level = LOG_INFO;
+static _Thread_local const char *thread_tag = "main";
+
+void log_set_level(enum log_level level)
+{
+	atomic_store_explicit(&log_level, level, memory_order_relaxed);
+}
+
+enum log_level log_get_level(void)
+{
+	return atomic_load_explicit(&log_level, memory_order_relaxed);
+}
+
+void log_set_thread_tag(const char *tag)
+{
+	thread_tag = tag;
+}
+
+static void log_line(const char *level_name, const char *fmt, va_list ap)
+{
+	char line[512];
+	int n;
+
+	n = snprintf(line, sizeof(line), "echoserver[%s] %s: ", thread_tag, level_name);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	/* One call per line: stdio locks the stream, so lines never interleave. */
+	fprintf(stderr, "%s\n", line);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	va_list ap;
+
+	if (level > log_get_level())
+		return;
+	va_start(ap, fmt);
+	log_line(names[level], fmt, ap);
+	va_end(ap);
+}
+
+void log_report(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line("stats", fmt, ap);
+	va_end(ap);
+}
+
+static void libevent_log_cb(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_DEBUG: log_debug("libevent: %s", msg); break;
+	case EVENT_LOG_MSG:   log_info("libevent: %s", msg); break;
+	case EVENT_LOG_WARN:  log_warn("libevent: %s", msg); break;
+	default:              log_error("libevent: %s", msg); break;
+	}
+}
+
+void log_route_libevent(void)
+{
+	event_set_log_callback(libevent_log_cb);
+}

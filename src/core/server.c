@@ -1,0 +1,161 @@
+/*
+ * server.c - the server's lifecycle: build, run, stop, free.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core.h"
+#include "log.h"
+
+const char *const server_dispatch_names[] = { "wfcq", NULL };
+
+void server_config_defaults(struct server_config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*cfg = (struct server_config){
+		.port = "5555",
+		.threads = cpus > 0 ? (unsigned)cpus : 1,
+		.backlog = 1024,
+		.shutdown_grace_ms = 2000,
+		.inbox_budget = 64,
+		.balance = SERVER_BALANCE_RR,
+		.dispatch = "wfcq",
+	};
+}
+
+static bool dispatch_known(const char *name)
+{
+	for (const char *const *n = server_dispatch_names; *n != NULL; n++)
+		if (strcmp(*n, name) == 0)
+			return true;
+	return false;
+}
+
+int server_new(struct server **out, const struct server_config *cfg,
+	       const struct conn_handler *handler, char *why, size_t why_len)
+{
+	struct server *s;
+	int rc;
+
+	snprintf(why, why_len, "out of memory");
+	if (cfg->threads < 1) {
+		snprintf(why, why_len, "invalid configuration");
+		return -EINVAL;
+	}
+	if (!dispatch_known(cfg->dispatch)) {
+		snprintf(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	s->handler = *handler;
+	s->wake.read_fd = s->wake.write_fd = -1;
+	s->cfg.listen = NULL;	/* only needed while opening the listeners */
+
+	/* The acceptor's base: main thread only, like each worker's is its own. */
+	s->base = event_base_new();
+	if (s->base == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	s->cfg.listen = cfg->listen;
+	rc = acceptor_open(s, why, why_len);
+	s->cfg.listen = NULL;
+	if (rc < 0)
+		goto fail;
+	snprintf(why, why_len, "cannot set up the acceptor");
+	if ((rc = acceptor_start(s)) < 0)
+		goto fail;
+
+	snprintf(why, why_len, "cannot set up the workers");
+	s->workers = calloc(cfg->threads, sizeof(*s->workers));
+	if (s->workers == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	s->n_workers = cfg->threads;
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		if ((rc = worker_init(&s->workers[i], s, i)) < 0)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	server_free(s);
+	return rc;
+}
+
+size_t server_listener_count(const struct server *s)
+{
+	return s->n_listeners;
+}
+
+const char *server_listener_name(const struct server *s, size_t i)
+{
+	return i < s->n_listeners ? s->listeners[i].name : NULL;
+}
+
+static void stop_workers(struct server *s)
+{
+	/* "stop" travels the same path as work: behind everything posted before. */
+	for (unsigned i = 0; i < s->n_workers; i++)
+		if (s->workers[i].started)
+			worker_post_stop(&s->workers[i]);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		worker_join(&s->workers[i]);
+}
+
+int server_run(struct server *s)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		if ((rc = worker_start(&s->workers[i])) < 0) {
+			log_error("cannot start worker %u: %s", i, strerror(-rc));
+			break;
+		}
+	}
+	if (rc == 0) {
+		/* Accept until server_stop() breaks the loop (acceptor.c, on_wake). */
+		event_base_dispatch(s->base);
+		log_info("stopping: no longer accepting; finishing connections");
+	}
+	stop_workers(s);
+	return rc;
+}
+
+void server_stop(struct server *s)
+{
+	acceptor_wake(s, WAKE_STOP);
+}
+
+void server_request_stats(struct server *s)
+{
+	acceptor_wake(s, WAKE_STATS);
+}
+
+void server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	stop_workers(s);	/* no-op after server_run() */
+	/* Listeners first: nothing new is accepted while the workers go. */
+	acceptor_close(s);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		worker_destroy(&s->workers[i]);
+	free(s->workers);
+	wakeup_close(&s->wake);
+	if (s->base != NULL)
+		event_base_free(s->base);
+	free(s);
+}

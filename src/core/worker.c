@@ -1,0 +1,265 @@
+/*
+ * worker.c - the worker threads: each owns one event_base and every
+ * connection handed to it, and receives new work through its inbox.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core.h"
+#include "log.h"
+
+#define SCRATCH_LEN (64 * 1024)
+
+static inline void stat_add(atomic_uint_fast64_t *v, uint64_t n)
+{
+	/* Single writer (this worker): a relaxed load+store, no locked op. */
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/* ---- connections ---------------------------------------------------- */
+
+void *conn_data(struct conn *c) { return c->data; }
+int conn_fd(const struct conn *c) { return c->fd; }
+struct event_base *conn_base(const struct conn *c) { return c->worker->base; }
+const struct timeval *conn_idle_timeout(const struct conn *c) { return c->worker->idle_tv; }
+
+void *conn_scratch(const struct conn *c, size_t *len)
+{
+	*len = c->worker->scratch_len;
+	return c->worker->scratch;
+}
+
+void conn_count_io(struct conn *c, size_t bytes_in, size_t bytes_out)
+{
+	if (bytes_in)
+		stat_add(&c->worker->stats.bytes_in, bytes_in);
+	if (bytes_out)
+		stat_add(&c->worker->stats.bytes_out, bytes_out);
+}
+
+/* Frees a connection that never reached the protocol (or already left it). */
+static void conn_release(struct conn *c)
+{
+	struct worker *w = c->worker;
+
+	close(c->fd);
+	atomic_fetch_sub_explicit(&w->live, 1, memory_order_relaxed);
+	acceptor_conn_ended(w->srv);
+	free(c);
+}
+
+void conn_close(struct conn *c)
+{
+	struct worker *w = c->worker;
+
+	TAILQ_REMOVE(&w->conns, c, link);
+	w->srv->handler.on_close(c, w->srv->handler.arg);
+	conn_release(c);
+	if (w->stopping && TAILQ_EMPTY(&w->conns))
+		event_base_loopbreak(w->base);
+}
+
+static void worker_take_conn(struct worker *w, struct conn *c)
+{
+	const int one = 1;
+	int rc;
+
+	stat_add(&w->stats.accepted, 1);
+	if (w->stopping) {	/* cannot happen from the acceptor; be safe */
+		conn_release(c);
+		return;
+	}
+	/*
+	 * Without TCP_NODELAY a small reply waits for the peer's delayed ACK
+	 * (about 40 ms on Linux) whenever a previous segment is unacknowledged.
+	 * Done here, not in the acceptor, so the single accepting thread does
+	 * one system call less per connection. Fails harmlessly on non-TCP.
+	 */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	TAILQ_INSERT_TAIL(&w->conns, c, link);
+	rc = w->srv->handler.on_open(c, w->srv->handler.arg);
+	if (rc < 0) {
+		log_debug("connection refused by the protocol: %s", strerror(-rc));
+		TAILQ_REMOVE(&w->conns, c, link);
+		conn_release(c);
+	}
+}
+
+/* ---- stopping -------------------------------------------------------- */
+
+static void worker_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct conn *c;
+
+	/* Grace is over: whatever is still pending is dropped. */
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+		conn_close(c);
+	event_base_loopbreak(w->base);
+}
+
+static void worker_begin_stop(struct worker *w)
+{
+	struct conn *c, *next;
+	struct timeval grace = {
+		.tv_sec = w->srv->cfg.shutdown_grace_ms / 1000,
+		.tv_usec = (w->srv->cfg.shutdown_grace_ms % 1000) * 1000,
+	};
+
+	w->stopping = true;
+	if (TAILQ_EMPTY(&w->conns)) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	/* on_shutdown may close the connection at once: iterate safely. */
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		w->srv->handler.on_shutdown(c, w->srv->handler.arg);
+	}
+	if (TAILQ_EMPTY(&w->conns))
+		return;		/* the last conn_close() broke the loop */
+	w->deadline = evtimer_new(w->base, worker_on_deadline, w);
+	if (w->deadline == NULL || evtimer_add(w->deadline, &grace) == -1)
+		worker_on_deadline(-1, 0, w);
+}
+
+/* ---- the inbox ------------------------------------------------------- */
+
+static void worker_on_msg(struct inbox_msg *msg, void *arg)
+{
+	struct worker *w = arg;
+
+	switch (msg->kind) {
+	case MSG_NEW_CONN:
+		worker_take_conn(w, caa_container_of(msg, struct conn, msg));
+		break;
+	case MSG_STOP:
+		worker_begin_stop(w);
+		break;
+	default:
+		log_error("unknown inbox message kind %d", msg->kind);
+		break;
+	}
+}
+
+/* After the loop ended: a connection that arrived too late is closed. */
+static void worker_dispose_msg(struct inbox_msg *msg, void *arg)
+{
+	if (msg->kind == MSG_NEW_CONN)
+		conn_release(caa_container_of(msg, struct conn, msg));
+}
+
+/* ---- the thread ------------------------------------------------------ */
+
+int worker_init(struct worker *w, struct server *s, unsigned id)
+{
+	struct event_config *ecfg;
+	struct timeval idle;
+	int rc;
+
+	w->srv = s;
+	w->id = id;
+	snprintf(w->tag, sizeof(w->tag), "w%u", id);
+	TAILQ_INIT(&w->conns);
+	w->stop_msg.kind = MSG_STOP;
+
+	/*
+	 * This event_base belongs to the worker thread alone: it is created here,
+	 * before the thread starts, and from worker_start() on no other thread
+	 * touches it. So libevent's locking is not needed, and not enabled.
+	 */
+	ecfg = event_config_new();
+	if (ecfg == NULL)
+		return -ENOMEM;
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (w->base == NULL)
+		return -ENOMEM;
+
+	rc = inbox_new(&w->inbox, w->base, worker_on_msg, w, s->cfg.inbox_budget);
+	if (rc < 0)
+		return rc;
+	if (s->cfg.idle_timeout_s > 0) {
+		/* Every connection shares one duration: O(1) timeout queue. */
+		idle = (struct timeval){ .tv_sec = s->cfg.idle_timeout_s };
+		w->idle_tv = event_base_init_common_timeout(w->base, &idle);
+		if (w->idle_tv == NULL)
+			return -ENOMEM;
+	}
+	w->scratch_len = SCRATCH_LEN;
+	w->scratch = malloc(w->scratch_len);
+	return w->scratch ? 0 : -ENOMEM;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	log_set_thread_tag(w->tag);
+	log_debug("worker started");
+	/* Runs until the "stop" message has closed every connection. */
+	event_base_dispatch(w->base);
+	log_debug("worker leaving");
+	return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+	sigset_t all, old;
+	int rc;
+
+	/* Signals are the main thread's business: workers block them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return -rc;
+	w->started = true;
+	return 0;
+}
+
+void worker_post_stop(struct worker *w)
+{
+	int rc = inbox_post(w->inbox, &w->stop_msg);
+
+	if (rc < 0)
+		log_error("%s: cannot wake for stop: %s", w->tag, strerror(-rc));
+}
+
+void worker_join(struct worker *w)
+{
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
+/* On the main thread, after worker_join(): the base is the main thread's again. */
+void worker_destroy(struct worker *w)
+{
+	struct conn *c;
+
+	/* Only if the thread never ran: connections it still held. */
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+		conn_close(c);
+	if (w->inbox != NULL)
+		inbox_free(w->inbox, worker_dispose_msg, w);
+	if (w->deadline != NULL)
+		event_free(w->deadline);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	free(w->scratch);
+}

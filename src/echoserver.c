@@ -1,0 +1,282 @@
+/*
+ * echoserver.c - the command line: parse options, set up the process
+ * (signals, file-descriptor limit, logging), build the echo handler and the
+ * core server, run it. The only place that exits.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <event2/event.h>
+
+#include "core/log.h"
+#include "core/server.h"
+#include "echo/echo.h"
+
+#define EXIT_USAGE 2
+#define MAX_LISTEN 16
+
+/* For the signal handlers only: server_stop() is async-signal-safe. */
+static struct server *volatile running_server;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"Usage: echoserver [OPTION]...\n"
+"A multithreaded echo server (RFC 862): every byte received is sent back.\n"
+"\n"
+"  -p, --port N             TCP port (default 5555; 0 picks a free one)\n"
+"  -l, --listen ADDR        address or host name to listen on; repeatable\n"
+"                           (default: localhost, IPv4 and IPv6 where available)\n"
+"  -t, --threads N          worker threads (default: online CPUs)\n"
+"  -b, --backlog N          listen backlog (default 1024)\n"
+"  -c, --max-conns N        at most N connections at once; more wait in the\n"
+"                           backlog until a slot frees (default: no limit)\n"
+"      --idle-timeout SECS  close connections idle that long (default 0: never)\n"
+"      --high-watermark BYTES  stop reading from a client with this much\n"
+"                           unsent echo (default 262144)\n"
+"      --low-watermark BYTES   resume reading below this (default 65536)\n"
+"      --dispatch NAME      acceptor-to-worker handoff: wfcq (default)\n"
+"      --balance rr|least   worker choice: round-robin (default) or fewest\n"
+"                           live connections\n"
+"  -v, --verbose            more log output (repeat for debug)\n"
+"  -q, --quiet              only errors\n"
+"  -V, --version            print the version and exit\n"
+"  -h, --help               print this help and exit\n"
+"\n"
+"Signals: SIGINT/SIGTERM shut down gracefully; SIGUSR1 prints statistics.\n");
+}
+
+__attribute__((format(printf, 1, 2), noreturn))
+static void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "echoserver: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'echoserver --help' for more information.\n");
+	exit(EXIT_USAGE);
+}
+
+/* Parses an unsigned decimal in [min, max] or exits with status 2. */
+static unsigned long parse_num(const char *opt, const char *arg,
+			       unsigned long min, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (arg[0] == '-' || arg[0] == '+' || arg[0] == '\0')
+		goto bad;
+	v = strtoul(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		goto bad;
+	return v;
+bad:
+	fprintf(stderr, "echoserver: invalid value '%s' for %s (expected %lu..%lu)\n",
+		arg, opt, min, max);
+	fprintf(stderr, "Try 'echoserver --help' for more information.\n");
+	exit(EXIT_USAGE);
+}
+
+static void on_stop_signal(int sig)
+{
+	if (running_server != NULL)
+		server_stop(running_server);
+}
+
+static void on_stats_signal(int sig)
+{
+	if (running_server != NULL)
+		server_request_stats(running_server);
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa = { .sa_flags = SA_RESTART };
+
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_IGN;	/* a write to a closed socket is an error, not a death */
+	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+		return -errno;
+	sa.sa_handler = on_stop_signal;
+	if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+		return -errno;
+	sa.sa_handler = on_stats_signal;
+	if (sigaction(SIGUSR1, &sa, NULL) == -1)
+		return -errno;
+	return 0;
+}
+
+/* Each connection is a descriptor: allow as many as the hard limit does. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the open-file limit: %s", strerror(errno));
+}
+
+enum {
+	OPT_IDLE_TIMEOUT = 256,
+	OPT_DISPATCH,
+	OPT_BALANCE,
+	OPT_HIGH_WM,
+	OPT_LOW_WM,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "backlog", required_argument, NULL, 'b' },
+		{ "max-conns", required_argument, NULL, 'c' },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "dispatch", required_argument, NULL, OPT_DISPATCH },
+		{ "balance", required_argument, NULL, OPT_BALANCE },
+		{ "high-watermark", required_argument, NULL, OPT_HIGH_WM },
+		{ "low-watermark", required_argument, NULL, OPT_LOW_WM },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *listen[MAX_LISTEN];
+	struct server_config cfg;
+	struct echo_config echo = {
+		.high_watermark = ECHO_DEFAULT_HIGH_WATERMARK,
+		.low_watermark = ECHO_DEFAULT_LOW_WATERMARK,
+	};
+	struct conn_handler handler;
+	struct server *srv;
+	char port[8], why[256];
+	int level = LOG_INFO;
+	int opt, rc;
+
+	server_config_defaults(&cfg);
+	cfg.listen = listen;
+	opterr = 0;	/* we print our own messages, naming the option */
+	while ((opt = getopt_long(argc, argv, ":p:l:t:b:c:vqVh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			snprintf(port, sizeof(port), "%lu", parse_num("--port", optarg, 0, 65535));
+			cfg.port = port;
+			break;
+		case 'l':
+			if (cfg.n_listen == MAX_LISTEN)
+				die_usage("too many --listen addresses (at most %d)", MAX_LISTEN);
+			if (optarg[0] == '\0')
+				die_usage("empty address for --listen");
+			listen[cfg.n_listen++] = optarg;
+			break;
+		case 't':
+			cfg.threads = (unsigned)parse_num("--threads", optarg, 1, 1024);
+			break;
+		case 'b':
+			cfg.backlog = (int)parse_num("--backlog", optarg, 1, INT_MAX);
+			break;
+		case 'c':
+			cfg.max_conns = (unsigned)parse_num("--max-conns", optarg, 1, UINT_MAX);
+			break;
+		case OPT_IDLE_TIMEOUT:
+			cfg.idle_timeout_s = (unsigned)parse_num("--idle-timeout", optarg, 0, 86400 * 365);
+			break;
+		case OPT_HIGH_WM:
+			echo.high_watermark = parse_num("--high-watermark", optarg, 1, 1ul << 30);
+			break;
+		case OPT_LOW_WM:
+			echo.low_watermark = parse_num("--low-watermark", optarg, 0, 1ul << 30);
+			break;
+		case OPT_DISPATCH: {
+			const char *const *n;
+			for (n = server_dispatch_names; *n != NULL && strcmp(*n, optarg) != 0; n++)
+				;
+			if (*n == NULL)
+				die_usage("unknown --dispatch '%s' (known: wfcq)", optarg);
+			cfg.dispatch = *n;
+			break;
+		}
+		case OPT_BALANCE:
+			if (strcmp(optarg, "rr") == 0)
+				cfg.balance = SERVER_BALANCE_RR;
+			else if (strcmp(optarg, "least") == 0)
+				cfg.balance = SERVER_BALANCE_LEAST;
+			else
+				die_usage("unknown --balance '%s' (rr or least)", optarg);
+			break;
+		case 'v':
+			if (level < LOG_DEBUG)
+				level++;
+			break;
+		case 'q':
+			level = LOG_ERROR;
+			break;
+		case 'V':
+			printf("echoserver %s (libevent %s)\n", PACKAGE_VERSION, event_get_version());
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case ':':
+			die_usage("option '%s' needs a value", argv[optind - 1]);
+			break;
+		default:
+			/* optopt names a bad short option even inside "-vZ". */
+			if (optopt != 0)
+				die_usage("unknown option '-%c'", optopt);
+			die_usage("unknown option '%s'", argv[optind - 1]);
+			break;
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (echo.low_watermark > echo.high_watermark)
+		die_usage("--low-watermark must not exceed --high-watermark");
+
+	log_set_level(level);
+	log_route_libevent();
+	raise_nofile();
+
+	echo_handler(&handler, &echo);
+	rc = server_new(&srv, &cfg, &handler, why, sizeof(why));
+	if (rc < 0) {
+		fprintf(stderr, "echoserver: %s\n", why);
+		return 1;
+	}
+	running_server = srv;
+	if ((rc = install_signals()) < 0) {
+		fprintf(stderr, "echoserver: cannot install signal handlers: %s\n", strerror(-rc));
+		server_free(srv);
+		return 1;
+	}
+	for (size_t i = 0; i < server_listener_count(srv); i++)
+		printf("echoserver: listening on %s\n", server_listener_name(srv, i));
+	fflush(stdout);
+	log_info("%u worker threads, dispatch %s", cfg.threads, cfg.dispatch);
+
+	rc = server_run(srv);
+	running_server = NULL;
+	server_free(srv);
+	if (rc < 0) {
+		fprintf(stderr, "echoserver: %s\n", strerror(-rc));
+		return 1;
+	}
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,474 @@
+/*
+ * test_echo.c - the real ./echoserver over loopback: correctness under many
+ * connections, half-close, resets, clients that never read, in-band "quit",
+ * shutdown under load, idle timeout and the connection limit.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "harness.h"
+#include "tap.h"
+
+/* ---- many connections at once, each verified byte for byte ----------- */
+
+struct mconn {
+	int fd;
+	unsigned char *data;
+	size_t len, sent, recvd;
+	bool done, bad;
+};
+
+struct mresult {
+	unsigned done, mismatched, failed;
+};
+
+static int nb_connect(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void finish(int ep, struct mconn *m)
+{
+	epoll_ctl(ep, EPOLL_CTL_DEL, m->fd, NULL);
+	close(m->fd);
+	m->done = true;
+}
+
+/*
+ * Opens n connections; each sends a random payload of 1..max_len bytes
+ * (full duplex) and checks the echo. Bounded by `seconds`.
+ */
+static void many(int port, unsigned n, size_t max_len, uint64_t seed, int seconds,
+		 struct mresult *r)
+{
+	struct mconn *m = calloc(n, sizeof(*m));
+	struct epoll_event evs[256];
+	unsigned char buf[65536];
+	uint64_t deadline = now_ms() + (uint64_t)seconds * 1000;
+	unsigned left = n;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	memset(r, 0, sizeof(*r));
+	for (unsigned i = 0; i < n; i++) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = i };
+
+		m[i].len = max_len > 1 ? 1 + (size_t)(seed % max_len) : 1;
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		m[i].data = malloc(m[i].len);
+		fill_random(m[i].data, m[i].len, &seed);
+		m[i].fd = nb_connect(port);
+		if (m[i].fd == -1 || epoll_ctl(ep, EPOLL_CTL_ADD, m[i].fd, &ev) == -1) {
+			m[i].done = m[i].bad = true;
+			r->failed++;
+			left--;
+		}
+	}
+	while (left > 0 && now_ms() < deadline) {
+		int k = epoll_wait(ep, evs, 256, 100);
+
+		for (int e = 0; e < k; e++) {
+			struct mconn *c = &m[evs[e].data.u32];
+			ssize_t got;
+
+			if (c->done)
+				continue;
+			if ((evs[e].events & EPOLLOUT) && c->sent < c->len) {
+				ssize_t w = send(c->fd, c->data + c->sent, c->len - c->sent, MSG_NOSIGNAL);
+				if (w > 0)
+					c->sent += (size_t)w;
+				else if (w == -1 && errno != EAGAIN && errno != EINTR) {
+					c->bad = true;
+					r->failed++;
+					finish(ep, c);
+					left--;
+					continue;
+				}
+				if (c->sent == c->len) {
+					struct epoll_event ev = { .events = EPOLLIN,
+								  .data.u32 = evs[e].data.u32 };
+					epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				}
+			}
+			if (!(evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+				continue;
+			got = recv(c->fd, buf, sizeof(buf), 0);
+			if (got == -1 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (got <= 0 || c->recvd + (size_t)got > c->len) {
+				c->bad = true;
+				r->failed++;
+				finish(ep, c);
+				left--;
+				continue;
+			}
+			if (memcmp(buf, c->data + c->recvd, (size_t)got) != 0) {
+				c->bad = true;
+				r->mismatched++;
+				finish(ep, c);
+				left--;
+				continue;
+			}
+			c->recvd += (size_t)got;
+			if (c->recvd == c->len) {
+				r->done++;
+				finish(ep, c);
+				left--;
+			}
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!m[i].done)
+			close(m[i].fd);
+		free(m[i].data);
+	}
+	close(ep);
+	free(m);
+}
+
+/* ---- single-connection checks ----------------------------------------- */
+
+static bool echo_ok(int port, const char *what)
+{
+	char in[64];
+	size_t len = strlen(what);
+	int fd = tcp_connect(port);
+	bool good;
+
+	if (fd == -1)
+		return false;
+	good = send_all(fd, what, len) == 0 && recv_all(fd, in, len) == 0 &&
+	       memcmp(in, what, len) == 0;
+	close(fd);
+	return good;
+}
+
+static void test_half_close(int port)
+{
+	size_t len = 200000;
+	unsigned char *out = malloc(len), *in = malloc(len + 1);
+	uint64_t seed = 42;
+	int fd = tcp_connect(port);
+	bool sent;
+
+	fill_random(out, len, &seed);
+	sent = fd != -1 && send_all(fd, out, len) == 0 && shutdown(fd, SHUT_WR) == 0;
+	ok(sent && recv_all(fd, in, len) == 0 && memcmp(in, out, len) == 0,
+	   "half-close: all 200000 bytes sent before FIN are echoed");
+	ok(sent && recv_wait(fd, in, 1, 5000) == 0, "half-close: then the server closes (EOF)");
+	close(fd);
+	free(out);
+	free(in);
+}
+
+static void test_reset(int port)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	size_t len = 1 << 20;
+	unsigned char *out = malloc(len);
+	uint64_t seed = 7;
+	int keep = tcp_connect(port);
+	int fd;
+
+	fill_random(out, len, &seed);
+	for (int i = 0; i < 20; i++) {
+		fd = tcp_connect(port);
+		if (fd == -1)
+			break;
+		send(fd, out, len / 4, MSG_NOSIGNAL);	/* mid-echo ... */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);				/* ... and RST */
+	}
+	free(out);
+	ok(keep != -1 && send_all(keep, "still", 5) == 0, "RST storm: another connection is untouched");
+	{
+		char in[5];
+		ok(recv_all(keep, in, 5) == 0 && memcmp(in, "still", 5) == 0,
+		   "RST storm: and it still gets its echo");
+	}
+	close(keep);
+}
+
+static void test_quit(struct srv *s)
+{
+	int a = tcp_connect(s->port);
+	char in[16];
+
+	ok(a != -1 && send_all(a, "quit\r\n", 6) == 0 && recv_all(a, in, 6) == 0 &&
+	   memcmp(in, "quit\r\n", 6) == 0, "\"quit\" is echoed like any other bytes");
+	ok(send_all(a, "more", 4) == 0 && recv_all(a, in, 4) == 0 && memcmp(in, "more", 4) == 0,
+	   "the connection that sent \"quit\" stays open");
+	ok(echo_ok(s->port, "others") && srv_alive(s), "other clients are still served");
+	close(a);
+}
+
+/*
+ * A client that sends and never reads: the server must stop reading from it
+ * at the high watermark instead of buffering without bound.
+ */
+static void test_never_reads(struct srv *s)
+{
+	const size_t cap = 256u << 20, chunk = 65536;
+	unsigned char *out = malloc(chunk), *in = malloc(chunk);
+	long rss0 = srv_rss_kb(s), rss1;
+	uint64_t seed = 99, vseed = 99, stuck_since = 0, deadline = now_ms() + 20000;
+	size_t sent = 0, got = 0, pos = 0;
+	int fd = tcp_connect(s->port);
+	bool verified = true;
+
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	fill_random(out, chunk, &seed);
+	/* Send until the connection has been stuck (EAGAIN) for a full second. */
+	while (sent < cap && now_ms() < deadline) {
+		ssize_t w = send(fd, out + (sent % chunk), chunk - (sent % chunk), MSG_NOSIGNAL);
+		if (w > 0) {
+			if ((sent + (size_t)w) % chunk == 0) {
+				fill_random(out, chunk, &seed);
+			}
+			sent += (size_t)w;
+			stuck_since = 0;
+		} else if (stuck_since == 0) {
+			stuck_since = now_ms();
+		} else if (now_ms() - stuck_since > 1000) {
+			break;
+		} else {
+			usleep(1000);
+		}
+	}
+	rss1 = srv_rss_kb(s);
+	diag("never-reading client: %zu bytes accepted before backpressure; server RSS %ld -> %ld kB",
+	     sent, rss0, rss1);
+	ok(sent < cap && stuck_since != 0, "a client that never reads is stopped by backpressure");
+	ok(rss1 - rss0 < 8 * 1024, "server memory stays bounded (+%ld kB)", rss1 - rss0);
+	ok(echo_ok(s->port, "meanwhile"), "other clients are served meanwhile");
+
+	/* Now read it all back: the server resumes and every byte is right. */
+	fill_random(out, chunk, &vseed);
+	deadline = now_ms() + 30000;
+	while (got < sent && now_ms() < deadline) {
+		ssize_t n = recv_wait(fd, in, chunk, 1000);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			if (in[i] != out[pos])
+				verified = false;
+			if (++pos == chunk) {
+				fill_random(out, chunk, &vseed);
+				pos = 0;
+			}
+		}
+		got += (size_t)n;
+	}
+	ok(got == sent && verified, "once it reads, all %zu bytes come back intact (%zu)", sent, got);
+	close(fd);
+	free(out);
+	free(in);
+}
+
+/* Idle connections that echoed once: what each costs the server. */
+static void test_idle_memory(struct srv *s)
+{
+	enum { N = 4000 };
+	static int fds[N];
+	long rss0, rss1;
+	unsigned opened = 0, echoed = 0;
+	char c;
+
+	usleep(200000);
+	rss0 = srv_rss_kb(s);
+	for (unsigned i = 0; i < N; i++) {
+		fds[i] = tcp_connect(s->port);
+		if (fds[i] == -1)
+			break;
+		opened++;
+		if (send_all(fds[i], "x", 1) == 0 && recv_all(fds[i], &c, 1) == 0)
+			echoed++;
+	}
+	usleep(200000);
+	rss1 = srv_rss_kb(s);
+	diag("%u idle connections: server RSS %ld -> %ld kB, %.0f bytes each",
+	     opened, rss0, rss1, (rss1 - rss0) * 1024.0 / (opened ? opened : 1));
+	ok(opened == N && echoed == N, "%u connections opened and echoed once", echoed);
+	/* The target (512 B) is checked by the benchmark; this catches a regression
+	 * to per-connection buffers (a bufferevent design costs 1-2 KiB). */
+	ok((rss1 - rss0) * 1024 < (long)N * 1024, "idle connections cost < 1 KiB each");
+	for (unsigned i = 0; i < opened; i++)
+		close(fds[i]);
+}
+
+/* Stats show every worker took connections. */
+static void test_spread(struct srv *s, unsigned workers)
+{
+	char needle[32];
+	bool all = true;
+
+	kill(s->pid, SIGUSR1);
+	usleep(300000);
+	for (unsigned i = 0; i < workers; i++) {
+		snprintf(needle, sizeof(needle), "w%u: live", i);
+		all = all && srv_stderr_has(s, needle);
+	}
+	ok(all && !srv_stderr_has(s, "accepted 0 "),
+	   "SIGUSR1 reports each of the %u workers, and every one took connections", workers);
+}
+
+/* ---- shutdown under load ---------------------------------------------- */
+
+struct loader {
+	int port;
+	atomic_bool stop;
+	unsigned conns;
+};
+
+static void *load_main(void *arg)
+{
+	struct loader *l = arg;
+	struct mresult r;
+
+	while (!atomic_load(&l->stop))
+		many(l->port, l->conns, 65536, 1234, 2, &r);
+	return NULL;
+}
+
+static void test_sigterm_under_load(void)
+{
+	struct srv s;
+	struct loader l = { .conns = 300 };
+	pthread_t t;
+	const char *args[] = { "-t", "4", NULL };
+
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	l.port = s.port;
+	pthread_create(&t, NULL, load_main, &l);
+	usleep(500000);
+	ok(srv_stop(&s, SIGTERM, 15000) == 0, "SIGTERM under load: exits 0, promptly");
+	atomic_store(&l.stop, true);
+	pthread_join(t, NULL);
+	unlink(s.err_path);
+}
+
+/* ---- idle timeout ---------------------------------------------------- */
+
+static void test_idle_timeout(void)
+{
+	struct srv s;
+	const char *args[] = { "-t", "2", "--idle-timeout", "1", NULL };
+	int idle, busy;
+	char c;
+	bool busy_ok = true;
+	ssize_t r;
+
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	idle = tcp_connect(s.port);
+	busy = tcp_connect(s.port);
+	for (int i = 0; i < 8; i++) {		/* 2.4 s of activity every 300 ms */
+		busy_ok = busy_ok && send_all(busy, "b", 1) == 0 && recv_all(busy, &c, 1) == 0;
+		usleep(300000);
+	}
+	r = recv_wait(idle, &c, 1, 100);
+	ok(r == 0, "--idle-timeout 1: an idle connection is closed (recv %zd)", r);
+	ok(busy_ok && send_all(busy, "b", 1) == 0 && recv_all(busy, &c, 1) == 0,
+	   "--idle-timeout 1: an active connection stays open");
+	close(idle);
+	close(busy);
+	ok(srv_stop(&s, SIGTERM, 5000) == 0, "idle-timeout server exits 0");
+	unlink(s.err_path);
+}
+
+/* ---- connection limit ------------------------------------------------ */
+
+static void test_max_conns(void)
+{
+	struct srv s;
+	const char *args[] = { "-t", "2", "--max-conns", "2", NULL };
+	int a, b, c, d;
+	char x;
+
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	a = tcp_connect(s.port);
+	b = tcp_connect(s.port);
+	ok(send_all(a, "a", 1) == 0 && recv_all(a, &x, 1) == 0 &&
+	   send_all(b, "b", 1) == 0 && recv_all(b, &x, 1) == 0, "max-conns 2: two clients served");
+	c = tcp_connect(s.port);	/* completes in the kernel backlog */
+	send_all(c, "c", 1);
+	ok(recv_wait(c, &x, 1, 700) == -2, "max-conns 2: a third waits");
+	ok(send_all(a, "A", 1) == 0 && recv_all(a, &x, 1) == 0 && x == 'A',
+	   "max-conns 2: existing connections keep working at the limit");
+	close(a);
+	ok(recv_wait(c, &x, 1, 3000) == 1 && x == 'c', "max-conns 2: a freed slot serves the third");
+	d = tcp_connect(s.port);
+	send_all(d, "d", 1);
+	ok(recv_wait(d, &x, 1, 700) == -2, "max-conns 2: full again, a fourth waits");
+	close(b);
+	ok(recv_wait(d, &x, 1, 3000) == 1 && x == 'd', "max-conns 2: and is served when a slot frees");
+	close(c);
+	close(d);
+	ok(srv_stop(&s, SIGTERM, 5000) == 0, "max-conns server exits 0");
+	unlink(s.err_path);
+}
+
+int main(void)
+{
+	struct srv s;
+	struct mresult r;
+	const char *args[] = { "-t", "4", NULL };
+
+	signal(SIGPIPE, SIG_IGN);
+	tap_plan(31);
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	diag("echoserver pid %d on 127.0.0.1:%d", (int)s.pid, s.port);
+
+	ok(echo_ok(s.port, "hello, world\n"), "a line is echoed");
+	test_idle_memory(&s);
+
+	many(s.port, 2000, 32768, 1, 60, &r);
+	ok(r.done == 2000 && r.mismatched == 0 && r.failed == 0,
+	   "2000 concurrent connections, random payloads: %u verified, %u mismatched, %u failed",
+	   r.done, r.mismatched, r.failed);
+	many(s.port, 1, 16u << 20, (16u << 20) - 1, 60, &r);
+	ok(r.done == 1 && r.mismatched == 0, "one connection, 16 MiB full duplex, verified");
+	test_spread(&s, 4);
+	test_half_close(s.port);
+	test_reset(s.port);
+	test_quit(&s);
+	test_never_reads(&s);
+	ok(srv_alive(&s), "the server survived all of it");
+	ok(srv_stop(&s, SIGTERM, 10000) == 0, "SIGTERM: exits 0");
+	ok(!srv_stderr_has(&s, "warning") && !srv_stderr_has(&s, "error"),
+	   "no warnings or errors logged");
+	if (getenv("KEEP_LOGS") == NULL)
+		unlink(s.err_path);
+	else
+		diag("server log kept in %s", s.err_path);
+
+	test_sigterm_under_load();
+	test_idle_timeout();
+	test_max_conns();
+	return tap_done();
+}
