@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -432,6 +433,74 @@ static void test_max_conns(void)
 	unlink(s.err_path);
 }
 
+/* ---- out of file descriptors ---------------------------------------- */
+
+static double cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) != NULL && (p = strrchr(buf, ')')) != NULL)
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void test_fd_exhaustion(void)
+{
+	enum { N = 80 };
+	struct srv s;
+	const char *args[] = { "-t", "2", NULL };
+	struct rlimit rl = { 48, 48 };
+	int fds[N], served = 0, waiting = 0, late = 0;
+	bool was_served[N];
+	double cpu0, cpu1;
+	char x;
+
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	ok(prlimit(s.pid, RLIMIT_NOFILE, &rl, NULL) == 0, "server's descriptor limit lowered to 48");
+	for (int i = 0; i < N; i++) {
+		fds[i] = tcp_connect(s.port);	/* the kernel completes them all */
+		send_all(fds[i], "e", 1);
+	}
+	for (int i = 0; i < N; i++) {
+		ssize_t r = recv_wait(fds[i], &x, 1, i < 30 ? 2000 : 50);
+		was_served[i] = r == 1;
+		if (r == 1)
+			served++;
+		else
+			waiting++;
+	}
+	cpu0 = cpu_seconds(s.pid);
+	usleep(1500000);
+	cpu1 = cpu_seconds(s.pid);
+	diag("out of descriptors: %d served, %d waiting; %.2f s CPU in 1.5 s", served, waiting,
+	     cpu1 - cpu0);
+	ok(served > 0 && waiting > 0, "some connections are served, the rest wait");
+	ok(cpu1 - cpu0 < 0.15, "it does not spin while out of descriptors (%.2f s CPU)", cpu1 - cpu0);
+	ok(srv_stderr_has(&s, "pausing new connections"), "the pause is logged");
+	/* Free every served connection: the waiting ones must now be served. */
+	for (int i = 0; i < N; i++)
+		if (was_served[i])
+			close(fds[i]);
+	for (int i = 0; i < N; i++) {
+		if (was_served[i])
+			continue;
+		if (recv_wait(fds[i], &x, 1, 4000) == 1)
+			late++;
+		close(fds[i]);
+	}
+	ok(late == waiting, "once descriptors free up, the waiting ones are served (%d of %d)",
+	   late, waiting);
+	ok(srv_stop(&s, SIGTERM, 5000) == 0, "and it still exits 0");
+	unlink(s.err_path);
+}
+
 int main(void)
 {
 	struct srv s;
@@ -439,7 +508,7 @@ int main(void)
 	const char *args[] = { "-t", "4", NULL };
 
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(31);
+	tap_plan(37);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start echoserver");
 	diag("echoserver pid %d on 127.0.0.1:%d", (int)s.pid, s.port);
@@ -470,5 +539,6 @@ int main(void)
 	test_sigterm_under_load();
 	test_idle_timeout();
 	test_max_conns();
+	test_fd_exhaustion();
 	return tap_done();
 }
