@@ -44,7 +44,8 @@ static void usage(FILE *out)
 "      --high-watermark BYTES  stop reading from a client with this much\n"
 "                           unsent echo (default 262144)\n"
 "      --low-watermark BYTES   resume reading below this (default 65536)\n"
-"      --dispatch NAME      acceptor-to-worker handoff: wfcq (default)\n"
+"      --dispatch NAME      acceptor-to-worker handoff: wfcq (default),\n"
+"                           mutex-eventfd or mutex-pipe (doc/HANDOFF.md)\n"
 "      --balance rr|least   worker choice: round-robin (default) or fewest\n"
 "                           live connections\n"
 "  -v, --verbose            more log output (repeat for debug)\n"
@@ -204,12 +205,15 @@ int main(int argc, char **argv)
 			echo.low_watermark = parse_num("--low-watermark", optarg, 0, 1ul << 30);
 			break;
 		case OPT_DISPATCH: {
-			const char *const *n;
-			for (n = server_dispatch_names; *n != NULL && strcmp(*n, optarg) != 0; n++)
-				;
-			if (*n == NULL)
-				die_usage("unknown --dispatch '%s' (known: wfcq)", optarg);
-			cfg.dispatch = *n;
+			const char *name;
+			unsigned i;
+			for (i = 0; (name = server_dispatch_name(i)) != NULL; i++)
+				if (strcmp(name, optarg) == 0)
+					break;
+			if (name == NULL)
+				die_usage("unknown --dispatch '%s' (wfcq, mutex-eventfd or mutex-pipe)",
+					  optarg);
+			cfg.dispatch = name;
 			break;
 		}
 		case OPT_BALANCE:

@@ -19,6 +19,8 @@
 
 #include "harness.h"
 
+const char *harness_extra_args[8];
+
 static const char *server_path(void)
 {
 	const char *p = getenv("ECHOSERVER");
@@ -53,6 +55,8 @@ static pid_t spawn(const char *const *args, bool raw, int out_fd, int err_fd)
 		argv[n++] = "127.0.0.1";
 		argv[n++] = "-p";
 		argv[n++] = "0";
+		for (int i = 0; harness_extra_args[i] != NULL; i++)
+			argv[n++] = harness_extra_args[i];
 	}
 	for (; args != NULL && *args != NULL && n < 94; args++)
 		argv[n++] = *args;
@@ -161,18 +165,26 @@ long srv_rss_kb(const struct srv *s)
 	return kb;
 }
 
-bool srv_stderr_has(const struct srv *s, const char *needle)
+int srv_stderr_count(const struct srv *s, const char *needle)
 {
-	char buf[65536];
+	static char buf[1 << 20];
 	size_t n;
+	int count = 0;
 	FILE *f = fopen(s->err_path, "r");
 
 	if (f == NULL)
-		return false;
+		return 0;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	return strstr(buf, needle) != NULL;
+	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+		count++;
+	return count;
+}
+
+bool srv_stderr_has(const struct srv *s, const char *needle)
+{
+	return srv_stderr_count(s, needle) > 0;
 }
 
 int run_capture(const char *const *args, char *buf, size_t len, int timeout_ms)

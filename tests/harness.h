@@ -18,6 +18,9 @@ struct srv {
 	char banner[1024];	/* its stdout up to the first "listening on" line */
 };
 
+/* Appended to every non-raw srv_start() (e.g. "--dispatch", "mutex-pipe"). */
+extern const char *harness_extra_args[8];
+
 /* Starts $ECHOSERVER with the given arguments (NULL-terminated) plus
  * "-l 127.0.0.1 -p 0" unless `raw`. Returns 0 once it listens. */
 int srv_start(struct srv *s, bool raw, const char *const *args);
@@ -26,8 +29,9 @@ int srv_start(struct srv *s, bool raw, const char *const *args);
 int srv_stop(struct srv *s, int sig, int timeout_ms);
 bool srv_alive(struct srv *s);
 long srv_rss_kb(const struct srv *s);
-/* Whether the server's stderr so far contains `needle`. */
+/* Whether the server's stderr so far contains `needle`; how many times. */
 bool srv_stderr_has(const struct srv *s, const char *needle);
+int srv_stderr_count(const struct srv *s, const char *needle);
 
 /* Runs $ECHOSERVER with args, collects stdout+stderr into buf, returns the
  * exit status (-1 on timeout or signal). */

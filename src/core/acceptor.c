@@ -360,13 +360,13 @@ static void log_stats(struct server *s)
 		inbox_get_stats(w->inbox, &ist);
 		log_report("%s: live %u accepted %llu bytes_in %llu bytes_out %llu "
 			"wakeups_sent %llu wakeups_saved %llu largest_batch %llu "
-			"batches %llu wouldblock %llu",
+			"rounds %llu wouldblock %llu",
 			w->tag, atomic_load_explicit(&w->live, memory_order_relaxed),
 			(unsigned long long)atomic_load_explicit(&w->stats.accepted, memory_order_relaxed),
 			(unsigned long long)atomic_load_explicit(&w->stats.bytes_in, memory_order_relaxed),
 			(unsigned long long)atomic_load_explicit(&w->stats.bytes_out, memory_order_relaxed),
 			(unsigned long long)ist.wakeups, (unsigned long long)ist.elided,
-			(unsigned long long)ist.largest_batch, (unsigned long long)ist.batches,
+			(unsigned long long)ist.largest_batch, (unsigned long long)ist.rounds,
 			(unsigned long long)ist.wouldblock);
 	}
 }
@@ -395,7 +395,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
 int acceptor_start(struct server *s)
 {
-	int rc = wakeup_init(&s->wake);
+	int rc = wakeup_init(&s->wake, WAKEUP_EVENTFD);
 
 	if (rc < 0)
 		return rc;

@@ -91,6 +91,7 @@ enum acceptor_wake {
 struct server {
 	struct server_config cfg;
 	struct conn_handler handler;
+	enum inbox_variant variant;	/* from cfg.dispatch */
 
 	/* Acceptor (main thread) state. */
 	struct event_base *base;

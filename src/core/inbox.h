@@ -1,37 +1,41 @@
 /*
  * inbox.h - a worker's mailbox: many threads post messages, one event loop
- * receives them.
+ * receives them. The one interface behind which the handoff variants sit;
+ * the server, the tests and handoff-bench all use it.
  *
  * A message is a struct inbox_msg embedded in a larger object owned by the
  * poster (a new connection, a stop request, ...). Posting gives it to the
  * inbox; the inbox gives it to the handler, on the consumer's thread, in
  * posting order per producer. What `kind` means is the owner's business.
  *
- * Implementation (inbox.c): a liburcu wait-free concurrent queue (cds_wfcq)
- * plus a wake-up fd (eventfd, or a pipe) registered in the consumer's
- * event_base. A producer signals the fd only when its enqueue found the queue
- * empty; everything posted before the consumer runs rides along in the same
- * wake-up. The consumer takes the whole queue at once and never blocks.
+ * Variants (doc/HANDOFF.md compares them):
+ *   wfcq           liburcu wait-free queue; the wake-up fd is written only by
+ *                  the post that found the queue empty; the consumer takes
+ *                  the whole queue in one splice (inbox_wfcq.c)
+ *   mutex-eventfd  mutex-protected list, one eventfd write per message; the
+ *                  consumer pops at most as many as it read (memcached 1.6)
+ *   mutex-pipe     the same with one byte per message on a pipe (classic
+ *                  memcached, and this project's starting design)
  *
  * Synchronization table. "-": may run concurrently with no further care;
  * "X": must not run concurrently (the caller ensures it).
  *
- *                         [1] [2] [3] [4]
- *   [1] inbox_post         -   -   -   X
- *   [2] (handler runs)     -   X   X   X
- *   [3] inbox_get_stats    -   -   -   X
- *   [4] inbox_new/free     X   X   X   X
+ *                          [1] [2] [3] [4]
+ *   [1] inbox_post          -   -   -   X
+ *   [2] (handler runs)      -   X   -   X
+ *   [3] inbox_get_stats     -   -   -   X
+ *   [4] inbox_new/free      X   X   X   X
  *
  * Which thread may call what:
- *   inbox_new         the consumer thread, or before the consumer thread
- *                     starts (its event_base must not be running elsewhere)
- *   inbox_post        any thread, any number of them at once
- *   the handler       only ever runs on the thread running the event_base
- *                     (the single consumer: liburcu's splice and dequeue need
- *                     mutual exclusion, and we get it by having one thread
- *                     do all of them, without a lock)
- *   inbox_free        the consumer thread, once no producer can post again
- *   inbox_get_stats   any thread (approximate while traffic flows)
+ *   inbox_new        before the consumer thread starts running `base`, or on
+ *                    that thread
+ *   inbox_post       any thread, any number of them at once
+ *   the handler      runs only on the thread running `base`: the single
+ *                    consumer. liburcu's splice and dequeue need mutual
+ *                    exclusion; we get it by doing all of them on one thread.
+ *   inbox_free       the consumer thread (or any, once it has stopped), once
+ *                    no producer can post again
+ *   inbox_get_stats  any thread; values are approximate while traffic flows
  */
 #ifndef ECHOSERVER_INBOX_H
 #define ECHOSERVER_INBOX_H
@@ -43,49 +47,62 @@
 struct event_base;
 struct inbox;
 
-struct inbox_msg {
-	struct cds_wfcq_node node;	/* owned by the inbox from post to handler */
-	int kind;			/* meaning is the poster's and handler's */
+enum inbox_variant {
+	INBOX_WFCQ = 0,
+	INBOX_MUTEX_EVENTFD,
+	INBOX_MUTEX_PIPE,
+	INBOX_N_VARIANTS
 };
 
-/*
- * Called on the consumer thread for each message, in posting order per
- * producer. It owns the message from then on (it may free it).
- */
+/* "wfcq", "mutex-eventfd", "mutex-pipe". */
+const char *inbox_variant_name(enum inbox_variant v);
+/* Returns the variant, or -1 for an unknown name. */
+int inbox_variant_from_name(const char *name);
+
+struct inbox_msg {
+	/* The link; owned by the inbox from post to handler. Every variant
+	 * links messages through it (wfcq as its node, the mutex variants
+	 * through node.next). */
+	struct cds_wfcq_node node;
+	int kind;		/* meaning is the poster's and handler's */
+};
+
+/* Called on the consumer thread for each message; it owns the message then. */
 typedef void (*inbox_handler_fn)(struct inbox_msg *msg, void *arg);
 
+/*
+ * Statistics, all counted by the consumer (so posting pays for none of them).
+ * `elided` is handled - wakeups: exact once traffic stops.
+ */
 struct inbox_stats {
-	uint64_t posted;	/* messages posted */
-	uint64_t wakeups;	/* wake-up fd writes (posts that found the queue empty) */
-	uint64_t elided;	/* posts that rode along on a pending wake-up */
-	uint64_t batches;	/* handler rounds (wake-ups plus re-arms) */
+	uint64_t handled;	/* messages given to the handler */
+	uint64_t wakeups;	/* wake-up fd writes (eventfd adds or pipe bytes) */
+	uint64_t elided;	/* messages that rode along on another's wake-up */
+	uint64_t rounds;	/* handler rounds (wake-ups plus re-arms) */
 	uint64_t largest_batch;	/* most messages handled in one round */
 	uint64_t wouldblock;	/* rounds cut short by a producer caught mid-enqueue */
 };
 
 /*
- * Creates an inbox whose messages are handled on the thread that runs `base`,
- * at most `budget` per round (the loop re-arms itself for the rest, so one
- * busy inbox cannot starve the connections on the same loop).
+ * Creates an inbox whose messages are handled on the thread that runs
+ * `base`, at most `budget` per round: the loop re-arms itself for the rest,
+ * so one busy inbox cannot starve the connections on the same loop.
  * Returns 0 and sets *out, or a negative errno.
  */
-int inbox_new(struct inbox **out, struct event_base *base,
+int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget);
 
 /*
- * Posts msg. Wait-free apart from the wake-up system call, which only the
- * first post into an empty queue makes. Implies a full memory barrier before
- * the message becomes visible: everything the poster wrote into the message
- * object is visible to the handler.
- * Returns 0; or a negative errno when the wake-up could not be sent: the
- * message is queued all the same (a queued message cannot be taken back) and
- * the next post retries the wake-up.
+ * Posts msg. Everything the poster wrote into the message object before the
+ * call is visible to the handler. Returns 0; or a negative errno when the
+ * wake-up could not be sent: the message is queued all the same (a queued
+ * message cannot be taken back) and the next post retries the wake-up.
  */
 int inbox_post(struct inbox *ib, struct inbox_msg *msg);
 
 /*
  * Frees the inbox. Messages still queued are passed to `dispose` (if not NULL)
- * so that their owner can release them: nothing is leaked.
+ * so their owner can release them: nothing is leaked.
  */
 void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg);
 

@@ -14,7 +14,10 @@
 #include "core.h"
 #include "log.h"
 
-const char *const server_dispatch_names[] = { "wfcq", NULL };
+const char *server_dispatch_name(unsigned i)
+{
+	return i < INBOX_N_VARIANTS ? inbox_variant_name((enum inbox_variant)i) : NULL;
+}
 
 void server_config_defaults(struct server_config *cfg)
 {
@@ -31,14 +34,6 @@ void server_config_defaults(struct server_config *cfg)
 	};
 }
 
-static bool dispatch_known(const char *name)
-{
-	for (const char *const *n = server_dispatch_names; *n != NULL; n++)
-		if (strcmp(*n, name) == 0)
-			return true;
-	return false;
-}
-
 int server_new(struct server **out, const struct server_config *cfg,
 	       const struct conn_handler *handler, char *why, size_t why_len)
 {
@@ -50,7 +45,7 @@ int server_new(struct server **out, const struct server_config *cfg,
 		snprintf(why, why_len, "invalid configuration");
 		return -EINVAL;
 	}
-	if (!dispatch_known(cfg->dispatch)) {
+	if (inbox_variant_from_name(cfg->dispatch) < 0) {
 		snprintf(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
 		return -EINVAL;
 	}
@@ -58,6 +53,7 @@ int server_new(struct server **out, const struct server_config *cfg,
 	if (s == NULL)
 		return -ENOMEM;
 	s->cfg = *cfg;
+	s->variant = (enum inbox_variant)inbox_variant_from_name(cfg->dispatch);
 	s->handler = *handler;
 	s->wake.read_fd = s->wake.write_fd = -1;
 	s->cfg.listen = NULL;	/* only needed while opening the listeners */

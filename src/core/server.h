@@ -40,14 +40,14 @@ struct server_config {
 	unsigned shutdown_grace_ms;	/* how long "stop" waits for pending output */
 	unsigned inbox_budget;		/* messages handled per worker loop turn */
 	enum server_balance balance;
-	const char *dispatch;		/* handoff variant: "wfcq" */
+	const char *dispatch;		/* handoff variant, see server_dispatch_name() */
 };
 
 /* Fills in the defaults documented in echoserver(1). */
 void server_config_defaults(struct server_config *cfg);
 
-/* The handoff variants server_new() accepts, NULL-terminated. */
-extern const char *const server_dispatch_names[];
+/* The handoff variants server_new() accepts: i = 0, 1, ... until NULL. */
+const char *server_dispatch_name(unsigned i);
 
 struct conn_handler {
 	size_t data_size;	/* bytes of protocol state per connection */

@@ -1,10 +1,11 @@
 /*
- * wakeup.c - eventfd with a pipe fallback. See wakeup.h for the contract.
+ * wakeup.c - eventfd or pipe. See wakeup.h for the contract.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <unistd.h>
 #ifdef USE_EVENTFD
@@ -13,41 +14,47 @@
 
 #include "wakeup.h"
 
-#ifndef USE_EVENTFD
-static int set_flags(int fd)
+static int pipe_init(struct wakeup *wk)
 {
-	int fl = fcntl(fd, F_GETFL);
+	int fds[2];
 
-	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+#ifdef HAVE_PIPE2
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
 		return -errno;
-	return 0;
-}
-#endif
-
-int wakeup_init(struct wakeup *wk)
-{
-#ifdef USE_EVENTFD
-	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-	if (fd == -1)
-		return -errno;
-	wk->read_fd = wk->write_fd = fd;
-	return 0;
 #else
-	int fds[2], rc;
-
 	if (pipe(fds) == -1)
 		return -errno;
-	if ((rc = set_flags(fds[0])) < 0 || (rc = set_flags(fds[1])) < 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return rc;
+	for (int i = 0; i < 2; i++) {
+		int fl = fcntl(fds[i], F_GETFL);
+		if (fl == -1 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) == -1 ||
+		    fcntl(fds[i], F_SETFD, FD_CLOEXEC) == -1) {
+			int err = errno;
+			close(fds[0]);
+			close(fds[1]);
+			return -err;
+		}
 	}
+#endif
 	wk->read_fd = fds[0];
 	wk->write_fd = fds[1];
+	wk->is_eventfd = false;
 	return 0;
+}
+
+int wakeup_init(struct wakeup *wk, enum wakeup_kind kind)
+{
+#ifdef USE_EVENTFD
+	if (kind == WAKEUP_EVENTFD) {
+		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+		if (fd == -1)
+			return -errno;
+		wk->read_fd = wk->write_fd = fd;
+		wk->is_eventfd = true;
+		return 0;
+	}
 #endif
+	return pipe_init(wk);
 }
 
 void wakeup_close(struct wakeup *wk)
@@ -61,17 +68,12 @@ void wakeup_close(struct wakeup *wk)
 
 int wakeup_signal(struct wakeup *wk)
 {
-#ifdef USE_EVENTFD
-	uint64_t one = 1;
-	const void *buf = &one;
-	size_t len = sizeof(one);
-#else
-	const char one = 1;
-	const void *buf = &one;
-	size_t len = 1;
-#endif
+	/* An eventfd adds an 8-byte count; a pipe takes one byte, any value. */
+	static const uint64_t one = 1;
+	size_t len = wk->is_eventfd ? sizeof(one) : 1;
+
 	for (;;) {
-		if (write(wk->write_fd, buf, len) != -1)
+		if (write(wk->write_fd, &one, len) != -1)
 			return 0;
 		if (errno == EINTR)
 			continue;
@@ -82,24 +84,43 @@ int wakeup_signal(struct wakeup *wk)
 	}
 }
 
-unsigned long wakeup_drain(struct wakeup *wk)
+int wakeup_signal_counted(struct wakeup *wk)
 {
-#ifdef USE_EVENTFD
-	uint64_t count;
-
-	/* One read returns the whole counter and resets it to zero. */
-	while (read(wk->read_fd, &count, sizeof(count)) == -1) {
-		if (errno != EINTR)
-			return 0;	/* EAGAIN: nothing was pending */
-	}
-	return (unsigned long)count;
-#else
-	char buf[256];
-	unsigned long total = 0;
-	ssize_t n;
+	static const uint64_t one = 1;
+	size_t len = wk->is_eventfd ? sizeof(one) : 1;
 
 	for (;;) {
-		n = read(wk->read_fd, buf, sizeof(buf));
+		struct pollfd p = { .fd = wk->write_fd, .events = POLLOUT };
+
+		if (write(wk->write_fd, &one, len) != -1)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		/* Full: wait until the reader makes room, then count this one. */
+		if (poll(&p, 1, -1) == -1 && errno != EINTR)
+			return -errno;
+	}
+}
+
+unsigned long wakeup_drain(struct wakeup *wk)
+{
+	unsigned long total = 0;
+
+	if (wk->is_eventfd) {
+		uint64_t count;
+
+		/* One read returns the whole counter and resets it to zero. */
+		while (read(wk->read_fd, &count, sizeof(count)) == -1)
+			if (errno != EINTR)
+				return 0;	/* EAGAIN: nothing was pending */
+		return (unsigned long)count;
+	}
+	for (;;) {
+		char buf[512];
+		ssize_t n = read(wk->read_fd, buf, sizeof(buf));
+
 		if (n > 0) {
 			total += (unsigned long)n;
 			continue;
@@ -108,5 +129,4 @@ unsigned long wakeup_drain(struct wakeup *wk)
 			continue;
 		return total;	/* EAGAIN: the pipe is empty */
 	}
-#endif
 }

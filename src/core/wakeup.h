@@ -1,6 +1,6 @@
 /*
- * wakeup.h - a counter one thread can signal and another can poll: an eventfd,
- * or a pipe where eventfd does not exist (configure decides, USE_EVENTFD).
+ * wakeup.h - a counter one thread can signal and another can poll: an
+ * eventfd, or a pipe (where eventfd does not exist, or when asked for).
  *
  * The reading side (wakeup_fd()) is what an event loop registers for EV_READ.
  * It is readable exactly while at least one wakeup_signal() has happened
@@ -8,24 +8,32 @@
  *
  * Who may call what:
  *   wakeup_init, wakeup_close   the owner, while no other thread uses it
- *   wakeup_signal               any thread, concurrently
+ *   wakeup_signal               any thread, concurrently; async-signal-safe
  *   wakeup_drain                the single reader
  *
  * Ordering: signal and drain are system calls on one kernel object; a signal
  * that returns before a drain starts is seen by that drain, and a signal that
  * starts after a drain has returned leaves the fd readable again. The lost
- * wake-up argument in inbox.c relies on exactly this and on nothing more.
+ * wake-up argument in inbox_wfcq.c relies on exactly this and nothing more.
  */
 #ifndef ECHOSERVER_WAKEUP_H
 #define ECHOSERVER_WAKEUP_H
 
+#include <stdbool.h>
+
+enum wakeup_kind {
+	WAKEUP_EVENTFD,		/* an eventfd where the system has one, else a pipe */
+	WAKEUP_PIPE,		/* always a pipe: one byte per signal */
+};
+
 struct wakeup {
-	int read_fd;	/* eventfd, or the read end of the pipe */
-	int write_fd;	/* same eventfd, or the write end of the pipe */
+	int read_fd;		/* eventfd, or the read end of the pipe */
+	int write_fd;		/* same eventfd, or the write end of the pipe */
+	bool is_eventfd;
 };
 
 /* Returns 0 or a negative errno. Both fds are non-blocking and close-on-exec. */
-int wakeup_init(struct wakeup *wk);
+int wakeup_init(struct wakeup *wk, enum wakeup_kind kind);
 void wakeup_close(struct wakeup *wk);
 
 static inline int wakeup_fd(const struct wakeup *wk)
@@ -36,11 +44,21 @@ static inline int wakeup_fd(const struct wakeup *wk)
 /*
  * Makes the fd readable. Returns 0, or a negative errno on a failure that
  * means the reader will not be woken (never -EAGAIN: a full eventfd counter or
- * pipe is already readable, so that signal is not needed).
+ * pipe is readable already, so that signal is not needed).
  */
 int wakeup_signal(struct wakeup *wk);
 
-/* Consumes every pending signal; returns how many were seen (pipe: bytes). */
+/*
+ * Like wakeup_signal(), but the signal is counted even when the pipe is full:
+ * it waits for room (as a blocking pipe write would). For readers that pop
+ * one message per signal, where a signal dropped on EAGAIN would strand one.
+ */
+int wakeup_signal_counted(struct wakeup *wk);
+
+/*
+ * Consumes every pending signal; returns how many there were (an eventfd's
+ * counter is the number of signals; a pipe holds one byte per signal).
+ */
 unsigned long wakeup_drain(struct wakeup *wk);
 
 #endif

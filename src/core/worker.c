@@ -189,7 +189,8 @@ int worker_init(struct worker *w, struct server *s, unsigned id)
 	if (w->base == NULL)
 		return -ENOMEM;
 
-	rc = inbox_new(&w->inbox, w->base, worker_on_msg, w, s->cfg.inbox_budget);
+	rc = inbox_new(&w->inbox, s->variant, w->base, worker_on_msg, w,
+		       s->cfg.inbox_budget);
 	if (rc < 0)
 		return rc;
 	if (s->cfg.idle_timeout_s > 0) {
