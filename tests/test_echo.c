@@ -333,6 +333,9 @@ static void test_spread(struct srv *s, unsigned workers, const char *variant)
 	}
 	ok(all && !srv_stderr_has(s, "accepted 0 "),
 	   "SIGUSR1 reports each of the %u workers, and every one took connections", workers);
+	ok(srv_stderr_count(s, "handoff_us p50 ") == (int)workers &&
+	   !srv_stderr_has(s, "handoff_us p50 0.0 "),
+	   "and each worker's accept-to-worker latency percentiles");
 	/* Thousands of connections in bursts: wfcq elides wake-ups, the mutex
 	 * variants signal once per connection and never do. */
 	if (strcmp(variant, "wfcq") == 0)
@@ -537,7 +540,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	harness_extra_args[0] = "--dispatch";
 	harness_extra_args[1] = variant;
-	tap_plan(38);
+	tap_plan(39);
 	diag("dispatch variant: %s", variant);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start echoserver");

@@ -277,6 +277,7 @@ static void hand_off(struct server *s, int fd)
 	}
 	c->msg.kind = MSG_NEW_CONN;
 	c->fd = fd;
+	c->accepted_ns = clock_now_ns();
 	c->worker = w;
 	atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->live, 1, memory_order_relaxed);
@@ -355,19 +356,25 @@ static void log_stats(struct server *s)
 {
 	for (unsigned i = 0; i < s->n_workers; i++) {
 		struct worker *w = &s->workers[i];
+		const struct histogram *h = &w->handoff_ns;
+		uint64_t accepted = atomic_load_explicit(&w->stats.accepted, memory_order_relaxed);
 		struct inbox_stats ist;
 
 		inbox_get_stats(w->inbox, &ist);
 		log_report("%s: live %u accepted %llu bytes_in %llu bytes_out %llu "
 			"wakeups_sent %llu wakeups_saved %llu largest_batch %llu "
-			"rounds %llu wouldblock %llu",
+			"rounds %llu wouldblock %llu; "
+			"handoff_us p50 %.1f p90 %.1f p99 %.1f max %.1f, wakeups/conn %.3f",
 			w->tag, atomic_load_explicit(&w->live, memory_order_relaxed),
-			(unsigned long long)atomic_load_explicit(&w->stats.accepted, memory_order_relaxed),
+			(unsigned long long)accepted,
 			(unsigned long long)atomic_load_explicit(&w->stats.bytes_in, memory_order_relaxed),
 			(unsigned long long)atomic_load_explicit(&w->stats.bytes_out, memory_order_relaxed),
 			(unsigned long long)ist.wakeups, (unsigned long long)ist.elided,
 			(unsigned long long)ist.largest_batch, (unsigned long long)ist.rounds,
-			(unsigned long long)ist.wouldblock);
+			(unsigned long long)ist.wouldblock,
+			hist_quantile(h, 0.50) / 1e3, hist_quantile(h, 0.90) / 1e3,
+			hist_quantile(h, 0.99) / 1e3, hist_max(h) / 1e3,
+			accepted ? (double)ist.wakeups / (double)accepted : 0.0);
 	}
 }
 

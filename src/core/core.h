@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/queue.h>
 
+#include "histogram.h"
 #include "inbox.h"
 #include "server.h"
 #include "wakeup.h"
@@ -31,6 +32,7 @@ struct conn {
 	struct inbox_msg msg;		/* MSG_NEW_CONN; first, for the handoff */
 	int fd;
 	struct worker *worker;
+	uint64_t accepted_ns;		/* acceptor's clock at accept: handoff latency */
 	TAILQ_ENTRY(conn) link;		/* in worker->conns; worker thread only */
 	_Alignas(max_align_t) unsigned char data[];	/* the protocol's, data_size bytes */
 };
@@ -73,6 +75,9 @@ struct worker {
 	 */
 	atomic_uint live;
 	struct worker_stats stats;
+	/* Accept-to-worker latency of each connection, recorded by the worker
+	 * when it takes the connection; read by the acceptor for SIGUSR1. */
+	struct histogram handoff_ns;
 };
 
 struct listener {

@@ -32,7 +32,7 @@ void log_set_thread_tag(const char *tag)
 
 static void log_line(const char *level_name, const char *fmt, va_list ap)
 {
-	char line[512];
+	char line[1024];
 	int n;
 
 	n = snprintf(line, sizeof(line), "echoserver[%s] %s: ", thread_tag, level_name);

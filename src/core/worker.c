@@ -77,6 +77,7 @@ static void worker_take_conn(struct worker *w, struct conn *c)
 	int rc;
 
 	stat_add(&w->stats.accepted, 1);
+	hist_record(&w->handoff_ns, clock_now_ns() - c->accepted_ns);
 	if (w->stopping) {	/* cannot happen from the acceptor; be safe */
 		conn_release(c);
 		return;

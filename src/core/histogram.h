@@ -1,0 +1,47 @@
+/*
+ * histogram.h - a log-bucketed latency histogram: values below 128 are exact;
+ * above, each power of two is split into 128 buckets, so a reported value is
+ * within 1/256 (0.4%) of the true one. Fixed size (59 KiB), no allocation
+ * while recording, values up to 2^64-1.
+ *
+ * One writer (the thread that records), any number of readers: buckets are
+ * relaxed atomics, so a reader sees each bucket whole but the set of buckets
+ * only approximately while recording goes on.
+ */
+#ifndef ECHOSERVER_HISTOGRAM_H
+#define ECHOSERVER_HISTOGRAM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#define HIST_SUB_BITS 7
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_BUCKETS (HIST_SUB + (64 - HIST_SUB_BITS) * HIST_SUB)
+
+struct histogram {
+	atomic_uint_fast64_t count;
+	atomic_uint_fast64_t max;
+	atomic_uint_fast64_t bucket[HIST_BUCKETS];
+};
+
+void hist_reset(struct histogram *h);
+/* The single writer only. */
+void hist_record(struct histogram *h, uint64_t value);
+/* Adds src into dst; dst's writer only (or nobody recording). */
+void hist_merge(struct histogram *dst, const struct histogram *src);
+uint64_t hist_count(const struct histogram *h);
+uint64_t hist_max(const struct histogram *h);
+/* The value at quantile q (0 < q <= 1), e.g. 0.999; 0 when empty. */
+uint64_t hist_quantile(const struct histogram *h, double q);
+
+/* CLOCK_MONOTONIC in nanoseconds: what every latency here is measured in. */
+static inline uint64_t clock_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#endif
