@@ -262,7 +262,11 @@ static void test_never_reads(struct srv *s)
 	diag("never-reading client: %zu bytes accepted before backpressure; server RSS %ld -> %ld kB",
 	     sent, rss0, rss1);
 	ok(sent < cap && stuck_since != 0, "a client that never reads is stopped by backpressure");
+#ifdef SANITIZED
+	skip("server memory stays bounded: RSS is not meaningful under sanitizers");
+#else
 	ok(rss1 - rss0 < 8 * 1024, "server memory stays bounded (+%ld kB)", rss1 - rss0);
+#endif
 	ok(echo_ok(s->port, "meanwhile"), "other clients are served meanwhile");
 
 	/* Now read it all back: the server resumes and every byte is right. */
@@ -314,7 +318,11 @@ static void test_idle_memory(struct srv *s)
 	ok(opened == N && echoed == N, "%u connections opened and echoed once", echoed);
 	/* The target (512 B) is checked by the benchmark; this catches a regression
 	 * to per-connection buffers (a bufferevent design costs 1-2 KiB). */
+#ifdef SANITIZED
+	skip("idle connections cost < 1 KiB each: not measurable under sanitizers");
+#else
 	ok((rss1 - rss0) * 1024 < (long)N * 1024, "idle connections cost < 1 KiB each");
+#endif
 	for (unsigned i = 0; i < opened; i++)
 		close(fds[i]);
 }

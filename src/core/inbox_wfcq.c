@@ -56,6 +56,24 @@
 
 #include "inbox_impl.h"
 
+/*
+ * ThreadSanitizer cannot see the atomics that order a message's contents:
+ * they are inside liburcu-cds, a separately built library it does not
+ * instrument (and we do not define _LGPL_SOURCE, so liburcu's inline
+ * versions are not compiled into our code). Under TSan we state what
+ * liburcu documents: the enqueue is a release of everything written before
+ * it, the dequeue an acquire of it. Elsewhere these are empty.
+ */
+#ifdef HAVE_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_RELEASE(p) __tsan_release(p)
+#define TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define TSAN_RELEASE(p) ((void)(p))
+#define TSAN_ACQUIRE(p) ((void)(p))
+#endif
+
 struct inbox_wfcq {
 	struct inbox common;
 	/* Swapped by every producer and by the consumer's splice. */
@@ -79,6 +97,7 @@ static int wfcq_init(struct inbox *ib)
 static bool wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
+	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in wfcq_next/wfcq_leftover */
 	/* liburcu returns false when the queue WAS empty: that post signals. */
 	return !cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
 }
@@ -100,7 +119,10 @@ static struct inbox_msg *wfcq_next(struct inbox *ib)
 	node = __cds_wfcq_dequeue_nonblocking(&q->batch_head, &q->batch_tail);
 	if (node == CDS_WFCQ_WOULDBLOCK)
 		return INBOX_WOULDBLOCK;	/* a link inside the batch is not set yet */
-	return node ? caa_container_of(node, struct inbox_msg, node) : NULL;
+	if (node == NULL)
+		return NULL;
+	TSAN_ACQUIRE(caa_container_of(node, struct inbox_msg, node));
+	return caa_container_of(node, struct inbox_msg, node);
 }
 
 static struct inbox_msg *wfcq_leftover(struct inbox *ib)
@@ -112,7 +134,10 @@ static struct inbox_msg *wfcq_leftover(struct inbox *ib)
 	 * calls cannot wait. */
 	__cds_wfcq_splice_blocking(&q->batch_head, &q->batch_tail, &q->head, &q->tail);
 	node = __cds_wfcq_dequeue_blocking(&q->batch_head, &q->batch_tail);
-	return node ? caa_container_of(node, struct inbox_msg, node) : NULL;
+	if (node == NULL)
+		return NULL;
+	TSAN_ACQUIRE(caa_container_of(node, struct inbox_msg, node));
+	return caa_container_of(node, struct inbox_msg, node);
 }
 
 static void wfcq_fini(struct inbox *ib)
