@@ -33,6 +33,18 @@
 
 #include "inbox_impl.h"
 
+/*
+ * Test builds only (tests/test_inbox_delay): a function the test defines,
+ * called between a post's two steps, where it delays or preempts the
+ * producer at random. The server never has it.
+ */
+#ifdef INBOX_TEST_HOOKS
+void inbox_test_between_steps(void);
+#define BETWEEN_STEPS() inbox_test_between_steps()
+#else
+#define BETWEEN_STEPS() ((void)0)
+#endif
+
 static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ] = &inbox_wfcq_ops,
 	[INBOX_MUTEX_EVENTFD] = &inbox_mutex_eventfd_ops,
@@ -117,6 +129,7 @@ int inbox_post(struct inbox *ib, struct inbox_msg *msg)
 	if (!ib->ops->enqueue(ib, msg) &&
 	    !atomic_load_explicit(&ib->resignal, memory_order_relaxed))
 		return 0;	/* rides along on a wake-up already on its way */
+	BETWEEN_STEPS();
 	/* P2 */
 	rc = ib->ops->counted ? wakeup_signal_counted(&ib->wake) : wakeup_signal(&ib->wake);
 	if (rc < 0 || atomic_load_explicit(&ib->resignal, memory_order_relaxed))
