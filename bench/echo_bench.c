@@ -12,6 +12,8 @@
  *   pipeline  --depth messages in flight per connection
  *   stream    bulk, full duplex: keep 256 KiB in flight; MiB/s
  *   churn     a new connection per request: connect, send, receive, close
+ *   idle      each connection echoes one message, then stays open and quiet
+ *             until the end (for measuring what an idle connection costs)
  *
  * --rate R makes it open loop: R messages/s in total, each stamped with the
  * time it was due; a late reply cannot delay the next request's clock, so
@@ -51,8 +53,8 @@
 #define CONNS_PER_SOURCE 25000	/* of the ~28k ephemeral ports per source address */
 #define DRAIN_NS 3000000000ull	/* after the run: how long replies may take */
 
-enum mode { M_PINGPONG, M_PIPELINE, M_STREAM, M_CHURN };
-static const char *const mode_names[] = { "pingpong", "pipeline", "stream", "churn" };
+enum mode { M_PINGPONG, M_PIPELINE, M_STREAM, M_CHURN, M_IDLE, N_MODES };
+static const char *const mode_names[] = { "pingpong", "pipeline", "stream", "churn", "idle" };
 
 static struct {
 	const char *host, *port;
@@ -204,6 +206,8 @@ static unsigned issue(struct bconn *c, uint64_t now, bool running)
 
 	if (!running || opt.mode == M_STREAM)
 		return 0;
+	if (opt.mode == M_IDLE && c->issued > 0)
+		return 0;
 	while (c->issued - c->completed < opt.depth) {
 		uint64_t stamp = now;
 		if (opt.rate > 0) {
@@ -215,7 +219,7 @@ static unsigned issue(struct bconn *c, uint64_t now, bool running)
 		c->stamp[c->issued % opt.depth] = opt.mode == M_CHURN ? c->started : stamp;
 		c->issued++;
 		n++;
-		if (opt.mode == M_CHURN)
+		if (opt.mode == M_CHURN || opt.mode == M_IDLE)
 			break;			/* one request per connection */
 	}
 	return n;
@@ -488,7 +492,7 @@ static void usage(FILE *out)
 "  -p, --port PORT        server port (default 5555)\n"
 "  -c, --connections N    connections (default 1)\n"
 "  -T, --threads N        client threads (default 1)\n"
-"  -m, --mode MODE        pingpong, pipeline, stream, churn (default pingpong)\n"
+"  -m, --mode MODE        pingpong, pipeline, stream, churn, idle (default pingpong)\n"
 "  -s, --size BYTES       message size (default 64)\n"
 "  -d, --depth N          pipeline: messages in flight per connection (default 1)\n"
 "  -t, --seconds S        duration (default 5)\n"
@@ -546,9 +550,9 @@ static void parse(int argc, char **argv)
 		case 'c': opt.conns = (unsigned)num("--connections", optarg, 1, 1000000); break;
 		case 'T': opt.threads = (unsigned)num("--threads", optarg, 1, MAX_THREADS); break;
 		case 'm':
-			for (ch = 0; ch < 4 && strcmp(optarg, mode_names[ch]) != 0; ch++)
+			for (ch = 0; ch < N_MODES && strcmp(optarg, mode_names[ch]) != 0; ch++)
 				;
-			if (ch == 4)
+			if (ch == N_MODES)
 				bad("--mode", optarg);
 			opt.mode = (enum mode)ch;
 			break;
