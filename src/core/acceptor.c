@@ -35,11 +35,14 @@
 #include <event2/event.h>
 
 #include "core.h"
+#include "fault.h"
 #include "log.h"
 
 #define ACCEPT_BUDGET 64	/* accepts per readable event, then yield */
 #define BACKOFF_MIN_MS 10
 #define BACKOFF_MAX_MS 1000
+#define REWAKE_MIN_MS 1
+#define REWAKE_MAX_MS 100
 
 static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -239,6 +242,45 @@ static void end_backoff(struct server *s)
 	update_listening(s);
 }
 
+/* ---- wake-ups that failed --------------------------------------------- */
+
+/*
+ * A post whose wake-up write failed leaves its message queued and the
+ * inbox owing a wake-up (inbox.h). Without it the worker might never look:
+ * later posts into a non-empty wfcq queue elide their own. So the acceptor
+ * retries, 1 ms after the failure, doubling to 100 ms, until every worker's
+ * debt is paid. The connection is delivered late, not lost.
+ */
+static void schedule_rewake(struct server *s)
+{
+	struct timeval tv;
+
+	if (s->rewake_ms == 0) {
+		log_warn("a worker wake-up failed; retrying until it is delivered");
+		s->rewake_ms = REWAKE_MIN_MS;
+	} else if (s->rewake_ms < REWAKE_MAX_MS) {
+		s->rewake_ms *= 2;
+	}
+	tv = (struct timeval){ .tv_sec = 0, .tv_usec = s->rewake_ms * 1000 };
+	evtimer_add(s->rewake_ev, &tv);
+}
+
+static void on_rewake(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	bool owed = false;
+
+	for (unsigned i = 0; i < s->n_workers; i++)
+		if (inbox_retry_wakeups(s->workers[i].inbox) < 0)
+			owed = true;
+	if (owed) {
+		schedule_rewake(s);
+	} else {
+		log_info("owed worker wake-ups delivered");
+		s->rewake_ms = 0;
+	}
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 static struct worker *pick_worker(struct server *s)
@@ -268,7 +310,7 @@ static void hand_off(struct server *s, int fd)
 	struct conn *c;
 	int rc;
 
-	c = calloc(1, sizeof(*c) + s->handler.data_size);
+	c = fault_hit(FAULT_CONN_ALLOC) ? NULL : calloc(1, sizeof(*c) + s->handler.data_size);
 	if (c == NULL) {
 		/* That connection is lost, not the server. */
 		log_warn("accept: out of memory for a connection; closing it");
@@ -283,9 +325,10 @@ static void hand_off(struct server *s, int fd)
 	atomic_fetch_add_explicit(&w->live, 1, memory_order_relaxed);
 	/* From here on the connection is the worker's: do not touch c. */
 	rc = inbox_post(w->inbox, &c->msg);
-	if (rc < 0)
-		log_error("%s: wake-up failed (%s); delivery waits for the next post",
-			  w->tag, strerror(-rc));
+	if (rc < 0 && s->rewake_ms == 0) {
+		log_debug("%s: wake-up failed: %s", w->tag, strerror(-rc));
+		schedule_rewake(s);
+	}
 }
 
 static bool at_limit(struct server *s)
@@ -408,7 +451,9 @@ int acceptor_start(struct server *s)
 		return rc;
 	s->wake_ev = event_new(s->base, wakeup_fd(&s->wake), EV_READ | EV_PERSIST, on_wake, s);
 	s->backoff_ev = evtimer_new(s->base, on_backoff, s);
-	if (s->wake_ev == NULL || s->backoff_ev == NULL || event_add(s->wake_ev, NULL) == -1)
+	s->rewake_ev = evtimer_new(s->base, on_rewake, s);
+	if (s->wake_ev == NULL || s->backoff_ev == NULL || s->rewake_ev == NULL ||
+	    event_add(s->wake_ev, NULL) == -1)
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n_listeners; i++) {
 		s->listeners[i].ev = event_new(s->base, s->listeners[i].fd,
@@ -434,5 +479,7 @@ void acceptor_close(struct server *s)
 		event_free(s->wake_ev);
 	if (s->backoff_ev != NULL)
 		event_free(s->backoff_ev);
-	s->wake_ev = s->backoff_ev = NULL;
+	if (s->rewake_ev != NULL)
+		event_free(s->rewake_ev);
+	s->wake_ev = s->backoff_ev = s->rewake_ev = NULL;
 }

@@ -104,6 +104,8 @@ struct server {
 	size_t n_listeners;
 	struct event *wake_ev;
 	struct event *backoff_ev;	/* EMFILE/ENFILE pause */
+	struct event *rewake_ev;	/* retries wake-ups that failed to send */
+	unsigned rewake_ms;		/* 0: none owed */
 	unsigned backoff_ms;		/* 0: not in an episode */
 	bool paused_full;		/* at --max-conns */
 	bool stopping;

@@ -31,6 +31,7 @@
 
 #include <event2/event.h>
 
+#include "fault.h"
 #include "inbox_impl.h"
 
 /*
@@ -121,20 +122,44 @@ fail:
 	return rc;
 }
 
+static int send_wakeup(struct inbox *ib)
+{
+	if (fault_hit(FAULT_WAKEUP_WRITE))
+		return -EIO;
+	return ib->ops->counted ? wakeup_signal_counted(&ib->wake) : wakeup_signal(&ib->wake);
+}
+
 int inbox_post(struct inbox *ib, struct inbox_msg *msg)
 {
 	int rc;
 
 	/* P1 */
-	if (!ib->ops->enqueue(ib, msg) &&
-	    !atomic_load_explicit(&ib->resignal, memory_order_relaxed))
+	if (!ib->ops->enqueue(ib, msg))
 		return 0;	/* rides along on a wake-up already on its way */
 	BETWEEN_STEPS();
 	/* P2 */
-	rc = ib->ops->counted ? wakeup_signal_counted(&ib->wake) : wakeup_signal(&ib->wake);
-	if (rc < 0 || atomic_load_explicit(&ib->resignal, memory_order_relaxed))
-		atomic_store_explicit(&ib->resignal, rc < 0, memory_order_relaxed);
+	rc = send_wakeup(ib);
+	if (rc < 0)
+		atomic_fetch_add_explicit(&ib->unsent, 1, memory_order_relaxed);
 	return rc;
+}
+
+int inbox_retry_wakeups(struct inbox *ib)
+{
+	unsigned owed = atomic_load_explicit(&ib->unsent, memory_order_relaxed);
+	int rc;
+
+	while (owed > 0) {
+		if ((rc = send_wakeup(ib)) < 0)
+			return rc;
+		/* Only a successful send pays a debt; concurrent retries each
+		 * pay their own, so the count never goes below zero. */
+		if (atomic_compare_exchange_weak_explicit(&ib->unsent, &owed, owed - 1,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			owed--;
+	}
+	return 0;
 }
 
 /* Runs on the consumer thread only: the single-consumer rule of inbox.h. */

@@ -29,7 +29,8 @@
  * Which thread may call what:
  *   inbox_new        before the consumer thread starts running `base`, or on
  *                    that thread
- *   inbox_post       any thread, any number of them at once
+ *   inbox_post,      any thread, any number of them at once
+ *   inbox_retry_wakeups
  *   the handler      runs only on the thread running `base`: the single
  *                    consumer. liburcu's splice and dequeue need mutual
  *                    exclusion; we get it by doing all of them on one thread.
@@ -96,9 +97,16 @@ int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base 
  * Posts msg. Everything the poster wrote into the message object before the
  * call is visible to the handler. Returns 0; or a negative errno when the
  * wake-up could not be sent: the message is queued all the same (a queued
- * message cannot be taken back) and the next post retries the wake-up.
+ * message cannot be taken back: wfcq has no "unpost") and the inbox owes a
+ * wake-up, which the poster must have sent later with inbox_retry_wakeups().
  */
 int inbox_post(struct inbox *ib, struct inbox_msg *msg);
+
+/*
+ * Sends the wake-ups earlier posts owe. Any thread. Returns 0 when none is
+ * owed any more, or a negative errno (retry later).
+ */
+int inbox_retry_wakeups(struct inbox *ib);
 
 /*
  * Frees the inbox. Messages still queued are passed to `dispose` (if not NULL)

@@ -46,12 +46,13 @@ struct inbox {
 	const struct inbox_ops *ops;
 	struct wakeup wake;
 	/*
-	 * Set by a producer whose wake-up write failed, cleared by the next
-	 * post that signals successfully: a failure delays delivery until the
-	 * next post instead of stranding the queue. Relaxed: a stale false only
-	 * moves the retry one post later, a stale true costs one extra write.
+	 * Wake-ups that posts owed but could not send (the write failed).
+	 * Incremented by such a post, decremented by inbox_retry_wakeups() for
+	 * each one it sends. The message is queued all the same; until the owed
+	 * signal goes out the consumer may not see it. A count, not a flag: the
+	 * mutex variants pop one message per signal, so each one matters.
 	 */
-	atomic_bool resignal;
+	atomic_uint unsent;
 
 	/* Consumer thread only; statistics also read (relaxed) by any thread.
 	 * On its own cache line, away from what producers read. */

@@ -238,6 +238,14 @@ void worker_post_stop(struct worker *w)
 {
 	int rc = inbox_post(w->inbox, &w->stop_msg);
 
+	/*
+	 * The main thread joins this worker next, so "stop" must arrive: retry
+	 * the wake-up (every 1 ms, for at most 10 s) before giving up on it.
+	 */
+	for (int tries = 0; rc < 0 && tries < 10000; tries++) {
+		usleep(1000);
+		rc = inbox_retry_wakeups(w->inbox);
+	}
 	if (rc < 0)
 		log_error("%s: cannot wake for stop: %s", w->tag, strerror(-rc));
 }

@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "core/fault.h"
 #include "core/log.h"
 #include "echo/echo.h"
 
@@ -65,8 +66,9 @@ static int echo_rearm(struct echo_conn *ec)
 /* Keeps `len` bytes the socket did not take. */
 static int echo_queue(struct echo_conn *ec, const char *data, size_t len)
 {
-	if (ec->out == NULL && (ec->out = evbuffer_new()) == NULL)
-		return -ENOMEM;
+	if (ec->out == NULL &&
+	    (ec->out = fault_hit(FAULT_OUTBUF_ALLOC) ? NULL : evbuffer_new()) == NULL)
+		return -ENOMEM;	/* closes this connection only */
 	if (evbuffer_add(ec->out, data, len) == -1)
 		return -ENOMEM;
 	if (evbuffer_get_length(ec->out) >= ec->cfg->high_watermark)

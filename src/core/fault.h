@@ -1,0 +1,36 @@
+/*
+ * fault.h - test-only fault injection at named points.
+ *
+ * Compiled in only with ./configure --enable-fault-injection; in every other
+ * build fault_hit() is the constant false and the points cost nothing.
+ * With it, the environment variable ECHOSERVER_FAULTS arms the points, e.g.
+ *
+ *   ECHOSERVER_FAULTS="conn_alloc=5,outbuf_alloc=7,wakeup_write=3"
+ *
+ * makes every 5th connection allocation, every 7th output-buffer allocation
+ * and every 3rd wake-up write fail. tests/test_faults.c uses it.
+ */
+#ifndef ECHOSERVER_FAULT_H
+#define ECHOSERVER_FAULT_H
+
+#include <stdbool.h>
+
+enum fault_point {
+	FAULT_CONN_ALLOC,	/* acceptor: the struct conn for a new connection */
+	FAULT_OUTBUF_ALLOC,	/* echo: a connection's pending-output buffer */
+	FAULT_WAKEUP_WRITE,	/* inbox: the eventfd/pipe write that wakes a worker */
+	FAULT_N_POINTS
+};
+
+#ifdef FAULT_INJECTION
+/* Any thread. True when this pass through point p must fail. */
+bool fault_hit(enum fault_point p);
+#else
+static inline bool fault_hit(enum fault_point p)
+{
+	(void)p;
+	return false;
+}
+#endif
+
+#endif
