@@ -59,7 +59,7 @@ static const char *const mode_names[] = { "pingpong", "pipeline", "stream", "chu
 static struct {
 	const char *host, *port;
 	unsigned conns, threads, depth;
-	size_t size;
+	size_t size, size_max;		/* size_max > size: random sizes in between */
 	double seconds, rate;
 	enum mode mode;
 	bool verify, csv, quiet;
@@ -78,11 +78,13 @@ struct bconn {
 	bool connecting;
 	bool out_armed;			/* EPOLLOUT requested */
 	uint64_t issued;		/* messages issued */
+	uint64_t issued_bytes;		/* their total size: where the last one ends */
 	uint64_t completed;		/* messages fully echoed */
 	uint64_t sent, recvd;		/* stream offsets, bytes */
 	uint64_t next_due;		/* --rate: when the next message is due */
 	uint64_t started;		/* churn: when this connection's request began */
 	uint64_t *stamp;		/* --depth entries: message i's at i % depth */
+	uint64_t *end;			/* --depth entries: stream offset where message i ends */
 };
 
 struct client {
@@ -90,6 +92,7 @@ struct client {
 	unsigned id;
 	struct bconn *conns;
 	uint64_t *stamps;		/* n * depth, carved up among conns */
+	uint64_t *ends;			/* likewise */
 	unsigned n;
 	int ep;
 	struct histogram hist;		/* this thread's latencies, ns */
@@ -162,7 +165,7 @@ static int open_conn(struct client *cl, struct bconn *c)
 	c->fd = fd;
 	c->connecting = true;
 	c->out_armed = true;
-	c->sent = c->recvd = c->issued = c->completed = 0;
+	c->sent = c->recvd = c->issued = c->completed = c->issued_bytes = 0;
 	if (epoll_ctl(cl->ep, EPOLL_CTL_ADD, fd, &ev) == -1) {
 		close(fd);
 		c->fd = -1;
@@ -196,7 +199,19 @@ static uint64_t target_bytes(const struct bconn *c)
 {
 	if (opt.mode == M_STREAM)
 		return c->recvd + STREAM_WINDOW;
-	return c->issued * opt.size;
+	return c->issued_bytes;
+}
+
+/* Message i's size: fixed, or drawn from [size, size_max] by (seed, i). */
+static size_t message_size(const struct bconn *c, uint64_t i)
+{
+	uint64_t h;
+
+	if (opt.size_max <= opt.size)
+		return opt.size;
+	h = (i + 1) * 0x9e3779b97f4a7c15ull ^ (uint64_t)c->seed * 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 31;
+	return opt.size + (size_t)(h % (opt.size_max - opt.size + 1));
 }
 
 /* Issues the messages that may go now: returns how many. */
@@ -217,6 +232,8 @@ static unsigned issue(struct bconn *c, uint64_t now, bool running)
 			c->next_due += (uint64_t)(1e9 * opt.conns / opt.rate);
 		}
 		c->stamp[c->issued % opt.depth] = opt.mode == M_CHURN ? c->started : stamp;
+		c->issued_bytes += message_size(c, c->issued);
+		c->end[c->issued % opt.depth] = c->issued_bytes;
 		c->issued++;
 		n++;
 		if (opt.mode == M_CHURN || opt.mode == M_IDLE)
@@ -279,7 +296,7 @@ static int pump_in(struct client *cl, struct bconn *c, uint8_t *buf, size_t cap,
 			}
 			continue;
 		}
-		while (c->completed < c->issued && c->recvd >= (c->completed + 1) * opt.size) {
+		while (c->completed < c->issued && c->recvd >= c->end[c->completed % opt.depth]) {
 			hist_record(&cl->hist, now - c->stamp[c->completed % opt.depth]);
 			c->completed++;
 			add(&cl->messages, 1);
@@ -494,6 +511,7 @@ static void usage(FILE *out)
 "  -T, --threads N        client threads (default 1)\n"
 "  -m, --mode MODE        pingpong, pipeline, stream, churn, idle (default pingpong)\n"
 "  -s, --size BYTES       message size (default 64)\n"
+"  -S, --size-max BYTES   random message sizes from --size to this\n"
 "  -d, --depth N          pipeline: messages in flight per connection (default 1)\n"
 "  -t, --seconds S        duration (default 5)\n"
 "  -r, --rate R           open loop: R messages/s in total (default: closed loop)\n"
@@ -531,6 +549,7 @@ static void parse(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'T' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "size", required_argument, NULL, 's' },
+		{ "size-max", required_argument, NULL, 'S' },
 		{ "depth", required_argument, NULL, 'd' },
 		{ "seconds", required_argument, NULL, 't' },
 		{ "rate", required_argument, NULL, 'r' },
@@ -543,7 +562,7 @@ static void parse(int argc, char **argv)
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":H:p:c:T:m:s:d:t:r:qh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":H:p:c:T:m:s:S:d:t:r:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': opt.host = optarg; break;
 		case 'p': num("--port", optarg, 1, 65535); opt.port = optarg; break;
@@ -557,6 +576,7 @@ static void parse(int argc, char **argv)
 			opt.mode = (enum mode)ch;
 			break;
 		case 's': opt.size = (size_t)num("--size", optarg, 1, 64 << 20); break;
+		case 'S': opt.size_max = (size_t)num("--size-max", optarg, 1, 64 << 20); break;
 		case 'd': opt.depth = (unsigned)num("--depth", optarg, 1, MAX_DEPTH); break;
 		case 't': opt.seconds = num("--seconds", optarg, 0.1, 86400); break;
 		case 'r': opt.rate = num("--rate", optarg, 1, 1e9); break;
@@ -605,12 +625,14 @@ int main(int argc, char **argv)
 		cl->n = opt.conns / opt.threads + (t < opt.conns % opt.threads);
 		cl->conns = calloc(cl->n, sizeof(*cl->conns));
 		cl->stamps = calloc((size_t)cl->n * opt.depth, sizeof(*cl->stamps));
-		if (cl->conns == NULL || cl->stamps == NULL)
+		cl->ends = calloc((size_t)cl->n * opt.depth, sizeof(*cl->ends));
+		if (cl->conns == NULL || cl->stamps == NULL || cl->ends == NULL)
 			die("out of memory for %u connections", cl->n);
 		hist_reset(&cl->hist);
 		for (unsigned i = 0; i < cl->n; i++) {
 			cl->conns[i].fd = -1;
 			cl->conns[i].stamp = &cl->stamps[(size_t)i * opt.depth];
+			cl->conns[i].end = &cl->ends[(size_t)i * opt.depth];
 			cl->conns[i].index = idx;
 			cl->conns[i].seed = (uint8_t)(idx * 37u + 11u);
 			idx++;
@@ -654,6 +676,7 @@ int main(int argc, char **argv)
 		lost += clients[t].lost;
 		free(clients[t].conns);
 		free(clients[t].stamps);
+		free(clients[t].ends);
 	}
 	totals(&msgs, &bytes, &errs, &cerrs);
 	secs = opt.seconds;

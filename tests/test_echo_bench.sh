@@ -1,0 +1,48 @@
+#!/bin/sh
+# echo-bench drives echoserver in every mode without an error, and catches
+# a server that corrupts a byte or hangs up early (exit status 1).
+set -u
+eb=${ECHO_BENCH:-./echo-bench}
+srv=${ECHOSERVER:-./echoserver}
+bad=${BAD_ECHO:-./tests/bad_echo}
+tmp=$(mktemp -d)
+pids=""
+trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
+echo "1..9"
+n=0
+report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+
+# start OUTFILE CMD...: sets $port
+start() {
+    out=$1; shift
+    "$@" > "$out" 2>/dev/null &
+    pids="$pids $!"
+    port=""
+    for _ in $(seq 100); do
+        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
+        [ -n "$port" ] && return 0
+        sleep 0.05
+    done
+    echo "Bail out! $* did not start"; exit 1
+}
+
+start "$tmp/srv.out" "$srv" -q -l 127.0.0.1 -p 0 -t 2
+for load in "pingpong -c 50 -T 2" "pipeline -c 10 -d 8" "stream -c 4 -s 65536" "churn -c 4" \
+            "pingpong -c 20 -r 2000" "pingpong -c 30 -s 1 -S 20000" "idle -c 100"; do
+    "$eb" -q -p "$port" -t 0.5 -m $load > "$tmp/eb.out" 2>&1
+    rc=$?
+    grep -q "errors 0, connect errors 0, replies missing 0" "$tmp/eb.out" || rc=1
+    report $rc "echo-bench -m $load: every byte verified, exit 0"
+done
+
+start "$tmp/flip.out" "$bad" flip
+"$eb" -q -p "$port" -t 0.5 -s 1000 > "$tmp/eb.out" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "errors 1" "$tmp/eb.out"
+report $? "a server that changes one byte: echo-bench reports the error, exit 1"
+
+start "$tmp/hang.out" "$bad" hangup
+"$eb" -q -p "$port" -t 0.5 -s 1000 > "$tmp/eb.out" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "errors 1" "$tmp/eb.out"
+report $? "a server that hangs up early: echo-bench reports the error, exit 1"
