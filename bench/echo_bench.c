@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bench/cli.h"
 #include "core/histogram.h"
 
 #define MAX_THREADS 64
@@ -105,18 +106,6 @@ static struct client clients[MAX_THREADS];
 static uint64_t run_start, run_deadline;
 static atomic_bool all_connected_flag;
 static atomic_uint connected_count;
-
-static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "echo-bench: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(1);
-}
 
 /* The byte at stream offset k of a connection with this seed. */
 static inline uint8_t pattern(uint8_t seed, uint64_t k)
@@ -477,7 +466,7 @@ static void resolve(void)
 	int rc = getaddrinfo(opt.host, opt.port, &hints, &res);
 
 	if (rc != 0)
-		die("cannot resolve %s port %s: %s", opt.host, opt.port, gai_strerror(rc));
+		cli_die("cannot resolve %s port %s: %s", opt.host, opt.port, gai_strerror(rc));
 	memcpy(&server_addr, res->ai_addr, res->ai_addrlen);
 	server_len = res->ai_addrlen;
 	freeaddrinfo(res);
@@ -494,7 +483,7 @@ static void check_fd_limit(void)
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur < need)
-		die("%u connections need about %llu file descriptors; the limit is %llu "
+		cli_die("%u connections need about %llu file descriptors; the limit is %llu "
 		    "(raise the hard limit, e.g. ulimit -Hn, or use fewer connections)",
 		    opt.conns, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
@@ -523,22 +512,6 @@ static void usage(FILE *out)
 "Exit status 0 if every message came back intact; 1 on any error.\n");
 }
 
-static __attribute__((noreturn)) void bad(const char *what, const char *arg)
-{
-	fprintf(stderr, "echo-bench: invalid %s '%s'\nTry 'echo-bench --help'.\n", what, arg);
-	exit(2);
-}
-
-static double num(const char *what, const char *arg, double min, double max)
-{
-	char *end;
-	double v = strtod(arg, &end);
-
-	if (*arg == '\0' || *end != '\0' || !(v >= min && v <= max))
-		bad(what, arg);
-	return v;
-}
-
 static void parse(int argc, char **argv)
 {
 	enum { O_NOVERIFY = 256, O_CSV };
@@ -565,31 +538,31 @@ static void parse(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, ":H:p:c:T:m:s:S:d:t:r:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': opt.host = optarg; break;
-		case 'p': num("--port", optarg, 1, 65535); opt.port = optarg; break;
-		case 'c': opt.conns = (unsigned)num("--connections", optarg, 1, 1000000); break;
-		case 'T': opt.threads = (unsigned)num("--threads", optarg, 1, MAX_THREADS); break;
+		case 'p': cli_num("--port", optarg, 1, 65535); opt.port = optarg; break;
+		case 'c': opt.conns = (unsigned)cli_num("--connections", optarg, 1, 1000000); break;
+		case 'T': opt.threads = (unsigned)cli_num("--threads", optarg, 1, MAX_THREADS); break;
 		case 'm':
 			for (ch = 0; ch < N_MODES && strcmp(optarg, mode_names[ch]) != 0; ch++)
 				;
 			if (ch == N_MODES)
-				bad("--mode", optarg);
+				cli_bad("--mode", optarg);
 			opt.mode = (enum mode)ch;
 			break;
-		case 's': opt.size = (size_t)num("--size", optarg, 1, 64 << 20); break;
-		case 'S': opt.size_max = (size_t)num("--size-max", optarg, 1, 64 << 20); break;
-		case 'd': opt.depth = (unsigned)num("--depth", optarg, 1, MAX_DEPTH); break;
-		case 't': opt.seconds = num("--seconds", optarg, 0.1, 86400); break;
-		case 'r': opt.rate = num("--rate", optarg, 1, 1e9); break;
+		case 's': opt.size = (size_t)cli_num("--size", optarg, 1, 64 << 20); break;
+		case 'S': opt.size_max = (size_t)cli_num("--size-max", optarg, 1, 64 << 20); break;
+		case 'd': opt.depth = (unsigned)cli_num("--depth", optarg, 1, MAX_DEPTH); break;
+		case 't': opt.seconds = cli_num("--seconds", optarg, 0.1, 86400); break;
+		case 'r': opt.rate = cli_num("--rate", optarg, 1, 1e9); break;
 		case O_NOVERIFY: opt.verify = false; break;
 		case O_CSV: opt.csv = true; break;
 		case 'q': opt.quiet = true; break;
 		case 'h': usage(stdout); exit(0);
-		case ':': bad("option (needs a value)", argv[optind - 1]);
-		default: bad("option", argv[optind - 1]);
+		case ':': cli_bad("option (needs a value)", argv[optind - 1]);
+		default: cli_bad("option", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		bad("argument", argv[optind]);
+		cli_bad("argument", argv[optind]);
 	if (opt.mode != M_PIPELINE)
 		opt.depth = 1;
 	if (opt.threads > opt.conns)
@@ -615,6 +588,7 @@ int main(int argc, char **argv)
 	unsigned idx = 0;
 
 	signal(SIGPIPE, SIG_IGN);
+	cli_prog = "echo-bench";
 	parse(argc, argv);
 	resolve();
 	check_fd_limit();
@@ -627,7 +601,7 @@ int main(int argc, char **argv)
 		cl->stamps = calloc((size_t)cl->n * opt.depth, sizeof(*cl->stamps));
 		cl->ends = calloc((size_t)cl->n * opt.depth, sizeof(*cl->ends));
 		if (cl->conns == NULL || cl->stamps == NULL || cl->ends == NULL)
-			die("out of memory for %u connections", cl->n);
+			cli_die("out of memory for %u connections", cl->n);
 		hist_reset(&cl->hist);
 		for (unsigned i = 0; i < cl->n; i++) {
 			cl->conns[i].fd = -1;
@@ -640,7 +614,7 @@ int main(int argc, char **argv)
 	}
 	for (unsigned t = 0; t < opt.threads; t++)
 		if (pthread_create(&clients[t].thread, NULL, client_main, &clients[t]) != 0)
-			die("cannot start client thread %u", t);
+			cli_die("cannot start client thread %u", t);
 
 	/* Start the clock once every connection is up (or failed), at most 30 s. */
 	for (waited = 0; waited < 30000; waited += 10) {

@@ -42,6 +42,7 @@
 
 #include <event2/event.h>
 
+#include "bench/cli.h"
 #include "core/histogram.h"
 #include "core/inbox.h"
 #include "core/wakeup.h"
@@ -114,18 +115,6 @@ static struct options opt = {
 	.seconds = 1.0, .workers = 1, .repeat = 3, .inflight = 4096,
 	.rate = 100000, .gap_us = 20, .variant = -1, .mode = -1,
 };
-
-static __attribute__((noreturn, format(printf, 1, 2))) void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "handoff-bench: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(1);
-}
 
 static void pin_to(int cpu)
 {
@@ -203,25 +192,25 @@ static void worker_setup(struct bworker *w, enum variant v, unsigned id)
 	/* Created here, run only by the worker thread from worker_main() on. */
 	w->base = event_base_new();
 	if (w->base == NULL)
-		die("cannot create an event_base");
+		cli_die("cannot create an event_base");
 	if (v == V_FLOOR) {
 		if (wakeup_init(&w->floor_wake, WAKEUP_EVENTFD) < 0)
-			die("cannot create an eventfd");
+			cli_die("cannot create an eventfd");
 		w->floor_ev = event_new(w->base, wakeup_fd(&w->floor_wake), EV_READ | EV_PERSIST,
 					on_floor, w);
 		if (w->floor_ev == NULL || event_add(w->floor_ev, NULL) == -1)
-			die("cannot register the eventfd");
+			cli_die("cannot register the eventfd");
 	} else if (inbox_new(&w->inbox, (enum inbox_variant)v, w->base, on_msg, w, 64) < 0) {
-		die("cannot create an inbox");
+		cli_die("cannot create an inbox");
 	}
 	w->ring = calloc(opt.inflight, sizeof(*w->ring));
 	if (w->ring == NULL)
-		die("out of memory");
+		cli_die("out of memory");
 	for (unsigned i = 0; i < opt.inflight; i++)
 		w->ring[i].m.kind = MSG_DATA;
 	w->quit_msg.m.kind = MSG_QUIT;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
-		die("cannot start a worker thread");
+		cli_die("cannot start a worker thread");
 }
 
 static void worker_teardown(struct bworker *w, enum variant v, struct inbox_stats *st)
@@ -278,7 +267,7 @@ static void wait_handled(struct bworker *w)
 	while (handled_of(w) != w->posted) {
 		cpu_relax();
 		if (clock_now_ns() > give_up)
-			die("worker %u stalled: %llu of %llu messages handled (a lost wake-up?)",
+			cli_die("worker %u stalled: %llu of %llu messages handled (a lost wake-up?)",
 			    w->id, (unsigned long long)handled_of(w), (unsigned long long)w->posted);
 	}
 }
@@ -453,22 +442,6 @@ static void usage(FILE *out)
 "mode only. With --repeat > 1 each combination ends with a 'median' row.\n");
 }
 
-static __attribute__((noreturn)) void bad(const char *what, const char *arg)
-{
-	fprintf(stderr, "handoff-bench: invalid %s '%s'\nTry 'handoff-bench --help'.\n", what, arg);
-	exit(2);
-}
-
-static double num(const char *what, const char *arg, double min, double max)
-{
-	char *end;
-	double v = strtod(arg, &end);
-
-	if (*arg == '\0' || *end != '\0' || !(v >= min && v <= max))
-		bad(what, arg);
-	return v;
-}
-
 static int pick(const char *what, const char *arg, const char *const *names, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -476,7 +449,7 @@ static int pick(const char *what, const char *arg, const char *const *names, int
 			return i;
 	if (strcmp(arg, "all") == 0)
 		return -1;
-	bad(what, arg);
+	cli_bad(what, arg);
 }
 
 static void parse(int argc, char **argv)
@@ -504,23 +477,23 @@ static void parse(int argc, char **argv)
 		switch (c) {
 		case O_VARIANT: opt.variant = pick("--variant", optarg, variant_names, N_VARIANTS); break;
 		case O_MODE: opt.mode = pick("--mode", optarg, mode_names, N_MODES); break;
-		case O_SECONDS: opt.seconds = num("--seconds", optarg, 0.01, 3600); break;
-		case O_WORKERS: opt.workers = (unsigned)num("--workers", optarg, 1, MAX_WORKERS); break;
-		case O_REPEAT: opt.repeat = (unsigned)num("--repeat", optarg, 1, MAX_RUNS); break;
-		case O_RATE: opt.rate = num("--rate", optarg, 1, 1e9); break;
-		case O_GAP: opt.gap_us = (unsigned)num("--gap-us", optarg, 0, 1e6); break;
-		case O_INFLIGHT: opt.inflight = (unsigned)num("--inflight", optarg, 1, 1 << 24); break;
+		case O_SECONDS: opt.seconds = cli_num("--seconds", optarg, 0.01, 3600); break;
+		case O_WORKERS: opt.workers = (unsigned)cli_num("--workers", optarg, 1, MAX_WORKERS); break;
+		case O_REPEAT: opt.repeat = (unsigned)cli_num("--repeat", optarg, 1, MAX_RUNS); break;
+		case O_RATE: opt.rate = cli_num("--rate", optarg, 1, 1e9); break;
+		case O_GAP: opt.gap_us = (unsigned)cli_num("--gap-us", optarg, 0, 1e6); break;
+		case O_INFLIGHT: opt.inflight = (unsigned)cli_num("--inflight", optarg, 1, 1 << 24); break;
 		case O_PIN: opt.pin = true; break;
 		case O_CSV: opt.csv = true; break;
 		case 'h': usage(stdout); exit(0);
-		case ':': bad("option (needs a value)", argv[optind - 1]);
-		default: bad("option", argv[optind - 1]);
+		case ':': cli_bad("option (needs a value)", argv[optind - 1]);
+		default: cli_bad("option", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		bad("argument", argv[optind]);
+		cli_bad("argument", argv[optind]);
 	if (opt.variant == V_FLOOR && opt.mode != -1 && opt.mode != M_IDLE)
-		bad("--mode for floor-eventfd (idle only)", mode_names[opt.mode]);
+		cli_bad("--mode for floor-eventfd (idle only)", mode_names[opt.mode]);
 }
 
 static void describe_machine(void)
@@ -544,6 +517,7 @@ int main(int argc, char **argv)
 {
 	static struct result results[N_VARIANTS][N_MODES][MAX_RUNS];
 
+	cli_prog = "handoff-bench";
 	parse(argc, argv);
 	describe_machine();
 	print_header();

@@ -98,26 +98,18 @@ static void mutex_fini(struct inbox *ib)
 	pthread_mutex_destroy(&MUTEXQ(ib)->lock);
 }
 
-const struct inbox_ops inbox_mutex_eventfd_ops = {
-	.size = sizeof(struct inbox_mutex),
-	.wakeup = WAKEUP_EVENTFD,
-	.counted = true,
-	.init = mutex_init,
-	.enqueue = mutex_enqueue,
-	.collect = mutex_collect,
-	.next = mutex_next,
-	.leftover = mutex_leftover,
-	.fini = mutex_fini,
-};
+/* The two variants differ only in what carries the signal. */
+#define MUTEX_OPS(kind) {			\
+	.size = sizeof(struct inbox_mutex),	\
+	.wakeup = (kind),			\
+	.counted = true,			\
+	.init = mutex_init,			\
+	.enqueue = mutex_enqueue,		\
+	.collect = mutex_collect,		\
+	.next = mutex_next,			\
+	.leftover = mutex_leftover,		\
+	.fini = mutex_fini,			\
+}
 
-const struct inbox_ops inbox_mutex_pipe_ops = {
-	.size = sizeof(struct inbox_mutex),
-	.wakeup = WAKEUP_PIPE,
-	.counted = true,
-	.init = mutex_init,
-	.enqueue = mutex_enqueue,
-	.collect = mutex_collect,
-	.next = mutex_next,
-	.leftover = mutex_leftover,
-	.fini = mutex_fini,
-};
+const struct inbox_ops inbox_mutex_eventfd_ops = MUTEX_OPS(WAKEUP_EVENTFD);
+const struct inbox_ops inbox_mutex_pipe_ops = MUTEX_OPS(WAKEUP_PIPE);
