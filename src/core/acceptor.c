@@ -265,6 +265,11 @@ static void schedule_rewake(struct server *s)
 	evtimer_add(s->rewake_ev, &tv);
 }
 
+void acceptor_rewake_later(struct server *s)
+{
+	acceptor_wake(s, WAKE_REWAKE);
+}
+
 static void on_rewake(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
@@ -397,27 +402,22 @@ void acceptor_conn_ended(struct server *s)
 
 static void log_stats(struct server *s)
 {
-	for (unsigned i = 0; i < s->n_workers; i++) {
-		struct worker *w = &s->workers[i];
-		const struct histogram *h = &w->handoff_ns;
-		uint64_t accepted = atomic_load_explicit(&w->stats.accepted, memory_order_relaxed);
-		struct inbox_stats ist;
+	struct server_worker_stats st;
 
-		inbox_get_stats(w->inbox, &ist);
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		server_worker_stats(s, i, &st);
 		log_report("%s: live %u accepted %llu bytes_in %llu bytes_out %llu "
 			"wakeups_sent %llu wakeups_saved %llu largest_batch %llu "
 			"rounds %llu wouldblock %llu; "
 			"handoff_us p50 %.1f p90 %.1f p99 %.1f max %.1f, wakeups/conn %.3f",
-			w->tag, atomic_load_explicit(&w->live, memory_order_relaxed),
-			(unsigned long long)accepted,
-			(unsigned long long)atomic_load_explicit(&w->stats.bytes_in, memory_order_relaxed),
-			(unsigned long long)atomic_load_explicit(&w->stats.bytes_out, memory_order_relaxed),
-			(unsigned long long)ist.wakeups, (unsigned long long)ist.elided,
-			(unsigned long long)ist.largest_batch, (unsigned long long)ist.rounds,
-			(unsigned long long)ist.wouldblock,
-			hist_quantile(h, 0.50) / 1e3, hist_quantile(h, 0.90) / 1e3,
-			hist_quantile(h, 0.99) / 1e3, hist_max(h) / 1e3,
-			accepted ? (double)ist.wakeups / (double)accepted : 0.0);
+			s->workers[i].tag, st.live, (unsigned long long)st.accepted,
+			(unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+			(unsigned long long)st.wakeups, (unsigned long long)st.wakeups_saved,
+			(unsigned long long)st.largest_batch, (unsigned long long)st.rounds,
+			(unsigned long long)st.wouldblock,
+			st.handoff_p50_ns / 1e3, st.handoff_p90_ns / 1e3,
+			st.handoff_p99_ns / 1e3, st.handoff_max_ns / 1e3,
+			st.accepted ? (double)st.wakeups / (double)st.accepted : 0.0);
 	}
 }
 
@@ -431,6 +431,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
 	if (reasons & WAKE_STATS)
 		log_stats(s);
+	if ((reasons & WAKE_REWAKE) && s->rewake_ms == 0)
+		schedule_rewake(s);
 	if ((reasons & WAKE_SLOT_FREED) && s->paused_full && !at_limit(s)) {
 		s->paused_full = false;
 		log_info("accept: below the connection limit; resuming");

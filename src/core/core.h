@@ -19,6 +19,14 @@
 enum core_msg_kind {
 	MSG_NEW_CONN = 1,	/* a struct conn: the worker now owns it and its fd */
 	MSG_STOP,		/* the worker's own stop_msg: flush, close, leave the loop */
+	MSG_CALL,		/* a struct call: run fn on the worker, then free it */
+};
+
+/* server_post(): a function to run on a worker's thread. */
+struct call {
+	struct inbox_msg msg;		/* MSG_CALL */
+	server_call_fn fn;
+	void *arg;
 };
 
 struct worker;
@@ -91,6 +99,7 @@ enum acceptor_wake {
 	WAKE_STOP = 1u << 0,
 	WAKE_STATS = 1u << 1,
 	WAKE_SLOT_FREED = 1u << 2,
+	WAKE_REWAKE = 1u << 3,		/* a post from another thread owes a wake-up */
 };
 
 struct server {
@@ -138,6 +147,8 @@ void acceptor_close(struct server *s);
 void acceptor_wake(struct server *s, unsigned reason);
 /* Worker side of --max-conns: a connection has ended. */
 void acceptor_conn_ended(struct server *s);
+/* A post failed to wake its worker: have the acceptor retry (any thread). */
+void acceptor_rewake_later(struct server *s);
 
 /* worker.c */
 int worker_init(struct worker *w, struct server *s, unsigned id);

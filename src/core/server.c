@@ -130,6 +130,68 @@ int server_run(struct server *s)
 	return rc;
 }
 
+unsigned server_worker_count(const struct server *s)
+{
+	return s->n_workers;
+}
+
+int server_post(struct server *s, unsigned worker, server_call_fn fn, void *arg)
+{
+	struct call *call;
+
+	if (worker >= s->n_workers || fn == NULL)
+		return -EINVAL;
+	call = malloc(sizeof(*call));
+	if (call == NULL)
+		return -ENOMEM;
+	call->msg.kind = MSG_CALL;
+	call->fn = fn;
+	call->arg = arg;
+	/* From here the call is the worker's. A failed wake-up is owed, and
+	 * the acceptor (the one thread that retries) is asked to send it. */
+	if (inbox_post(s->workers[worker].inbox, &call->msg) < 0)
+		acceptor_rewake_later(s);
+	return 0;
+}
+
+int server_post_all(struct server *s, server_call_fn fn, void *arg)
+{
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		int rc = server_post(s, i, fn, arg);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int server_worker_stats(const struct server *s, unsigned worker,
+			struct server_worker_stats *out)
+{
+	const struct worker *w;
+	struct inbox_stats ist;
+
+	if (worker >= s->n_workers)
+		return -EINVAL;
+	w = &s->workers[worker];
+	inbox_get_stats(w->inbox, &ist);
+	*out = (struct server_worker_stats){
+		.live = atomic_load_explicit(&w->live, memory_order_relaxed),
+		.accepted = atomic_load_explicit(&w->stats.accepted, memory_order_relaxed),
+		.bytes_in = atomic_load_explicit(&w->stats.bytes_in, memory_order_relaxed),
+		.bytes_out = atomic_load_explicit(&w->stats.bytes_out, memory_order_relaxed),
+		.wakeups = ist.wakeups,
+		.wakeups_saved = ist.elided,
+		.largest_batch = ist.largest_batch,
+		.rounds = ist.rounds,
+		.wouldblock = ist.wouldblock,
+		.handoff_p50_ns = hist_quantile(&w->handoff_ns, 0.50),
+		.handoff_p90_ns = hist_quantile(&w->handoff_ns, 0.90),
+		.handoff_p99_ns = hist_quantile(&w->handoff_ns, 0.99),
+		.handoff_max_ns = hist_max(&w->handoff_ns),
+	};
+	return 0;
+}
+
 void server_stop(struct server *s)
 {
 	acceptor_wake(s, WAKE_STOP);

@@ -91,6 +91,45 @@ void server_request_stats(struct server *s);
 /* Frees everything; after server_run() returned, or instead of it. */
 void server_free(struct server *s);
 
+/* ---- running code on a worker ------------------------------------------ */
+
+/* Runs on a worker's thread, with that worker's event_base. */
+typedef void (*server_call_fn)(struct event_base *base, void *arg);
+
+unsigned server_worker_count(const struct server *s);
+
+/*
+ * Runs fn(base, arg) on worker `worker`'s thread, through its inbox (the same
+ * wait-free path as new connections, in order behind what was posted before).
+ * Any thread, once server_run() has started the workers. Returns 0, -EINVAL
+ * for a worker that does not exist, or -ENOMEM. A call posted while the
+ * server is stopping may not run; it is freed, never leaked. Not
+ * async-signal-safe (it allocates).
+ */
+int server_post(struct server *s, unsigned worker, server_call_fn fn, void *arg);
+
+/* server_post() to every worker; returns 0 or the first error. */
+int server_post_all(struct server *s, server_call_fn fn, void *arg);
+
+/* What one worker has done so far; any thread, approximate while it runs. */
+struct server_worker_stats {
+	unsigned live;			/* connections now */
+	uint64_t accepted;		/* connections taken on */
+	uint64_t bytes_in, bytes_out;	/* as counted by the protocol */
+	uint64_t wakeups;		/* inbox wake-ups received */
+	uint64_t wakeups_saved;		/* messages that rode along on another's */
+	uint64_t largest_batch;		/* most messages handled in one round */
+	uint64_t rounds;		/* inbox rounds (wake-ups and re-arms) */
+	uint64_t wouldblock;		/* rounds cut short by a producer mid-enqueue */
+	uint64_t handoff_p50_ns;	/* accept-to-worker latency, percentiles */
+	uint64_t handoff_p90_ns;
+	uint64_t handoff_p99_ns;
+	uint64_t handoff_max_ns;
+};
+
+int server_worker_stats(const struct server *s, unsigned worker,
+			struct server_worker_stats *out);
+
 /* For protocol code, on the connection's worker thread. */
 void *conn_data(struct conn *c);
 int conn_fd(const struct conn *c);

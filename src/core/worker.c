@@ -149,6 +149,12 @@ static void worker_on_msg(struct inbox_msg *msg, void *arg)
 	case MSG_STOP:
 		worker_begin_stop(w);
 		break;
+	case MSG_CALL: {
+		struct call *call = caa_container_of(msg, struct call, msg);
+		call->fn(w->base, call->arg);
+		free(call);
+		break;
+	}
 	default:
 		log_error("unknown inbox message kind %d", msg->kind);
 		break;
@@ -160,6 +166,8 @@ static void worker_dispose_msg(struct inbox_msg *msg, void *arg)
 {
 	if (msg->kind == MSG_NEW_CONN)
 		conn_release(caa_container_of(msg, struct conn, msg));
+	else if (msg->kind == MSG_CALL)
+		free(caa_container_of(msg, struct call, msg));	/* too late to run */
 }
 
 /* ---- the thread ------------------------------------------------------ */
