@@ -18,14 +18,14 @@
 #include <event2/event.h>
 
 #include "core/log.h"
-#include "core/server.h"
+#include "mtserver.h"
 #include "echo/echo.h"
 
 #define EXIT_USAGE 2
 #define MAX_LISTEN 16
 
-/* For the signal handlers only: server_stop() is async-signal-safe. */
-static struct server *volatile running_server;
+/* For the signal handlers only: mts_stop() is async-signal-safe. */
+static struct mts_server *volatile running_server;
 
 static void usage(FILE *out)
 {
@@ -93,13 +93,13 @@ bad:
 static void on_stop_signal(int sig)
 {
 	if (running_server != NULL)
-		server_stop(running_server);
+		mts_stop(running_server);
 }
 
 static void on_stats_signal(int sig)
 {
 	if (running_server != NULL)
-		server_request_stats(running_server);
+		mts_request_stats(running_server);
 }
 
 static int install_signals(void)
@@ -159,18 +159,18 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen[MAX_LISTEN];
-	struct server_config cfg;
+	struct mts_config cfg;
 	struct echo_config echo = {
 		.high_watermark = ECHO_DEFAULT_HIGH_WATERMARK,
 		.low_watermark = ECHO_DEFAULT_LOW_WATERMARK,
 	};
-	struct conn_handler handler;
-	struct server *srv;
+	struct mts_handler handler;
+	struct mts_server *srv;
 	char port[8], why[256];
 	int level = LOG_INFO;
 	int opt, rc;
 
-	server_config_defaults(&cfg);
+	mts_config_defaults(&cfg);
 	cfg.listen = listen;
 	opterr = 0;	/* we print our own messages, naming the option */
 	while ((opt = getopt_long(argc, argv, ":p:l:t:b:c:vqVh", longopts, NULL)) != -1) {
@@ -207,7 +207,7 @@ int main(int argc, char **argv)
 		case OPT_DISPATCH: {
 			const char *name;
 			unsigned i;
-			for (i = 0; (name = server_dispatch_name(i)) != NULL; i++)
+			for (i = 0; (name = mts_dispatch_name(i)) != NULL; i++)
 				if (strcmp(name, optarg) == 0)
 					break;
 			if (name == NULL)
@@ -218,9 +218,9 @@ int main(int argc, char **argv)
 		}
 		case OPT_BALANCE:
 			if (strcmp(optarg, "rr") == 0)
-				cfg.balance = SERVER_BALANCE_RR;
+				cfg.balance = MTS_BALANCE_RR;
 			else if (strcmp(optarg, "least") == 0)
-				cfg.balance = SERVER_BALANCE_LEAST;
+				cfg.balance = MTS_BALANCE_LEAST;
 			else
 				die_usage("unknown --balance '%s' (rr or least)", optarg);
 			break;
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
 	raise_nofile();
 
 	echo_handler(&handler, &echo);
-	rc = server_new(&srv, &cfg, &handler, why, sizeof(why));
+	rc = mts_new(&srv, &cfg, &handler, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "echoserver: %s\n", why);
 		return 1;
@@ -266,17 +266,17 @@ int main(int argc, char **argv)
 	running_server = srv;
 	if ((rc = install_signals()) < 0) {
 		fprintf(stderr, "echoserver: cannot install signal handlers: %s\n", strerror(-rc));
-		server_free(srv);
+		mts_free(srv);
 		return 1;
 	}
-	for (size_t i = 0; i < server_listener_count(srv); i++)
-		printf("echoserver: listening on %s\n", server_listener_name(srv, i));
+	for (size_t i = 0; i < mts_listener_count(srv); i++)
+		printf("echoserver: listening on %s\n", mts_listener_name(srv, i));
 	fflush(stdout);
 	log_info("%u worker threads, dispatch %s", cfg.threads, cfg.dispatch);
 
-	rc = server_run(srv);
+	rc = mts_run(srv);
 	running_server = NULL;
-	server_free(srv);
+	mts_free(srv);
 	if (rc < 0) {
 		fprintf(stderr, "echoserver: %s\n", strerror(-rc));
 		return 1;

@@ -2,7 +2,7 @@
  * test_post.c - the core used as a library: start a server with a do-nothing
  * protocol, post functions to its workers from several threads at once, and
  * check each runs exactly once, on its worker's own thread, in order per
- * poster; server_post_all() reaches every worker; statistics read back.
+ * poster; mts_post_all() reaches every worker; statistics read back.
  */
 #include <config.h>
 
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/server.h"
+#include "mtserver.h"
 #include "tap.h"
 
 #define WORKERS 3
@@ -31,7 +31,7 @@ struct ran {
 };
 
 static struct ran ran;
-static struct server *srv;
+static struct mts_server *srv;
 
 struct job {
 	unsigned worker, poster;
@@ -67,7 +67,7 @@ static void *poster_main(void *arg)
 		j->worker = (i * 7 + p) % WORKERS;
 		j->poster = p;
 		j->seq = ++seq[j->worker];
-		if (server_post(srv, j->worker, on_call, j) != 0)
+		if (mts_post(srv, j->worker, on_call, j) != 0)
 			free(j);
 	}
 	return NULL;
@@ -82,43 +82,43 @@ static void on_all(struct event_base *base, void *arg)
 }
 
 /* The protocol: accept and close; this test is about posting. */
-static int open_close(struct conn *c, void *arg) { return -ECONNABORTED; }
-static void nothing(struct conn *c, void *arg) { }
+static int open_close(struct mts_conn *c, void *arg) { return -ECONNABORTED; }
+static void nothing(struct mts_conn *c, void *arg) { }
 
 static void *run_main(void *arg)
 {
-	return (void *)(intptr_t)server_run(srv);
+	return (void *)(intptr_t)mts_run(srv);
 }
 
 int main(void)
 {
 	const char *listen[] = { "127.0.0.1" };
-	struct conn_handler h = { .on_open = open_close, .on_shutdown = nothing,
+	struct mts_handler h = { .on_open = open_close, .on_shutdown = nothing,
 				  .on_close = nothing };
-	struct server_config cfg;
-	struct server_worker_stats st;
+	struct mts_config cfg;
+	struct mts_worker_stats st;
 	pthread_t runner, posters[POSTERS];
 	char why[256];
 	uint64_t total = 0;
 	void *rc;
 
 	tap_plan(7);
-	server_config_defaults(&cfg);
+	mts_config_defaults(&cfg);
 	cfg.listen = listen;
 	cfg.n_listen = 1;
 	cfg.port = "0";
 	cfg.threads = WORKERS;
-	if (server_new(&srv, &cfg, &h, why, sizeof(why)) != 0)
+	if (mts_new(&srv, &cfg, &h, why, sizeof(why)) != 0)
 		bail(why);
-	ok(server_worker_count(srv) == WORKERS, "server_worker_count");
-	ok(server_post(srv, WORKERS, on_all, NULL) == -EINVAL, "posting to a worker that does not exist: -EINVAL");
+	ok(mts_worker_count(srv) == WORKERS, "mts_worker_count");
+	ok(mts_post(srv, WORKERS, on_all, NULL) == -EINVAL, "posting to a worker that does not exist: -EINVAL");
 	pthread_create(&runner, NULL, run_main, NULL);
 
 	for (unsigned p = 0; p < POSTERS; p++)
 		pthread_create(&posters[p], NULL, poster_main, (void *)(uintptr_t)p);
 	for (unsigned p = 0; p < POSTERS; p++)
 		pthread_join(posters[p], NULL);
-	ok(server_post_all(srv, on_all, NULL) == 0, "server_post_all");
+	ok(mts_post_all(srv, on_all, NULL) == 0, "mts_post_all");
 	for (int i = 0; i < 500; i++) {
 		total = 0;
 		for (unsigned w = 0; w < WORKERS; w++)
@@ -132,15 +132,15 @@ int main(void)
 	   POSTERS, CALLS, (unsigned long long)total);
 	ok(!atomic_load(&ran.wrong_thread) && !pthread_equal(ran.thread[0], ran.thread[1]) &&
 	   ran.base[0] != ran.base[1], "each call ran on its own worker's thread and event_base");
-	ok(atomic_load(&all_hits) == WORKERS, "server_post_all ran once on each worker");
-	server_worker_stats(srv, 0, &st);
+	ok(atomic_load(&all_hits) == WORKERS, "mts_post_all ran once on each worker");
+	mts_worker_stats(srv, 0, &st);
 	diag("worker 0: %llu wake-ups, %llu saved, largest batch %llu",
 	     (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_saved,
 	     (unsigned long long)st.largest_batch);
 
-	server_stop(srv);
+	mts_stop(srv);
 	pthread_join(runner, &rc);
-	ok(rc == NULL, "server_stop from another thread: server_run returns 0");
-	server_free(srv);
+	ok(rc == NULL, "mts_stop from another thread: mts_run returns 0");
+	mts_free(srv);
 	return tap_done();
 }

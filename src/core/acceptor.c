@@ -105,7 +105,7 @@ fail:
 	return -err;
 }
 
-static int add_listener(struct server *s, int fd)
+static int add_listener(struct mts_server *s, int fd)
 {
 	struct listener *l, *grown;
 	struct sockaddr_storage ss;
@@ -127,7 +127,7 @@ static int add_listener(struct server *s, int fd)
  * the first socket's ephemeral port is reused for the others, so that
  * "localhost" gives one port on both families.
  */
-int acceptor_open(struct server *s, char *why, size_t why_len)
+int acceptor_open(struct mts_server *s, char *why, size_t why_len)
 {
 	static const char *const default_hosts[] = { "localhost" };
 	const char *const *hosts = s->cfg.n_listen ? s->cfg.listen : default_hosts;
@@ -193,7 +193,7 @@ int acceptor_open(struct server *s, char *why, size_t why_len)
 /* ---- pausing and resuming --------------------------------------------- */
 
 /* Listeners are armed exactly when no reason to pause holds. */
-static void update_listening(struct server *s)
+static void update_listening(struct mts_server *s)
 {
 	bool on = !s->stopping && !s->paused_full && s->backoff_ms == 0;
 
@@ -207,7 +207,7 @@ static void update_listening(struct server *s)
 
 static void on_backoff(evutil_socket_t fd, short what, void *arg)
 {
-	struct server *s = arg;
+	struct mts_server *s = arg;
 
 	/*
 	 * Try again; keep backoff_ms as the episode's memory so a repeated
@@ -217,7 +217,7 @@ static void on_backoff(evutil_socket_t fd, short what, void *arg)
 		event_active(s->listeners[i].ev, EV_READ, 0);
 }
 
-static void start_backoff(struct server *s, int err)
+static void start_backoff(struct mts_server *s, int err)
 {
 	struct timeval tv;
 
@@ -235,7 +235,7 @@ static void start_backoff(struct server *s, int err)
 	evtimer_add(s->backoff_ev, &tv);
 }
 
-static void end_backoff(struct server *s)
+static void end_backoff(struct mts_server *s)
 {
 	log_info("accept: resumed after running out of resources");
 	s->backoff_ms = 0;
@@ -251,7 +251,7 @@ static void end_backoff(struct server *s)
  * retries, 1 ms after the failure, doubling to 100 ms, until every worker's
  * debt is paid. The connection is delivered late, not lost.
  */
-static void schedule_rewake(struct server *s)
+static void schedule_rewake(struct mts_server *s)
 {
 	struct timeval tv;
 
@@ -265,14 +265,14 @@ static void schedule_rewake(struct server *s)
 	evtimer_add(s->rewake_ev, &tv);
 }
 
-void acceptor_rewake_later(struct server *s)
+void acceptor_rewake_later(struct mts_server *s)
 {
 	acceptor_wake(s, WAKE_REWAKE);
 }
 
 static void on_rewake(evutil_socket_t fd, short what, void *arg)
 {
-	struct server *s = arg;
+	struct mts_server *s = arg;
 	bool owed = false;
 
 	for (unsigned i = 0; i < s->n_workers; i++)
@@ -288,13 +288,13 @@ static void on_rewake(evutil_socket_t fd, short what, void *arg)
 
 /* ---- dispatch --------------------------------------------------------- */
 
-static struct worker *pick_worker(struct server *s)
+static struct worker *pick_worker(struct mts_server *s)
 {
 	struct worker *best;
 	unsigned start = s->next_rr++ % s->n_workers;
 
 	best = &s->workers[start];
-	if (s->cfg.balance == SERVER_BALANCE_LEAST) {
+	if (s->cfg.balance == MTS_BALANCE_LEAST) {
 		/* Start the scan at the round-robin cursor so ties rotate. */
 		unsigned best_live = atomic_load_explicit(&best->live, memory_order_relaxed);
 		for (unsigned k = 1; k < s->n_workers; k++) {
@@ -309,10 +309,10 @@ static struct worker *pick_worker(struct server *s)
 	return best;
 }
 
-static void hand_off(struct server *s, int fd)
+static void hand_off(struct mts_server *s, int fd)
 {
 	struct worker *w = pick_worker(s);
-	struct conn *c;
+	struct mts_conn *c;
 	int rc;
 
 	c = fault_hit(FAULT_CONN_ALLOC) ? NULL : calloc(1, sizeof(*c) + s->handler.data_size);
@@ -336,7 +336,7 @@ static void hand_off(struct server *s, int fd)
 	}
 }
 
-static bool at_limit(struct server *s)
+static bool at_limit(struct mts_server *s)
 {
 	return s->cfg.max_conns != 0 &&
 	       atomic_load_explicit(&s->live, memory_order_relaxed) >= s->cfg.max_conns;
@@ -344,7 +344,7 @@ static bool at_limit(struct server *s)
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-	struct server *s = arg;
+	struct mts_server *s = arg;
 
 	for (int n = 0; n < ACCEPT_BUDGET; n++) {
 		int fd;
@@ -386,26 +386,26 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 
 /* ---- wake-ups from other threads and signal handlers ------------------ */
 
-void acceptor_wake(struct server *s, unsigned reason)
+void acceptor_wake(struct mts_server *s, unsigned reason)
 {
 	/* Set the reason, then signal: the acceptor drains, then takes reasons. */
 	atomic_fetch_or_explicit(&s->wake_reasons, reason, memory_order_release);
 	(void)wakeup_signal(&s->wake);
 }
 
-void acceptor_conn_ended(struct server *s)
+void acceptor_conn_ended(struct mts_server *s)
 {
 	if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_relaxed) == s->cfg.max_conns &&
 	    s->cfg.max_conns != 0)
 		acceptor_wake(s, WAKE_SLOT_FREED);
 }
 
-static void log_stats(struct server *s)
+static void log_stats(struct mts_server *s)
 {
-	struct server_worker_stats st;
+	struct mts_worker_stats st;
 
 	for (unsigned i = 0; i < s->n_workers; i++) {
-		server_worker_stats(s, i, &st);
+		mts_worker_stats(s, i, &st);
 		log_report("%s: live %u accepted %llu bytes_in %llu bytes_out %llu "
 			"wakeups_sent %llu wakeups_saved %llu largest_batch %llu "
 			"rounds %llu wouldblock %llu; "
@@ -423,7 +423,7 @@ static void log_stats(struct server *s)
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-	struct server *s = arg;
+	struct mts_server *s = arg;
 	unsigned reasons;
 
 	wakeup_drain(&s->wake);		/* first, as in inbox.c */
@@ -445,7 +445,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-int acceptor_start(struct server *s)
+int acceptor_start(struct mts_server *s)
 {
 	int rc = wakeup_init(&s->wake, WAKEUP_EVENTFD);
 
@@ -467,7 +467,7 @@ int acceptor_start(struct server *s)
 	return 0;
 }
 
-void acceptor_close(struct server *s)
+void acceptor_close(struct mts_server *s)
 {
 	for (size_t i = 0; i < s->n_listeners; i++) {
 		if (s->listeners[i].ev != NULL)

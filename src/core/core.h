@@ -13,19 +13,19 @@
 
 #include "histogram.h"
 #include "inbox.h"
-#include "server.h"
+#include "mtserver.h"
 #include "wakeup.h"
 
 enum core_msg_kind {
-	MSG_NEW_CONN = 1,	/* a struct conn: the worker now owns it and its fd */
+	MSG_NEW_CONN = 1,	/* a struct mts_conn: the worker now owns it and its fd */
 	MSG_STOP,		/* the worker's own stop_msg: flush, close, leave the loop */
 	MSG_CALL,		/* a struct call: run fn on the worker, then free it */
 };
 
-/* server_post(): a function to run on a worker's thread. */
+/* mts_post(): a function to run on a worker's thread. */
 struct call {
 	struct inbox_msg msg;		/* MSG_CALL */
-	server_call_fn fn;
+	mts_call_fn fn;
 	void *arg;
 };
 
@@ -36,12 +36,12 @@ struct worker;
  * same block) and posted to a worker; from the moment
  * inbox_post() is called, only that worker's thread touches it.
  */
-struct conn {
+struct mts_conn {
 	struct inbox_msg msg;		/* MSG_NEW_CONN; first, for the handoff */
 	int fd;
 	struct worker *worker;
 	uint64_t accepted_ns;		/* acceptor's clock at accept: handoff latency */
-	TAILQ_ENTRY(conn) link;		/* in worker->conns; worker thread only */
+	TAILQ_ENTRY(mts_conn) link;		/* in worker->conns; worker thread only */
 	_Alignas(max_align_t) unsigned char data[];	/* the protocol's, data_size bytes */
 };
 
@@ -56,13 +56,13 @@ struct worker_stats {
 };
 
 struct worker {
-	struct server *srv;
+	struct mts_server *srv;
 	unsigned id;
 	char tag[16];			/* "w3": thread name and log tag */
 	pthread_t thread;
 	bool started;
 
-	/* Created by server_new() on the main thread before this worker's
+	/* Created by mts_new() on the main thread before this worker's
 	 * thread starts; from then on used only by the worker thread. */
 	struct event_base *base;
 	struct inbox *inbox;
@@ -72,7 +72,7 @@ struct worker {
 	size_t scratch_len;
 
 	/* Worker thread only. */
-	TAILQ_HEAD(, conn) conns;
+	TAILQ_HEAD(, mts_conn) conns;
 	bool stopping;
 	struct event *deadline;		/* shutdown grace timer */
 
@@ -102,9 +102,9 @@ enum acceptor_wake {
 	WAKE_REWAKE = 1u << 3,		/* a post from another thread owes a wake-up */
 };
 
-struct server {
-	struct server_config cfg;
-	struct conn_handler handler;
+struct mts_server {
+	struct mts_config cfg;
+	struct mts_handler handler;
 	enum inbox_variant variant;	/* from cfg.dispatch */
 
 	/* Acceptor (main thread) state. */
@@ -141,17 +141,17 @@ struct server {
 };
 
 /* acceptor.c */
-int acceptor_open(struct server *s, char *why, size_t why_len);
-int acceptor_start(struct server *s);
-void acceptor_close(struct server *s);
-void acceptor_wake(struct server *s, unsigned reason);
+int acceptor_open(struct mts_server *s, char *why, size_t why_len);
+int acceptor_start(struct mts_server *s);
+void acceptor_close(struct mts_server *s);
+void acceptor_wake(struct mts_server *s, unsigned reason);
 /* Worker side of --max-conns: a connection has ended. */
-void acceptor_conn_ended(struct server *s);
+void acceptor_conn_ended(struct mts_server *s);
 /* A post failed to wake its worker: have the acceptor retry (any thread). */
-void acceptor_rewake_later(struct server *s);
+void acceptor_rewake_later(struct mts_server *s);
 
 /* worker.c */
-int worker_init(struct worker *w, struct server *s, unsigned id);
+int worker_init(struct worker *w, struct mts_server *s, unsigned id);
 int worker_start(struct worker *w);
 void worker_post_stop(struct worker *w);
 void worker_join(struct worker *w);

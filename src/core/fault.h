@@ -16,7 +16,7 @@
 #include <stdbool.h>
 
 enum fault_point {
-	FAULT_CONN_ALLOC,	/* acceptor: the struct conn for a new connection */
+	FAULT_CONN_ALLOC,	/* acceptor: the struct mts_conn for a new connection */
 	FAULT_OUTBUF_ALLOC,	/* echo: a connection's pending-output buffer */
 	FAULT_WAKEUP_WRITE,	/* inbox: the eventfd/pipe write that wakes a worker */
 	FAULT_N_POINTS

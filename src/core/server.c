@@ -14,30 +14,30 @@
 #include "core.h"
 #include "log.h"
 
-const char *server_dispatch_name(unsigned i)
+const char *mts_dispatch_name(unsigned i)
 {
 	return i < INBOX_N_VARIANTS ? inbox_variant_name((enum inbox_variant)i) : NULL;
 }
 
-void server_config_defaults(struct server_config *cfg)
+void mts_config_defaults(struct mts_config *cfg)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	*cfg = (struct server_config){
+	*cfg = (struct mts_config){
 		.port = "5555",
 		.threads = cpus > 0 ? (unsigned)cpus : 1,
 		.backlog = 1024,
 		.shutdown_grace_ms = 2000,
 		.inbox_budget = 64,
-		.balance = SERVER_BALANCE_RR,
+		.balance = MTS_BALANCE_RR,
 		.dispatch = "wfcq",
 	};
 }
 
-int server_new(struct server **out, const struct server_config *cfg,
-	       const struct conn_handler *handler, char *why, size_t why_len)
+int mts_new(struct mts_server **out, const struct mts_config *cfg,
+	       const struct mts_handler *handler, char *why, size_t why_len)
 {
-	struct server *s;
+	struct mts_server *s;
 	int rc;
 
 	snprintf(why, why_len, "out of memory");
@@ -87,21 +87,21 @@ int server_new(struct server **out, const struct server_config *cfg,
 	*out = s;
 	return 0;
 fail:
-	server_free(s);
+	mts_free(s);
 	return rc;
 }
 
-size_t server_listener_count(const struct server *s)
+size_t mts_listener_count(const struct mts_server *s)
 {
 	return s->n_listeners;
 }
 
-const char *server_listener_name(const struct server *s, size_t i)
+const char *mts_listener_name(const struct mts_server *s, size_t i)
 {
 	return i < s->n_listeners ? s->listeners[i].name : NULL;
 }
 
-static void stop_workers(struct server *s)
+static void stop_workers(struct mts_server *s)
 {
 	/* "stop" travels the same path as work: behind everything posted before. */
 	for (unsigned i = 0; i < s->n_workers; i++)
@@ -111,7 +111,7 @@ static void stop_workers(struct server *s)
 		worker_join(&s->workers[i]);
 }
 
-int server_run(struct server *s)
+int mts_run(struct mts_server *s)
 {
 	int rc = 0;
 
@@ -122,7 +122,7 @@ int server_run(struct server *s)
 		}
 	}
 	if (rc == 0) {
-		/* Accept until server_stop() breaks the loop (acceptor.c, on_wake). */
+		/* Accept until mts_stop() breaks the loop (acceptor.c, on_wake). */
 		event_base_dispatch(s->base);
 		log_info("stopping: no longer accepting; finishing connections");
 	}
@@ -130,12 +130,12 @@ int server_run(struct server *s)
 	return rc;
 }
 
-unsigned server_worker_count(const struct server *s)
+unsigned mts_worker_count(const struct mts_server *s)
 {
 	return s->n_workers;
 }
 
-int server_post(struct server *s, unsigned worker, server_call_fn fn, void *arg)
+int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg)
 {
 	struct call *call;
 
@@ -154,18 +154,18 @@ int server_post(struct server *s, unsigned worker, server_call_fn fn, void *arg)
 	return 0;
 }
 
-int server_post_all(struct server *s, server_call_fn fn, void *arg)
+int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg)
 {
 	for (unsigned i = 0; i < s->n_workers; i++) {
-		int rc = server_post(s, i, fn, arg);
+		int rc = mts_post(s, i, fn, arg);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
 }
 
-int server_worker_stats(const struct server *s, unsigned worker,
-			struct server_worker_stats *out)
+int mts_worker_stats(const struct mts_server *s, unsigned worker,
+			struct mts_worker_stats *out)
 {
 	const struct worker *w;
 	struct inbox_stats ist;
@@ -174,7 +174,7 @@ int server_worker_stats(const struct server *s, unsigned worker,
 		return -EINVAL;
 	w = &s->workers[worker];
 	inbox_get_stats(w->inbox, &ist);
-	*out = (struct server_worker_stats){
+	*out = (struct mts_worker_stats){
 		.live = atomic_load_explicit(&w->live, memory_order_relaxed),
 		.accepted = atomic_load_explicit(&w->stats.accepted, memory_order_relaxed),
 		.bytes_in = atomic_load_explicit(&w->stats.bytes_in, memory_order_relaxed),
@@ -192,21 +192,21 @@ int server_worker_stats(const struct server *s, unsigned worker,
 	return 0;
 }
 
-void server_stop(struct server *s)
+void mts_stop(struct mts_server *s)
 {
 	acceptor_wake(s, WAKE_STOP);
 }
 
-void server_request_stats(struct server *s)
+void mts_request_stats(struct mts_server *s)
 {
 	acceptor_wake(s, WAKE_STATS);
 }
 
-void server_free(struct server *s)
+void mts_free(struct mts_server *s)
 {
 	if (s == NULL)
 		return;
-	stop_workers(s);	/* no-op after server_run() */
+	stop_workers(s);	/* no-op after mts_run() */
 	/* Listeners first: nothing new is accepted while the workers go. */
 	acceptor_close(s);
 	for (unsigned i = 0; i < s->n_workers; i++)

@@ -30,18 +30,18 @@ static inline void stat_add(atomic_uint_fast64_t *v, uint64_t n)
 
 /* ---- connections ---------------------------------------------------- */
 
-void *conn_data(struct conn *c) { return c->data; }
-int conn_fd(const struct conn *c) { return c->fd; }
-struct event_base *conn_base(const struct conn *c) { return c->worker->base; }
-const struct timeval *conn_idle_timeout(const struct conn *c) { return c->worker->idle_tv; }
+void *mts_conn_data(struct mts_conn *c) { return c->data; }
+int mts_conn_fd(const struct mts_conn *c) { return c->fd; }
+struct event_base *mts_conn_base(const struct mts_conn *c) { return c->worker->base; }
+const struct timeval *mts_conn_idle_timeout(const struct mts_conn *c) { return c->worker->idle_tv; }
 
-void *conn_scratch(const struct conn *c, size_t *len)
+void *mts_conn_scratch(const struct mts_conn *c, size_t *len)
 {
 	*len = c->worker->scratch_len;
 	return c->worker->scratch;
 }
 
-void conn_count_io(struct conn *c, size_t bytes_in, size_t bytes_out)
+void mts_conn_count_io(struct mts_conn *c, size_t bytes_in, size_t bytes_out)
 {
 	if (bytes_in)
 		stat_add(&c->worker->stats.bytes_in, bytes_in);
@@ -50,7 +50,7 @@ void conn_count_io(struct conn *c, size_t bytes_in, size_t bytes_out)
 }
 
 /* Frees a connection that never reached the protocol (or already left it). */
-static void conn_release(struct conn *c)
+static void conn_release(struct mts_conn *c)
 {
 	struct worker *w = c->worker;
 
@@ -60,7 +60,7 @@ static void conn_release(struct conn *c)
 	free(c);
 }
 
-void conn_close(struct conn *c)
+void mts_conn_close(struct mts_conn *c)
 {
 	struct worker *w = c->worker;
 
@@ -71,7 +71,7 @@ void conn_close(struct conn *c)
 		event_base_loopbreak(w->base);
 }
 
-static void worker_take_conn(struct worker *w, struct conn *c)
+static void worker_take_conn(struct worker *w, struct mts_conn *c)
 {
 	const int one = 1;
 	int rc;
@@ -103,17 +103,17 @@ static void worker_take_conn(struct worker *w, struct conn *c)
 static void worker_on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct conn *c;
+	struct mts_conn *c;
 
 	/* Grace is over: whatever is still pending is dropped. */
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-		conn_close(c);
+		mts_conn_close(c);
 	event_base_loopbreak(w->base);
 }
 
 static void worker_begin_stop(struct worker *w)
 {
-	struct conn *c, *next;
+	struct mts_conn *c, *next;
 	struct timeval grace = {
 		.tv_sec = w->srv->cfg.shutdown_grace_ms / 1000,
 		.tv_usec = (w->srv->cfg.shutdown_grace_ms % 1000) * 1000,
@@ -130,7 +130,7 @@ static void worker_begin_stop(struct worker *w)
 		w->srv->handler.on_shutdown(c, w->srv->handler.arg);
 	}
 	if (TAILQ_EMPTY(&w->conns))
-		return;		/* the last conn_close() broke the loop */
+		return;		/* the last mts_conn_close() broke the loop */
 	w->deadline = evtimer_new(w->base, worker_on_deadline, w);
 	if (w->deadline == NULL || evtimer_add(w->deadline, &grace) == -1)
 		worker_on_deadline(-1, 0, w);
@@ -144,7 +144,7 @@ static void worker_on_msg(struct inbox_msg *msg, void *arg)
 
 	switch (msg->kind) {
 	case MSG_NEW_CONN:
-		worker_take_conn(w, caa_container_of(msg, struct conn, msg));
+		worker_take_conn(w, caa_container_of(msg, struct mts_conn, msg));
 		break;
 	case MSG_STOP:
 		worker_begin_stop(w);
@@ -165,14 +165,14 @@ static void worker_on_msg(struct inbox_msg *msg, void *arg)
 static void worker_dispose_msg(struct inbox_msg *msg, void *arg)
 {
 	if (msg->kind == MSG_NEW_CONN)
-		conn_release(caa_container_of(msg, struct conn, msg));
+		conn_release(caa_container_of(msg, struct mts_conn, msg));
 	else if (msg->kind == MSG_CALL)
 		free(caa_container_of(msg, struct call, msg));	/* too late to run */
 }
 
 /* ---- the thread ------------------------------------------------------ */
 
-int worker_init(struct worker *w, struct server *s, unsigned id)
+int worker_init(struct worker *w, struct mts_server *s, unsigned id)
 {
 	struct event_config *ecfg;
 	struct timeval idle;
@@ -268,11 +268,11 @@ void worker_join(struct worker *w)
 /* On the main thread, after worker_join(): the base is the main thread's again. */
 void worker_destroy(struct worker *w)
 {
-	struct conn *c;
+	struct mts_conn *c;
 
 	/* Only if the thread never ran: connections it still held. */
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-		conn_close(c);
+		mts_conn_close(c);
 	if (w->inbox != NULL)
 		inbox_free(w->inbox, worker_dispose_msg, w);
 	if (w->deadline != NULL)

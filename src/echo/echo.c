@@ -2,7 +2,7 @@
  * echo.c - the echo protocol on raw events, built to keep an idle connection
  * cheap and a busy one fast.
  *
- * Memory: an idle connection is the core's struct conn followed by this
+ * Memory: an idle connection is the core's struct mts_conn followed by this
  * struct echo_conn (one struct event and a few fields): one block of about
  * 250 bytes, and nothing else.
  * Bytes are read into the worker's shared scratch buffer and written straight
@@ -31,7 +31,7 @@
 #include "echo/echo.h"
 
 struct echo_conn {
-	struct conn *conn;		/* the core's side of this connection */
+	struct mts_conn *conn;		/* the core's side of this connection */
 	struct event ev;		/* the socket, with the flags of `waiting` */
 	struct evbuffer *out;		/* pending echo, or NULL */
 	const struct echo_config *cfg;
@@ -58,9 +58,9 @@ static int echo_rearm(struct echo_conn *ec)
 	ec->waiting = want;
 	if (want == 0)
 		return 0;
-	event_assign(&ec->ev, conn_base(ec->conn), conn_fd(ec->conn),
+	event_assign(&ec->ev, mts_conn_base(ec->conn), mts_conn_fd(ec->conn),
 		     want | EV_PERSIST, echo_on_event, ec);
-	return event_add(&ec->ev, conn_idle_timeout(ec->conn)) == -1 ? -ENOMEM : 0;
+	return event_add(&ec->ev, mts_conn_idle_timeout(ec->conn)) == -1 ? -ENOMEM : 0;
 }
 
 /* Keeps `len` bytes the socket did not take. */
@@ -79,13 +79,13 @@ static int echo_queue(struct echo_conn *ec, const char *data, size_t len)
 /* Writes pending output. Returns 0, or -1 when the connection must close. */
 static int echo_flush(struct echo_conn *ec)
 {
-	int fd = conn_fd(ec->conn);
+	int fd = mts_conn_fd(ec->conn);
 	int n;
 
 	while (evbuffer_get_length(ec->out) > 0) {
 		n = evbuffer_write(ec->out, fd);
 		if (n > 0) {
-			conn_count_io(ec->conn, 0, (size_t)n);
+			mts_conn_count_io(ec->conn, 0, (size_t)n);
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
@@ -107,9 +107,9 @@ static int echo_flush(struct echo_conn *ec)
 /* One read, echoed at once. Returns 0, or -1 when the connection must close. */
 static int echo_read(struct echo_conn *ec)
 {
-	int fd = conn_fd(ec->conn);
+	int fd = mts_conn_fd(ec->conn);
 	size_t cap;
-	char *buf = conn_scratch(ec->conn, &cap);
+	char *buf = mts_conn_scratch(ec->conn, &cap);
 	ssize_t n, w = 0;
 
 	do
@@ -121,7 +121,7 @@ static int echo_read(struct echo_conn *ec)
 		ec->eof = true;		/* half-close: flush, then close */
 		return 0;
 	}
-	conn_count_io(ec->conn, (size_t)n, 0);
+	mts_conn_count_io(ec->conn, (size_t)n, 0);
 
 	/* Order: older pending bytes go first, so append behind them. */
 	if (ec->out == NULL) {
@@ -133,7 +133,7 @@ static int echo_read(struct echo_conn *ec)
 				return -1;
 			w = 0;
 		}
-		conn_count_io(ec->conn, 0, (size_t)w);
+		mts_conn_count_io(ec->conn, 0, (size_t)w);
 		if (w == n)
 			return 0;
 	}
@@ -158,12 +158,12 @@ static void echo_on_event(evutil_socket_t fd, short what, void *arg)
 		goto close;
 	return;
 close:
-	conn_close(ec->conn);
+	mts_conn_close(ec->conn);
 }
 
-static int echo_open(struct conn *c, void *arg)
+static int echo_open(struct mts_conn *c, void *arg)
 {
-	struct echo_conn *ec = conn_data(c);
+	struct echo_conn *ec = mts_conn_data(c);
 
 	ec->conn = c;
 	ec->cfg = arg;
@@ -172,18 +172,18 @@ static int echo_open(struct conn *c, void *arg)
 }
 
 /* Server stopping: stop reading; close now, or once the output is flushed. */
-static void echo_shutdown(struct conn *c, void *arg)
+static void echo_shutdown(struct mts_conn *c, void *arg)
 {
-	struct echo_conn *ec = conn_data(c);
+	struct echo_conn *ec = mts_conn_data(c);
 
 	ec->eof = true;
 	if (ec->out == NULL || echo_rearm(ec) < 0)
-		conn_close(c);
+		mts_conn_close(c);
 }
 
-static void echo_close(struct conn *c, void *arg)
+static void echo_close(struct mts_conn *c, void *arg)
 {
-	struct echo_conn *ec = conn_data(c);
+	struct echo_conn *ec = mts_conn_data(c);
 
 	if (ec->waiting)
 		event_del(&ec->ev);
@@ -191,9 +191,9 @@ static void echo_close(struct conn *c, void *arg)
 		evbuffer_free(ec->out);
 }
 
-void echo_handler(struct conn_handler *h, const struct echo_config *cfg)
+void echo_handler(struct mts_handler *h, const struct echo_config *cfg)
 {
-	*h = (struct conn_handler){
+	*h = (struct mts_handler){
 		.data_size = sizeof(struct echo_conn),
 		.on_open = echo_open,
 		.on_shutdown = echo_shutdown,

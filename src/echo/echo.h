@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "core/server.h"
+#include "mtserver.h"
 
 struct echo_config {
 	size_t high_watermark;	/* stop reading at this much pending output */
@@ -22,6 +22,6 @@ struct echo_config {
 #define ECHO_DEFAULT_LOW_WATERMARK (64 * 1024)
 
 /* Fills *h with the echo handler; cfg must outlive the server. */
-void echo_handler(struct conn_handler *h, const struct echo_config *cfg);
+void echo_handler(struct mts_handler *h, const struct echo_config *cfg);
 
 #endif
