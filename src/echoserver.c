@@ -17,7 +17,6 @@
 
 #include <event2/event.h>
 
-#include "core/log.h"
 #include "mtserver.h"
 #include "echo/echo.h"
 
@@ -128,7 +127,7 @@ static void raise_nofile(void)
 		return;
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-		log_warn("cannot raise the open-file limit: %s", strerror(errno));
+		mts_log(MTS_LOG_WARN, "cannot raise the open-file limit: %s", strerror(errno));
 }
 
 enum {
@@ -167,7 +166,7 @@ int main(int argc, char **argv)
 	struct mts_handler handler;
 	struct mts_server *srv;
 	char port[8], why[256];
-	int level = LOG_INFO;
+	int level = MTS_LOG_INFO;
 	int opt, rc;
 
 	mts_config_defaults(&cfg);
@@ -225,11 +224,11 @@ int main(int argc, char **argv)
 				die_usage("unknown --balance '%s' (rr or least)", optarg);
 			break;
 		case 'v':
-			if (level < LOG_DEBUG)
+			if (level < MTS_LOG_DEBUG)
 				level++;
 			break;
 		case 'q':
-			level = LOG_ERROR;
+			level = MTS_LOG_ERROR;
 			break;
 		case 'V':
 			printf("echoserver %s (libevent %s)\n", PACKAGE_VERSION, event_get_version());
@@ -253,8 +252,7 @@ int main(int argc, char **argv)
 	if (echo.low_watermark > echo.high_watermark)
 		die_usage("--low-watermark must not exceed --high-watermark");
 
-	log_set_level(level);
-	log_route_libevent();
+	mts_log_set_level((enum mts_log_level)level);
 	raise_nofile();
 
 	echo_handler(&handler, &echo);
@@ -272,7 +270,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < mts_listener_count(srv); i++)
 		printf("echoserver: listening on %s\n", mts_listener_name(srv, i));
 	fflush(stdout);
-	log_info("%u worker threads, dispatch %s", cfg.threads, cfg.dispatch);
+	mts_log(MTS_LOG_INFO, "%u worker threads, dispatch %s", cfg.threads, cfg.dispatch);
 
 	rc = mts_run(srv);
 	running_server = NULL;
@@ -281,6 +279,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "echoserver: %s\n", strerror(-rc));
 		return 1;
 	}
-	log_info("stopped");
+	mts_log(MTS_LOG_INFO, "stopped");
 	return 0;
 }

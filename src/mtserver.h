@@ -130,6 +130,24 @@ struct mts_worker_stats {
 int mts_worker_stats(const struct mts_server *s, unsigned worker,
 			struct mts_worker_stats *out);
 
+/* ---- logging ----------------------------------------------------------- */
+
+/*
+ * The core's logger, for the application to share: lines on stderr tagged
+ * with the thread ("main", "w0", ...). mts_new() also routes libevent's own
+ * warnings into it. mts_log_set_level: before mts_new(); mts_log: any thread.
+ */
+enum mts_log_level {
+	MTS_LOG_ERROR = 0,
+	MTS_LOG_WARN,
+	MTS_LOG_INFO,
+	MTS_LOG_DEBUG,
+};
+
+void mts_log_set_level(enum mts_log_level level);
+void mts_log(enum mts_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* For protocol code, on the connection's worker thread. */
 void *mts_conn_data(struct mts_conn *c);
 int mts_conn_fd(const struct mts_conn *c);

@@ -5,6 +5,8 @@
  * wake-up delays a connection but loses none. After each, no descriptor is
  * leaked and the server still serves and exits 0.
  * Needs a build with ./configure --enable-fault-injection; skipped otherwise.
+ * Allocation failures inside libevent come from tests/fault_shim.c, loaded
+ * with LD_PRELOAD ($FAULT_SHIM).
  */
 #include <config.h>
 
@@ -118,7 +120,12 @@ static void test_outbuf_alloc(void)
 	int fds[N], base, dead = 0;
 	char c;
 
-	start(&s, "outbuf_alloc=2", "wfcq");
+	/* Every 2nd evbuffer_new() fails: the shim, preloaded into the server. */
+	setenv("LD_PRELOAD", getenv("FAULT_SHIM"), 1);
+	setenv("FAULT_EVBUFFER_EVERY", "2", 1);
+	start(&s, "", "wfcq");
+	unsetenv("LD_PRELOAD");
+	unsetenv("FAULT_EVBUFFER_EVERY");
 	base = open_fds(s.pid);
 	/* Clients that send and do not read: the server must buffer output. */
 	for (int i = 0; i < N; i++) {
@@ -186,6 +193,8 @@ static void test_wakeup_write(const char *dispatch)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	if (getenv("FAULT_SHIM") == NULL)
+		bail("FAULT_SHIM is not set (make check sets it)");
 	tap_plan(3 + 4 + 4 * 3);
 	test_conn_alloc();
 	test_outbuf_alloc();

@@ -13,7 +13,6 @@
 
 static const char *const names[FAULT_N_POINTS] = {
 	[FAULT_CONN_ALLOC] = "conn_alloc",
-	[FAULT_OUTBUF_ALLOC] = "outbuf_alloc",
 	[FAULT_WAKEUP_WRITE] = "wakeup_write",
 };
 static unsigned every[FAULT_N_POINTS];		/* written once, under `once` */

@@ -5,10 +5,12 @@
  * build fault_hit() is the constant false and the points cost nothing.
  * With it, the environment variable ECHOSERVER_FAULTS arms the points, e.g.
  *
- *   ECHOSERVER_FAULTS="conn_alloc=5,outbuf_alloc=7,wakeup_write=3"
+ *   ECHOSERVER_FAULTS="conn_alloc=5,wakeup_write=3"
  *
- * makes every 5th connection allocation, every 7th output-buffer allocation
- * and every 3rd wake-up write fail. tests/test_faults.c uses it.
+ * makes every 5th connection allocation and every 3rd wake-up write fail.
+ * (Failures inside libevent, such as evbuffer_new() in the echo protocol,
+ * are injected from outside by tests/fault_shim.c, an LD_PRELOAD library.)
+ * tests/test_faults.c uses both.
  */
 #ifndef ECHOSERVER_FAULT_H
 #define ECHOSERVER_FAULT_H
@@ -17,7 +19,6 @@
 
 enum fault_point {
 	FAULT_CONN_ALLOC,	/* acceptor: the struct mts_conn for a new connection */
-	FAULT_OUTBUF_ALLOC,	/* echo: a connection's pending-output buffer */
 	FAULT_WAKEUP_WRITE,	/* inbox: the eventfd/pipe write that wakes a worker */
 	FAULT_N_POINTS
 };

@@ -49,6 +49,7 @@ int mts_new(struct mts_server **out, const struct mts_config *cfg,
 		snprintf(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
 		return -EINVAL;
 	}
+	log_route_libevent();
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return -ENOMEM;

@@ -26,8 +26,6 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
-#include "core/fault.h"
-#include "core/log.h"
 #include "echo/echo.h"
 
 struct echo_conn {
@@ -66,8 +64,7 @@ static int echo_rearm(struct echo_conn *ec)
 /* Keeps `len` bytes the socket did not take. */
 static int echo_queue(struct echo_conn *ec, const char *data, size_t len)
 {
-	if (ec->out == NULL &&
-	    (ec->out = fault_hit(FAULT_OUTBUF_ALLOC) ? NULL : evbuffer_new()) == NULL)
+	if (ec->out == NULL && (ec->out = evbuffer_new()) == NULL)
 		return -ENOMEM;	/* closes this connection only */
 	if (evbuffer_add(ec->out, data, len) == -1)
 		return -ENOMEM;
@@ -145,7 +142,7 @@ static void echo_on_event(evutil_socket_t fd, short what, void *arg)
 	struct echo_conn *ec = arg;
 
 	if (what & EV_TIMEOUT) {
-		log_debug("closing idle connection fd %d", (int)fd);
+		mts_log(MTS_LOG_DEBUG, "closing idle connection fd %d", (int)fd);
 		goto close;
 	}
 	if ((what & EV_WRITE) && ec->out != NULL && echo_flush(ec) < 0)

@@ -1,0 +1,36 @@
+#!/bin/sh
+# The library from outside: install into a temporary root, then build
+# tests/install_example.c with only `pkg-config --cflags --libs mtserver`
+# and run it. Also: the shared library exports only the mts_ API.
+set -u
+top=${TOP_BUILDDIR:?TOP_BUILDDIR is not set (make check sets it)}
+src=${TOP_SRCDIR:?}
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+echo "1..5"
+n=0
+report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+
+MAKEFLAGS= make -s -C "$top" install DESTDIR="$root" > "$root/install.log" 2>&1
+report $? "make install DESTDIR=... succeeds"
+pc=$(find "$root" -name mtserver.pc | head -1)
+hdr=$(find "$root" -name mtserver.h | head -1)
+so=$(find "$root" -name 'libmtserver.so.*.*' | head -1)
+[ -n "$pc" ] && [ -n "$hdr" ] && [ -n "$so" ] && [ -n "$(find "$root" -name libmtserver.a)" ]
+report $? "it installs mtserver.pc, mtserver.h, and the shared and static library"
+
+bad=$(nm -D --defined-only "$so" 2>/dev/null | awk '{ print $3 }' | grep -v '^mts_' | grep -v '^_' || true)
+[ -n "$so" ] && [ -z "$bad" ]
+report $? "the shared library exports only mts_ symbols${bad:+ (also: $bad)}"
+
+export PKG_CONFIG_PATH="$(dirname "$pc")" PKG_CONFIG_SYSROOT_DIR="$root"
+${CC:-cc} -o "$root/example" "$src/tests/install_example.c" \
+    $(pkg-config --cflags mtserver) $(pkg-config --libs mtserver) -lpthread > "$root/cc.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$root/cc.log"
+report $rc "a program builds against the installed library with pkg-config alone"
+
+LD_LIBRARY_PATH="$(dirname "$so")" "$root/example" > "$root/run.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$root/run.log"
+report $rc "and runs: its own protocol, mts_post_all, mts_stop"
