@@ -1,6 +1,6 @@
 /*
  * core.h - structures shared by the core's modules (acceptor.c, worker.c,
- * server.c). Not for protocol code: protocols see only server.h.
+ * server.c). Not for protocol code: protocols see only mtserver.h.
  */
 #ifndef ECHOSERVER_CORE_H
 #define ECHOSERVER_CORE_H

@@ -1,5 +1,5 @@
 /*
- * echo.h - the RFC 862 echo protocol, as a handler for the core (server.h).
+ * echo.h - the RFC 862 echo protocol, as a handler for the core (mtserver.h).
  *
  * Every byte received is sent back, in order, unchanged; nothing a client
  * sends is interpreted. Per connection, the server holds at most about
