@@ -4,8 +4,9 @@
  *
  * The main thread runs the acceptor (mts_run()); N worker threads each run
  * their own event_base and serve any number of connections. A new connection
- * travels from the acceptor to a worker through that worker's inbox (see
- * inbox.h); from then on only that worker touches it.
+ * travels from the acceptor to a worker through that worker's inbox (a
+ * wait-free queue and an eventfd; doc/HANDOFF.md); from then on only that
+ * worker touches it.
  *
  * A protocol plugs in through a struct mts_handler. Its callbacks run on the
  * connection's worker thread, and may use that worker's event_base
@@ -110,6 +111,36 @@ int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg);
 
 /* mts_post() to every worker; returns 0 or the first error. */
 int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg);
+
+/* ---- the work queue ------------------------------------------------------ */
+
+/*
+ * A pool of threads for jobs an event loop must not run itself (blocking
+ * file I/O, DNS, CPU-heavy work). A job's `work` runs on a pool thread; its
+ * `done` then runs on the worker named at submission, through that worker's
+ * inbox, with the worker's event_base. Submitting takes no lock (a wait-free
+ * enqueue and a semaphore post); pool threads take jobs in submission order.
+ *
+ * Shutdown: mts_workq_free() lets running jobs finish, cancels the ones not
+ * started (their `done` runs with cancelled = true, on their worker), and
+ * returns once every `done` has run: every job ends in exactly one `done`
+ * call, so whatever `arg` holds can be released there. Call it while the
+ * server still runs, from a thread that is not one of its workers (it waits
+ * for the workers to run the completions), e.g. before mts_stop().
+ */
+struct mts_workq;
+typedef void (*mts_job_fn)(void *arg);
+typedef void (*mts_done_fn)(struct event_base *base, void *arg, int cancelled);
+
+/* Starts `threads` pool threads for server s. Returns 0 or a negative errno. */
+int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads);
+/* Any thread. Returns 0, -EINVAL (no such worker), -ENOMEM or -ESHUTDOWN. */
+int mts_workq_submit(struct mts_workq *q, unsigned worker, mts_job_fn work,
+		     mts_done_fn done, void *arg);
+void mts_workq_free(struct mts_workq *q);
+
+/* The index of the worker a connection lives on (for mts_post, mts_workq). */
+unsigned mts_conn_worker(const struct mts_conn *c);
 
 /* What one worker has done so far; any thread, approximate while it runs. */
 struct mts_worker_stats {

@@ -24,7 +24,9 @@ bad=$(nm -D --defined-only "$so" 2>/dev/null | awk '{ print $3 }' | grep -v '^mt
 report $? "the shared library exports only mts_ symbols${bad:+ (also: $bad)}"
 
 export PKG_CONFIG_PATH="$(dirname "$pc")" PKG_CONFIG_SYSROOT_DIR="$root"
-${CC:-cc} -o "$root/example" "$src/tests/install_example.c" \
+# Same compiler and sanitizer flags as the build: a sanitized library needs
+# a sanitized program to load it.
+${EXAMPLE_CC:-cc} ${EXAMPLE_CFLAGS:-} -o "$root/example" "$src/tests/install_example.c" \
     $(pkg-config --cflags mtserver) $(pkg-config --libs mtserver) -lpthread > "$root/cc.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || sed 's/^/# /' "$root/cc.log"

@@ -56,23 +56,7 @@
 
 #include "inbox_impl.h"
 
-/*
- * ThreadSanitizer cannot see the atomics that order a message's contents:
- * they are inside liburcu-cds, a separately built library it does not
- * instrument (and we do not define _LGPL_SOURCE, so liburcu's inline
- * versions are not compiled into our code). Under TSan we state what
- * liburcu documents: the enqueue is a release of everything written before
- * it, the dequeue an acquire of it. Elsewhere these are empty.
- */
-#ifdef HAVE_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define TSAN_RELEASE(p) __tsan_release(p)
-#define TSAN_ACQUIRE(p) __tsan_acquire(p)
-#else
-#define TSAN_RELEASE(p) ((void)(p))
-#define TSAN_ACQUIRE(p) ((void)(p))
-#endif
+#include "tsan.h"
 
 struct inbox_wfcq {
 	struct inbox common;

@@ -31,6 +31,7 @@ static inline void stat_add(atomic_uint_fast64_t *v, uint64_t n)
 /* ---- connections ---------------------------------------------------- */
 
 void *mts_conn_data(struct mts_conn *c) { return c->data; }
+unsigned mts_conn_worker(const struct mts_conn *c) { return c->worker->id; }
 int mts_conn_fd(const struct mts_conn *c) { return c->fd; }
 struct event_base *mts_conn_base(const struct mts_conn *c) { return c->worker->base; }
 const struct timeval *mts_conn_idle_timeout(const struct mts_conn *c) { return c->worker->idle_tv; }
