@@ -2,7 +2,7 @@
  * tsan.h - telling ThreadSanitizer about orderings it cannot see.
  *
  * liburcu-cds is a separately built library that TSan does not instrument
- * (and we do not define _LGPL_SOURCE, so liburcu's inline versions are not
+ * (and _LGPL_SOURCE stays undefined here, so liburcu's inline versions are not
  * compiled into our code either). A wfcq enqueue is a release of everything
  * written into the node before it, a dequeue the matching acquire (liburcu
  * documents both); under TSan we say so on the object handed over. In other
