@@ -1,13 +1,14 @@
 #!/bin/sh
 # The library from outside: install into a temporary root, then build
-# tests/install_example.c with only `pkg-config --cflags --libs mtserver`
-# and run it. Also: the shared library exports only the mts_ API.
+# tests/install_example.c and examples/chatserver.c with only
+# `pkg-config --cflags --libs mtserver` and run them (the chat server under
+# tests/test_chat). Also: the shared library exports only the mts_ API.
 set -u
 top=${TOP_BUILDDIR:?TOP_BUILDDIR is not set (make check sets it)}
 src=${TOP_SRCDIR:?}
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-echo "1..5"
+echo "1..7"
 n=0
 report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -36,3 +37,14 @@ LD_LIBRARY_PATH="$(dirname "$so")" "$root/example" > "$root/run.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || sed 's/^/# /' "$root/run.log"
 report $rc "and runs: its own protocol, mts_post_all, mts_stop"
+
+${EXAMPLE_CC:-cc} ${EXAMPLE_CFLAGS:-} -o "$root/chatserver" "$src/examples/chatserver.c" \
+    $(pkg-config --cflags mtserver) $(pkg-config --libs mtserver) > "$root/cc2.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$root/cc2.log"
+report $rc "examples/chatserver builds against the installed library with pkg-config alone"
+
+LD_LIBRARY_PATH="$(dirname "$so")" CHATSERVER="$root/chatserver" "$top/tests/test_chat" > "$root/chat.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || grep -v '^ok' "$root/chat.log" | sed 's/^/# /'
+report $rc "and passes tests/test_chat as built from outside"
