@@ -46,8 +46,9 @@ struct mts_conn {
 };
 
 /*
- * Statistics of one worker. Written only by the worker thread, read by the
- * acceptor for SIGUSR1 reports: relaxed atomics, no ordering implied.
+ * Statistics of one worker. Written only by the worker thread, read by any
+ * thread (SIGUSR1 reports, mts_worker_stats): single-writer counters,
+ * counter.h.
  */
 struct worker_stats {
 	atomic_uint_fast64_t accepted;	/* connections this worker took on */

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "counter.h"
 #include "histogram.h"
 
 static unsigned bucket_of(uint64_t v)
@@ -34,16 +35,6 @@ static uint64_t value_of(unsigned i)
 	return low + width / 2;
 }
 
-static inline uint64_t get(const atomic_uint_fast64_t *v)
-{
-	return atomic_load_explicit(v, memory_order_relaxed);
-}
-
-static inline void put(atomic_uint_fast64_t *v, uint64_t x)
-{
-	atomic_store_explicit(v, x, memory_order_relaxed);
-}
-
 void hist_reset(struct histogram *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -53,30 +44,29 @@ void hist_record(struct histogram *h, uint64_t value)
 {
 	atomic_uint_fast64_t *b = &h->bucket[bucket_of(value)];
 
-	/* Single writer: load and store, not a locked read-modify-write. */
-	put(b, get(b) + 1);
-	put(&h->count, get(&h->count) + 1);
-	if (value > get(&h->max))
-		put(&h->max, value);
+	counter_add(b, 1);
+	counter_add(&h->count, 1);
+	if (value > counter_get(&h->max))
+		counter_set(&h->max, value);
 }
 
 void hist_merge(struct histogram *dst, const struct histogram *src)
 {
 	for (unsigned i = 0; i < HIST_BUCKETS; i++)
-		put(&dst->bucket[i], get(&dst->bucket[i]) + get(&src->bucket[i]));
-	put(&dst->count, get(&dst->count) + get(&src->count));
-	if (get(&src->max) > get(&dst->max))
-		put(&dst->max, get(&src->max));
+		counter_add(&dst->bucket[i], counter_get(&src->bucket[i]));
+	counter_add(&dst->count, counter_get(&src->count));
+	if (counter_get(&src->max) > counter_get(&dst->max))
+		counter_set(&dst->max, counter_get(&src->max));
 }
 
 uint64_t hist_count(const struct histogram *h)
 {
-	return get(&h->count);
+	return counter_get(&h->count);
 }
 
 uint64_t hist_max(const struct histogram *h)
 {
-	return get(&h->max);
+	return counter_get(&h->max);
 }
 
 uint64_t hist_quantile(const struct histogram *h, double q)
@@ -84,19 +74,19 @@ uint64_t hist_quantile(const struct histogram *h, double q)
 	uint64_t total = 0, seen = 0, rank, v;
 
 	for (unsigned i = 0; i < HIST_BUCKETS; i++)
-		total += get(&h->bucket[i]);
+		total += counter_get(&h->bucket[i]);
 	if (total == 0)
 		return 0;
 	rank = (uint64_t)(q * (double)total + 0.5);
 	if (rank < 1)
 		rank = 1;
 	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		seen += get(&h->bucket[i]);
+		seen += counter_get(&h->bucket[i]);
 		if (seen >= rank) {
 			v = value_of(i);
 			/* Never report more than the largest value seen. */
-			return v > get(&h->max) ? get(&h->max) : v;
+			return v > counter_get(&h->max) ? counter_get(&h->max) : v;
 		}
 	}
-	return get(&h->max);
+	return counter_get(&h->max);
 }

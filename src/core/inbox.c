@@ -31,6 +31,7 @@
 
 #include <event2/event.h>
 
+#include "counter.h"
 #include "fault.h"
 #include "inbox_impl.h"
 
@@ -69,13 +70,6 @@ int inbox_variant_from_name(const char *name)
 		if (strcmp(variant_names[v], name) == 0)
 			return v;
 	return -1;
-}
-
-/* Single writer (the consumer): a relaxed load and store, no locked op. */
-static inline void bump(atomic_uint_fast64_t *v, uint64_t n)
-{
-	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-			      memory_order_relaxed);
 }
 
 static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg);
@@ -194,15 +188,15 @@ static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg)
 		handled++;
 	}
 	if (rearm)
-		bump(&ib->wouldblock, 1);
+		counter_add(&ib->wouldblock, 1);
 	if (handled == ib->budget)
 		rearm = true;	/* perhaps more: let the connections run first */
 
-	bump(&ib->wakeups, signals);
-	bump(&ib->handled, handled);
-	bump(&ib->rounds, 1);
-	if (handled > atomic_load_explicit(&ib->largest_batch, memory_order_relaxed))
-		atomic_store_explicit(&ib->largest_batch, handled, memory_order_relaxed);
+	counter_add(&ib->wakeups, signals);
+	counter_add(&ib->handled, handled);
+	counter_add(&ib->rounds, 1);
+	if (handled > counter_get(&ib->largest_batch))
+		counter_set(&ib->largest_batch, handled);
 	if (rearm)
 		event_active(ib->ev, EV_READ, 0);
 }
@@ -224,10 +218,10 @@ void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg)
 
 void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 {
-	st->handled = atomic_load_explicit(&ib->handled, memory_order_relaxed);
-	st->wakeups = atomic_load_explicit(&ib->wakeups, memory_order_relaxed);
+	st->handled = counter_get(&ib->handled);
+	st->wakeups = counter_get(&ib->wakeups);
 	st->elided = st->handled > st->wakeups ? st->handled - st->wakeups : 0;
-	st->rounds = atomic_load_explicit(&ib->rounds, memory_order_relaxed);
-	st->largest_batch = atomic_load_explicit(&ib->largest_batch, memory_order_relaxed);
-	st->wouldblock = atomic_load_explicit(&ib->wouldblock, memory_order_relaxed);
+	st->rounds = counter_get(&ib->rounds);
+	st->largest_batch = counter_get(&ib->largest_batch);
+	st->wouldblock = counter_get(&ib->wouldblock);
 }

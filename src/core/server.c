@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "core.h"
+#include "counter.h"
 #include "log.h"
 
 const char *mts_dispatch_name(unsigned i)
@@ -177,9 +178,9 @@ int mts_worker_stats(const struct mts_server *s, unsigned worker,
 	inbox_get_stats(w->inbox, &ist);
 	*out = (struct mts_worker_stats){
 		.live = atomic_load_explicit(&w->live, memory_order_relaxed),
-		.accepted = atomic_load_explicit(&w->stats.accepted, memory_order_relaxed),
-		.bytes_in = atomic_load_explicit(&w->stats.bytes_in, memory_order_relaxed),
-		.bytes_out = atomic_load_explicit(&w->stats.bytes_out, memory_order_relaxed),
+		.accepted = counter_get(&w->stats.accepted),
+		.bytes_in = counter_get(&w->stats.bytes_in),
+		.bytes_out = counter_get(&w->stats.bytes_out),
 		.wakeups = ist.wakeups,
 		.wakeups_saved = ist.elided,
 		.largest_batch = ist.largest_batch,

@@ -17,16 +17,10 @@
 #include <event2/event.h>
 
 #include "core.h"
+#include "counter.h"
 #include "log.h"
 
 #define SCRATCH_LEN (64 * 1024)
-
-static inline void stat_add(atomic_uint_fast64_t *v, uint64_t n)
-{
-	/* Single writer (this worker): a relaxed load+store, no locked op. */
-	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-			      memory_order_relaxed);
-}
 
 /* ---- connections ---------------------------------------------------- */
 
@@ -45,9 +39,9 @@ void *mts_conn_scratch(const struct mts_conn *c, size_t *len)
 void mts_conn_count_io(struct mts_conn *c, size_t bytes_in, size_t bytes_out)
 {
 	if (bytes_in)
-		stat_add(&c->worker->stats.bytes_in, bytes_in);
+		counter_add(&c->worker->stats.bytes_in, bytes_in);
 	if (bytes_out)
-		stat_add(&c->worker->stats.bytes_out, bytes_out);
+		counter_add(&c->worker->stats.bytes_out, bytes_out);
 }
 
 /* Frees a connection that never reached the protocol (or already left it). */
@@ -77,7 +71,7 @@ static void worker_take_conn(struct worker *w, struct mts_conn *c)
 	const int one = 1;
 	int rc;
 
-	stat_add(&w->stats.accepted, 1);
+	counter_add(&w->stats.accepted, 1);
 	hist_record(&w->handoff_ns, clock_now_ns() - c->accepted_ns);
 	if (w->stopping) {	/* cannot happen from the acceptor; be safe */
 		conn_release(c);
