@@ -227,19 +227,33 @@ static void deliver(struct event_base *base, void *arg)
 	release(ln);
 }
 
-static void broadcast(struct client *from, const char *text, size_t len)
+/*
+ * Sends the next `len` bytes of from->in, plus its newline, to everyone.
+ * The bytes are copied once, straight into the shared line. Returns false
+ * only when out of memory (the line is then dropped from the input).
+ */
+static bool broadcast(struct client *from, size_t len)
 {
 	unsigned n = mts_worker_count(server);
 	size_t room = len + 32;
 	struct line *ln = malloc(sizeof(*ln) + n * sizeof(struct slot) + room);
+	int prefix;
 
-	if (ln == NULL)
-		return;		/* that line is lost; nothing else */
+	if (ln == NULL) {
+		evbuffer_drain(from->in, len + 1);
+		return false;
+	}
 	ln->sender = from->id;
 	ln->snd = from->snd;
 	atomic_fetch_add(&from->snd->refs, 1);
 	ln->text = (char *)&ln->slots[n];
-	ln->len = (size_t)snprintf(ln->text, room, "#%u: %.*s\n", from->id, (int)len, text);
+	prefix = snprintf(ln->text, room, "#%u: ", from->id);
+	evbuffer_remove(from->in, ln->text + prefix, len + 1);	/* with its '\n' */
+	ln->len = (size_t)prefix + len + 1;
+	if (len > 0 && ln->text[ln->len - 2] == '\r') {		/* CR LF -> LF */
+		ln->text[ln->len - 2] = '\n';
+		ln->len--;
+	}
 	atomic_fetch_add(&from->snd->alive, ln->len);
 	atomic_init(&ln->refs, n);
 	for (unsigned w = 0; w < n; w++) {
@@ -247,6 +261,7 @@ static void broadcast(struct client *from, const char *text, size_t len)
 		if (mts_post(server, w, deliver, &ln->slots[w]) != 0)
 			release(ln);	/* that worker will not see it */
 	}
+	return true;
 }
 
 /* Cuts complete lines out of cl->in. Returns false if the client must go. */
@@ -255,7 +270,6 @@ static bool take_lines(struct client *cl)
 	for (;;) {
 		struct evbuffer_ptr eol = evbuffer_search_eol(cl->in, NULL, NULL, EVBUFFER_EOL_LF);
 		size_t len;
-		char *line;
 
 		if (eol.pos < 0) {
 			/* No newline yet: refuse to hold more than max_line. */
@@ -275,14 +289,8 @@ static bool take_lines(struct client *cl)
 			evbuffer_drain(cl->in, len + 1);
 			continue;
 		}
-		line = malloc(len + 1);
-		if (line == NULL)
+		if (!broadcast(cl, len))
 			return false;
-		evbuffer_remove(cl->in, line, len + 1);
-		if (len > 0 && line[len - 1] == '\r')
-			len--;
-		broadcast(cl, line, len);
-		free(line);
 	}
 }
 
