@@ -1,29 +1,63 @@
 /*
- * handoff.pml - the wfcq + eventfd handoff with notify elision, as a Promela
- * model for spin. It checks the two claims of src/core/inbox_wfcq.c:
+ * handoff.pml - the inbox of src/core/ as a Promela model for spin: the
+ * round of inbox.c inside libevent's loop, with the wfcq queue of
+ * inbox_wfcq.c or the mutex list of inbox_mutex.c, the wake-up fd, the
+ * wake-up debt and its retriers, and one socket on the same loop.
  *
- *   safety    whenever the whole system comes to rest (no process can move:
- *             Promela's `timeout`), every enqueued item has been handled;
- *             i.e. no wake-up was lost
- *   liveness  every item is eventually handled (ltl `all_handled`, under
- *             weak fairness: a producer preempted between its two stores
- *             does get to run again)
+ * Claims (tests/test_model.sh checks each, and refutes each broken twin):
+ *   safety    when the whole system comes to rest (no process can move:
+ *             `timeout`), every item was handled (no wake-up was lost) and
+ *             the signals that reached the fd equal the signals posts owed
+ *             (none lost, none sent twice); and a readable socket waits for
+ *             at most two inbox rounds (the one its poll missed and one
+ *             ahead of it in the next pass)
+ *   liveness  (with assertions off, pan -a -f -A: acceptance cycles under
+ *             weak fairness) every item is eventually handled
+ *             (ltl all_handled); and under an endless flood of posts the
+ *             socket is always served again (ltl sock_served, with -DFLOOD)
  *
- * With -DBROKEN the consumer drains the eventfd after the splice instead of
- * before; spin must then find a run that violates the safety claim.
- * tests/test_model.sh checks both outcomes.
+ * Builds:
+ *   -DMUTEX            the mutex list: every post signals, the consumer pops
+ *                      until the list is empty (default: wfcq)
+ *   -DCAP=n            the fd holds n signals (a pipe; a full one drops the
+ *                      signal, which counts as delivered: it is readable)
+ *   -DFLOOD            producers post forever (at most W items in flight)
+ *   -DNPROD, -DNITEMS, -DBUDGET, -DFAILS (signal writes that may fail),
+ *   -DNRETRY (retrier threads), -DNREQ (socket requests)
+ * Broken twins:
+ *   -DBROKEN_DRAIN_AFTER     the fd is drained after the splice
+ *   -DBROKEN_NO_BATCH_REARM  no re-arm after a WOULDBLOCK inside the batch
+ *   -DBROKEN_NO_YIELD        the round re-arms with event_active(): libevent
+ *                            runs it again in the same pass, before it polls
+ *   -DBROKEN_RETRY           the old retry: send, then pay with a weak CAS
+ *   -DBROKEN_NO_DEL          a round does not delete a pending `again`, so
+ *                            an fd and a timer in one pass make two rounds
+ *   -DBROKEN_COUNTED         (with -DMUTEX) the consumer pops only as many
+ *                            messages as it drained signals, as memcached
+ *                            does: wrong once a full pipe drops one (-DCAP)
  *
- * The abstraction. Items are numbered in the order their producers swapped
- * the queue's tail (that order is the queue's order). For item i:
- *   tail        how many items have swapped the tail so far (P1, first store)
- *   linked[i]   its predecessor's link to it is set (P1, second store)
- *   qstart      the first item still in the shared queue; the queue holds
- *               items qstart .. tail-1, and is empty when qstart == tail
- * An enqueue finds the queue empty exactly when tail == qstart at its swap.
- * The splice is one atomic step (liburcu does two exchanges; a producer in
- * between joins the spliced batch, which the model allows by splicing
- * everything up to tail). The eventfd is a counter: signal adds one, drain
- * sets it to zero.
+ * THE ABSTRACTION
+ *
+ * Items are numbered, modulo M, in the order their producers exchanged the
+ * queue's tail. The batch (the consumer's private queue) holds the items
+ * bstart .. qstart-1, the shared queue qstart .. tail-1; it is empty when
+ * qstart == tail. linked[i] says that the link to item i is written: for
+ * the shared queue's first item that is head.next. An enqueue is P1a (the
+ * exchange: it found the queue empty when tail == qstart) then P1b (the
+ * link), two steps. The splice is S1 (take head.next; WOULDBLOCK if it is
+ * not written) then S2 (exchange the tail: take everything up to it), two
+ * steps, so that a post in between joins the batch, as in liburcu. The
+ * dequeue of item b needs b's own link to its successor, unless b is the
+ * batch's last (then it resets the batch's tail instead), as in liburcu.
+ * The fd is a counter of pending signals, capped at CAP. Memory ordering
+ * is not modelled; inbox_wfcq.c argues it.
+ *
+ * libevent's loop: a poll waits until the fd or the socket is readable or
+ * the zero-timeout timer is pending (then it does not wait); it makes
+ * active what it found, I/O events first in either order, then the expired
+ * timer; the pass runs the active events, including any activated during
+ * the pass (event_active() puts an event at the tail of the active queue),
+ * and only then does the loop poll again.
  */
 
 #ifndef NPROD
@@ -33,68 +67,318 @@
 #define NITEMS 2
 #endif
 #define TOTAL (NPROD * NITEMS)
+#ifndef BUDGET
+#define BUDGET 1
+#endif
+#ifndef FAILS
+#define FAILS 1
+#endif
+#ifndef NRETRY
+#define NRETRY 1
+#endif
+#ifndef NREQ
+#define NREQ 2
+#endif
+#ifndef CAP
+#define CAP 255
+#endif
+#define M 8			/* item numbers wrap modulo M */
+#define W 3			/* FLOOD: at most W items in flight */
+#define NEXT(x) (((x) + 1) % M)
+#define INFLIGHT ((tail + M - bstart) % M)
 
+/* The queues */
 byte tail = 0;
 byte qstart = 0;
-bool linked[TOTAL];
-byte efd = 0;		/* the eventfd's counter */
-bool rearm = false;	/* the round made itself active again (event_active) */
-byte bstart = 0;	/* the consumer's private batch: bstart .. bend-1 */
-byte bend = 0;
+byte bstart = 0;
+bool linked[M];
+byte mq = 0;			/* MUTEX: items in the list */
+
+/* The wake-up fd and the debt */
+byte efd = 0;			/* signals pending in the fd */
+byte owed = 0;			/* signals owed (the write failed) */
+byte fails = FAILS;		/* write failures the environment may still inject */
+byte must = 0;			/* signals that posts had to send */
+byte sent = 0;			/* signals that reached the fd */
 byte handled = 0;
+byte credit = 0;		/* BROKEN_COUNTED: signals drained, not yet popped */
+
+/* libevent */
+bool timer = false;		/* `again` is pending (zero timeout) */
+bool act_fd = false, act_sock = false, act_timer = false;
+bool act_again = false;		/* BROKEN_NO_YIELD: activated from its own callback */
+
+/* The socket */
+bool sock = false;		/* readable, not yet served */
+byte bypass = 0;		/* inbox rounds begun while it was readable */
+
+/* A write to the fd that succeeded, or found it full (readable already). */
+inline fd_signal()
+{
+	if
+	:: efd < CAP -> efd++
+	:: else -> skip
+	fi;
+#ifndef FLOOD
+	sent++
+#endif
+}
 
 proctype producer()
 {
 	byte i = 0, mine;
-	bool was_empty;
+	bool must_signal;
 
+end_p:
 	do
+#ifdef FLOOD
+	:: true ->
+#else
 	:: i < NITEMS ->
-		/* P1: cds_wfcq_enqueue: swap the tail ... */
-		d_step { mine = tail; was_empty = (tail == qstart); tail++ };
-		/* ... then link the old tail to the new node. */
-		linked[mine] = true;
-		/* P2: only the post that found the queue empty signals. */
+#endif
+#ifdef MUTEX
+		/* lock, append, unlock: one step */
+		d_step {
+#ifdef FLOOD
+			mq < W ->
+#endif
+			mq++
+		};
+		must_signal = true;
+#else
+		/* P1a: exchange the tail */
+		d_step {
+#ifdef FLOOD
+			INFLIGHT < W ->
+#endif
+			mine = tail;
+			must_signal = (tail == qstart);
+			linked[mine] = false;
+			tail = NEXT(tail)
+		};
+		/* P1b: link the old tail to the node */
+		d_step { linked[mine] = true; mine = 0 };
+#endif
+		/* P2: signal, or owe the signal if the write fails */
 		if
-		:: was_empty -> efd++
+		:: must_signal ->
+			atomic {
+				must_signal = false;
+#ifndef FLOOD
+				must++;
+#endif
+				if
+				:: fails > 0 -> fails--; owed++
+				:: true -> fd_signal()
+				fi
+			}
+		:: else -> skip
+		fi
+#ifndef FLOOD
+		; i++
+	:: else -> break
+#endif
+	od
+}
+
+/* inbox_retry_wakeups(), in a loop, as the acceptor's timer runs it. */
+proctype retrier()
+{
+	byte n;
+	bool claimed;
+
+end_r:
+	do
+	:: owed > 0 ->
+#ifndef BROKEN_RETRY
+		/* claim one unit first (another retrier may have taken it) */
+		atomic {
+			if
+			:: owed > 0 -> owed--; claimed = true
+			:: else -> skip
+			fi
+		};
+		/* send; give the unit back if the send failed */
+		if
+		:: claimed ->
+			atomic {
+				claimed = false;
+				if
+				:: fails > 0 -> fails--; owed++
+				:: true -> fd_signal()
+				fi
+			}
+		:: else -> skip
+		fi
+#else
+		n = owed;
+		do
+		:: n > 0 ->
+			if
+			:: atomic { fails > 0 -> fails-- }; break	/* send failed */
+			:: atomic { fd_signal() }
+			fi;
+			/* weak CAS: may fail spuriously, and then reloads n */
+			atomic {
+				if
+				:: owed == n -> owed = n - 1; n = n - 1
+				:: true -> n = owed
+				fi
+			}
+		:: n == 0 -> break
+		od
+#endif
+	od
+}
+
+proctype client()
+{
+	byte r = 0;
+
+end_cl:
+	do
+#ifdef FLOOD
+	:: !sock -> sock = true
+#else
+	:: r < NREQ && !sock -> sock = true; r++
+	:: r == NREQ -> break
+#endif
+	od
+}
+
+/* C2 */
+inline collect()
+{
+#ifdef MUTEX
+	skip	/* nothing to collect: next() pops the shared list */
+#else
+	if
+	:: qstart == tail -> skip			/* empty */
+	:: qstart != tail && !linked[qstart] -> skip	/* WOULDBLOCK: its producer owes a signal */
+	:: qstart != tail && linked[qstart] ->		/* S1 took head.next */
+		qstart = tail				/* S2 */
+	fi
+#endif
+}
+
+/* One message of the batch: got, or none (empty), or wouldblock. */
+inline next()
+{
+	got = false;
+	wouldblock = false;
+#ifdef MUTEX
+	d_step {
+		if
+#ifdef BROKEN_COUNTED
+		:: mq > 0 && credit > 0 -> mq--; credit--; got = true
+#else
+		:: mq > 0 -> mq--; got = true
+#endif
+		:: else -> skip
+		fi
+	}
+#else
+	if
+	:: bstart == qstart -> skip
+	:: bstart != qstart && (NEXT(bstart) == qstart || linked[NEXT(bstart)]) ->
+		bstart = NEXT(bstart); got = true
+	:: bstart != qstart && NEXT(bstart) != qstart && !linked[NEXT(bstart)] ->
+		wouldblock = true
+	fi
+#endif
+}
+
+/* The round (inbox_round()). */
+inline round()
+{
+	d_step {
+#ifndef BROKEN_NO_DEL
+		timer = false; act_timer = false;	/* event_del(again): one round per pass */
+#endif
+		if
+		:: sock -> bypass++
 		:: else -> skip
 		fi;
-		i++
-	:: else -> break
-	od
+		assert(bypass <= 2)
+	};
+#ifndef BROKEN_DRAIN_AFTER
+#ifdef BROKEN_COUNTED
+	d_step { credit = credit + efd; efd = 0 };	/* C1, counting signals */
+#else
+	efd = 0;					/* C1 */
+#endif
+#endif
+	collect();					/* C2 */
+#ifdef BROKEN_DRAIN_AFTER
+	efd = 0;
+#endif
+	n = 0;
+	rearm = false;
+	do						/* C3 */
+	:: n == BUDGET -> rearm = true; break		/* perhaps more */
+	:: n < BUDGET ->
+		next();
+		if
+		:: got ->
+#ifndef FLOOD
+			handled++;
+#endif
+			n++
+		:: wouldblock ->
+#ifndef BROKEN_NO_BATCH_REARM
+			rearm = true;				/* that producer will not signal */
+#endif
+			break
+		:: !got && !wouldblock -> break
+		fi
+	od;
+	skip;	/* (a break may not jump into a d_step) */
+	d_step {
+		if
+		:: rearm ->
+#ifdef BROKEN_NO_YIELD
+			act_again = true			/* event_active(): this pass */
+#else
+			timer = true				/* evtimer_add(again, {0,0}) */
+#endif
+		:: else -> skip
+		fi;
+		n = 0; rearm = false; got = false; wouldblock = false
+	}
 }
 
 proctype consumer()
 {
-end_wait:
+	byte n;
+	bool rearm, got, wouldblock;
+
+end_c:
 	do
-	:: (efd > 0 || rearm) ->
-		rearm = false;
-#ifndef BROKEN
-		efd = 0;			/* C1: drain first */
-#endif
-		atomic {			/* C2: splice the whole queue */
-			if
-			:: qstart == tail -> skip	/* empty */
-			:: qstart < tail && !linked[qstart] ->
-				rearm = true		/* WOULDBLOCK: retry next turn */
-			:: qstart < tail && linked[qstart] ->
-				bend = tail; qstart = tail
-			fi
-		}
-#ifdef BROKEN
-		efd = 0;			/* the broken order: drain after */
-#endif
-		do				/* C3: handle the batch */
-		:: bstart < bend && linked[bstart] -> bstart++; handled++
-		:: bstart < bend && !linked[bstart] -> rearm = true; break
-		:: bstart == bend -> break
+	:: atomic {
+		(efd > 0 || timer || sock) ->		/* epoll_wait */
+		act_fd = (efd > 0);
+		act_sock = sock;
+		act_timer = timer;			/* expired: zero timeout */
+		timer = false
+	   };
+		/* The pass: I/O events in either order, then the timer, then
+		 * whatever was activated during the pass. */
+		do
+		:: act_fd -> act_fd = false; round()
+		:: act_sock -> d_step { act_sock = false; sock = false; bypass = 0 }
+		:: !act_fd && !act_sock && act_timer -> act_timer = false; round()
+		:: !act_fd && !act_sock && !act_timer && act_again -> act_again = false; round()
+		:: !act_fd && !act_sock && !act_timer && !act_again -> break
 		od
+#ifndef FLOOD
 	:: timeout ->
-		/* Nothing can move any more: the producers are done and the
-		 * consumer sleeps with no wake-up pending. Nothing may be left. */
+		/* Nothing can move: every producer is done, the consumer sleeps
+		 * with nothing readable and no timer. Nothing may be left, and
+		 * every owed signal was sent exactly once. */
 		assert(handled == TOTAL);
+		assert(sent == must);
 		break
+#endif
 	od
 }
 
@@ -105,8 +389,15 @@ init {
 		:: p < NPROD -> run producer(); p++
 		:: else -> break
 		od;
+		p = 0;
+		do
+		:: p < NRETRY -> run retrier(); p++
+		:: else -> break
+		od;
+		run client();
 		run consumer()
 	}
 }
 
 ltl all_handled { <> (handled == TOTAL) }
+ltl sock_served { [] (sock -> <> !sock) }

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -13,16 +14,23 @@ struct evbuffer;
 struct evbuffer *evbuffer_new(void);
 
 static atomic_uint calls;
+/* Set once, under `once`: workers may make their first call together. */
+static struct evbuffer *(*real)(void);
+static unsigned every;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void init(void)
+{
+	const char *e = getenv("FAULT_EVBUFFER_EVERY");
+
+	every = e ? (unsigned)strtoul(e, NULL, 10) : 0;
+	*(void **)&real = dlsym(RTLD_NEXT, "evbuffer_new");
+}
 
 struct evbuffer *evbuffer_new(void)
 {
-	static struct evbuffer *(*real)(void);
-	const char *every = getenv("FAULT_EVBUFFER_EVERY");
-	unsigned n = every ? (unsigned)strtoul(every, NULL, 10) : 0;
-
-	if (real == NULL)
-		*(void **)&real = dlsym(RTLD_NEXT, "evbuffer_new");
-	if (n > 0 && (atomic_fetch_add(&calls, 1) + 1) % n == 0)
+	pthread_once(&once, init);
+	if (every > 0 && (atomic_fetch_add(&calls, 1) + 1) % every == 0)
 		return NULL;
 	return real();
 }

@@ -2,13 +2,23 @@
  * test_inbox.c - the inbox alone: a real event_base on a consumer thread,
  * producers on other threads.
  *
- * Built twice (Makefile.am): test_inbox against the real inbox, and
- * test_inbox_broken against an inbox that drains its wake-up fd after the
- * splice instead of before. The lost-wake-up stress test must pass on the
- * first and must catch the stall on the second, which shows that it can fail.
+ * Built three times (Makefile.am), each linking the real inbox from
+ * libmtcore; what differs is how the test wraps a variant's operations
+ * (inbox_new_with_ops(), inbox_impl.h), never the inbox itself:
+ *   test_inbox         the variants as they are: delivery, order, elision,
+ *                      the budget, both WOULDBLOCK paths on purpose, posting
+ *                      from the consumer's own thread, and (fault-injection
+ *                      builds) wake-up debts paid exactly once
+ *   test_inbox_delay   producers delayed or preempted at random between
+ *                      enqueue (P1) and signal (P2)
+ *   test_inbox_broken  two broken twins of the wfcq round, each of which a
+ *                      test of test_inbox must catch: the wake-up fd drained
+ *                      after the splice, and no re-arm after a WOULDBLOCK
+ *                      inside the batch
  */
 #include <config.h>
 
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -21,10 +31,18 @@
 
 #include <event2/event.h>
 
-#include "core/inbox.h"
+#include "core/fault.h"
+#include "core/inbox_wfcq.h"
+#include "core/tsan.h"
 #include "tap.h"
 
 #define MAX_PRODUCERS 8
+
+/* Helpers that not every one of the three builds uses. */
+#define SHARED static __attribute__((unused))
+
+/* WOULDBLOCKs that broken twin 2 hid from the round (and its statistics). */
+static atomic_uint hidden_wouldblocks;
 
 struct tmsg {
 	struct inbox_msg m;
@@ -41,6 +59,10 @@ struct consumer {
 	atomic_uint_fast64_t handled;	/* consumer -> main: progress */
 	uint32_t last[MAX_PRODUCERS];	/* consumer thread only */
 	uint64_t order_errors;		/* consumer thread only; read after join */
+	/* Set by a test: on_msg posts this many more messages to the same
+	 * inbox from the consumer's own thread, when it sees `self_seed`. */
+	struct tmsg *self_seed, *self_msgs;
+	uint32_t self_count;
 };
 
 struct producer {
@@ -60,6 +82,19 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Calls done(arg) every millisecond until it is true or `ms` have passed. */
+static bool wait_until(bool (*done)(void *), void *arg, uint64_t ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (!done(arg)) {
+		if (now_ms() > end)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
 static void on_msg(struct inbox_msg *msg, void *arg)
 {
 	struct consumer *c = arg;
@@ -71,6 +106,14 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 	atomic_store_explicit(&c->handled,
 		atomic_load_explicit(&c->handled, memory_order_relaxed) + 1,
 		memory_order_relaxed);
+	if (t == c->self_seed) {
+		/* From the consumer's own thread: must never block (a full pipe
+		 * that only this thread could drain would hang it for good). */
+		for (uint32_t i = 0; i < c->self_count; i++) {
+			c->self_msgs[i] = (struct tmsg){ .producer = 1, .seq = i + 1 };
+			inbox_post(c->inbox, &c->self_msgs[i].m);
+		}
+	}
 }
 
 /*
@@ -93,16 +136,149 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
-static void consumer_init(struct consumer *c, enum inbox_variant v, unsigned budget)
+/* ---- wrapped variants --------------------------------------------------- */
+
+/* A variant's ops with some replaced; `real` is the variant's own. */
+struct wrapped {
+	struct inbox_ops ops;
+	const struct inbox_ops *real;
+};
+
+SHARED const struct inbox_ops *real_ops(struct inbox *ib)
+{
+	return ((const struct wrapped *)ib->ops)->real;
+}
+
+#if defined(TEST_DELAY)
+/*
+ * After P1, before P2: usually a short spin, sometimes a yield, now and then
+ * a real sleep, so that other producers and the consumer run in the gap.
+ */
+static bool delayed_enqueue(struct inbox *ib, struct inbox_msg *msg)
+{
+	static _Thread_local unsigned seed;
+	bool must_signal = real_ops(ib)->enqueue(ib, msg);
+	unsigned r;
+
+	if (seed == 0)
+		seed = (unsigned)(uintptr_t)&seed | 1;
+	r = rand_r(&seed);
+	if ((r & 4095) == 0)
+		usleep(200);
+	else if ((r & 63) == 0)
+		sched_yield();
+	else
+		for (volatile unsigned k = 0; k < (r >> 20) % 256; k++)
+			;
+	return must_signal;
+}
+#endif
+
+/*
+ * Armed by posted_after_collect(): posted once, from the consumer's thread,
+ * right after the next collect (the splice): exactly where a producer that
+ * finds the queue just emptied posts and sends its signal. Set before the
+ * consumer thread starts, so pthread_create orders it.
+ */
+static struct tmsg *post_after_collect;
+
+static void after_collect(struct inbox *ib)
+{
+	struct tmsg *m = post_after_collect;
+
+	if (m != NULL) {
+		post_after_collect = NULL;
+		inbox_post(ib, &m->m);
+	}
+}
+
+SHARED bool collect_then_post(struct inbox *ib)
+{
+	bool ok = real_ops(ib)->collect(ib);
+
+	after_collect(ib);
+	return ok;
+}
+
+#if defined(TEST_BROKEN)
+/* Broken twin 1: the round drains first as it should, and then again after
+ * the splice. The second drain is the bug: it eats the signal of a post
+ * that found the queue the splice had just emptied (after_collect() puts
+ * such a post there on purpose; the stress test waits for one). */
+static bool drain_after_splice(struct inbox *ib)
+{
+	bool ok = real_ops(ib)->collect(ib);
+
+	after_collect(ib);
+	wakeup_drain(&ib->wake);
+	return ok;
+}
+
+/* Broken twin 2: a WOULDBLOCK inside the batch looks like its end, so the
+ * round does not re-arm. */
+static struct inbox_msg *no_rearm_next(struct inbox *ib)
+{
+	struct inbox_msg *m = real_ops(ib)->next(ib);
+
+	if (m != INBOX_WOULDBLOCK)
+		return m;
+	atomic_fetch_add(&hidden_wouldblocks, 1);
+	return NULL;
+}
+#endif
+
+static struct wrapped wrapped[INBOX_N_VARIANTS];
+
+/* The variant as this build tests it. */
+static const struct inbox_ops *test_ops(enum inbox_variant v)
+{
+	struct wrapped *w = &wrapped[v];
+
+	if (w->real == NULL) {
+		w->real = inbox_variant_ops(v);
+		w->ops = *w->real;
+#if defined(TEST_DELAY)
+		w->ops.enqueue = delayed_enqueue;
+#endif
+	}
+	return &w->ops;
+}
+
+#if defined(TEST_BROKEN)
+enum broken { DRAIN_AFTER_SPLICE, NO_REARM_IN_BATCH };
+
+static struct wrapped broken_wfcq[2];
+
+static const struct inbox_ops *broken_ops(enum broken b)
+{
+	struct wrapped *w = &broken_wfcq[b];
+
+	w->real = &inbox_wfcq_ops;
+	w->ops = inbox_wfcq_ops;
+	if (b == DRAIN_AFTER_SPLICE)
+		w->ops.collect = drain_after_splice;
+	else
+		w->ops.next = no_rearm_next;
+	return &w->ops;
+}
+#endif
+
+static void consumer_init_ops(struct consumer *c, const struct inbox_ops *ops, unsigned budget)
 {
 	struct timeval tv = { 0, 20000 };
 
 	memset(c, 0, sizeof(*c));
 	c->base = event_base_new();
-	if (c->base == NULL || inbox_new(&c->inbox, v, c->base, on_msg, c, budget) < 0)
+	if (c->base == NULL ||
+	    inbox_new_with_ops(&c->inbox, ops, c->base, on_msg, c, budget) < 0)
 		bail("cannot create the inbox");
 	c->tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
 	event_add(c->tick, &tv);
+}
+
+SHARED void consumer_init(struct consumer *c, enum inbox_variant v, unsigned budget)
+{
+	consumer_init_ops(c, test_ops(v), budget);
 }
 
 static void consumer_start(struct consumer *c)
@@ -132,6 +308,21 @@ static uint64_t consumer_free(struct consumer *c)
 	return disposed;
 }
 
+static uint64_t handled(const struct consumer *c)
+{
+	return atomic_load_explicit(&c->handled, memory_order_relaxed);
+}
+
+static struct inbox_stats stats(const struct consumer *c)
+{
+	struct inbox_stats st;
+
+	inbox_get_stats(c->inbox, &st);
+	return st;
+}
+
+/* ---- many producers ----------------------------------------------------- */
+
 static void *producer_main(void *arg)
 {
 	struct producer *p = arg;
@@ -158,24 +349,40 @@ struct run_result {
 	uint64_t handled, disposed, posted;
 	uint64_t order_errors;
 	uint64_t longest_stall_ms;
-	bool stalled;
+	bool stalled;		/* no progress for stall_ms with work posted */
+	bool lost_wakeup;	/* ... and the consumer provably asleep on it */
 	struct inbox_stats stats;
 };
+
+/*
+ * A stall that is a lost wake-up: messages are queued, the wake-up fd is not
+ * readable, and no round runs any more (none is re-armed). Checked over
+ * 200 ms, so that a consumer that is only slow is not mistaken for one
+ * that sleeps for good.
+ */
+static bool asleep_with_work(struct consumer *c, uint64_t posted)
+{
+	struct pollfd p = { .fd = wakeup_fd(&c->inbox->wake), .events = POLLIN };
+	uint64_t rounds = stats(c).rounds;
+
+	usleep(200000);
+	return handled(c) < posted && poll(&p, 1, 0) == 0 && stats(c).rounds == rounds;
+}
 
 /*
  * Runs `np` producers of `count` messages each against one consumer.
  * A stall is: messages posted but not handled, and no progress, for
  * `stall_ms`. Then the run is abandoned (the leftovers are disposed).
  */
-static void run(enum inbox_variant v, unsigned np, uint32_t count, bool jitter,
-		unsigned budget, uint64_t stall_ms, struct run_result *r)
+static void run_ops(const struct inbox_ops *ops, unsigned np, uint32_t count, bool jitter,
+		    unsigned budget, uint64_t stall_ms, struct run_result *r)
 {
 	struct consumer c;
 	struct producer p[MAX_PRODUCERS];
-	uint64_t total = (uint64_t)np * count, last_handled = 0, last_change;
+	uint64_t total = (uint64_t)np * count, last_handled = 0, last_change, posted = 0;
 
 	memset(r, 0, sizeof(*r));
-	consumer_init(&c, v, budget);
+	consumer_init_ops(&c, ops, budget);
 	consumer_start(&c);
 	for (unsigned i = 0; i < np; i++) {
 		p[i] = (struct producer){ .c = &c, .id = i, .count = count, .jitter = jitter };
@@ -186,17 +393,17 @@ static void run(enum inbox_variant v, unsigned np, uint32_t count, bool jitter,
 	}
 	last_change = now_ms();
 	for (;;) {
-		uint64_t handled = atomic_load_explicit(&c.handled, memory_order_relaxed);
-		uint64_t posted = 0, t = now_ms();
+		uint64_t h = handled(&c), t = now_ms();
 
+		posted = 0;
 		for (unsigned i = 0; i < np; i++)
 			posted += atomic_load_explicit(&p[i].posted, memory_order_relaxed);
-		if (handled == total)
+		if (h == total)
 			break;
-		if (handled != last_handled || handled == posted) {
-			if (t - last_change > r->longest_stall_ms && handled != last_handled)
+		if (h != last_handled || h == posted) {
+			if (t - last_change > r->longest_stall_ms && h != last_handled)
 				r->longest_stall_ms = t - last_change;
-			last_handled = handled;
+			last_handled = h;
 			last_change = t;
 		} else if (t - last_change > stall_ms) {
 			r->stalled = true;
@@ -206,9 +413,11 @@ static void run(enum inbox_variant v, unsigned np, uint32_t count, bool jitter,
 	}
 	for (unsigned i = 0; i < np; i++)
 		pthread_join(p[i].thread, NULL);
+	if (r->stalled)
+		r->lost_wakeup = asleep_with_work(&c, total);
 	consumer_stop(&c);
-	inbox_get_stats(c.inbox, &r->stats);
-	r->handled = atomic_load(&c.handled);
+	r->stats = stats(&c);
+	r->handled = handled(&c);
 	r->order_errors = c.order_errors;
 	r->posted = total;
 	r->disposed = consumer_free(&c);
@@ -216,30 +425,145 @@ static void run(enum inbox_variant v, unsigned np, uint32_t count, bool jitter,
 		free(p[i].msgs);
 }
 
-#if defined(INBOX_TEST_HOOKS)
-/*
- * Between a post's enqueue and its signal: usually a short spin, sometimes a
- * yield, now and then a real sleep, so that other producers and the consumer
- * run in the gap. (Declared by inbox.c in this build; repeated here.)
- */
-void inbox_test_between_steps(void);
-void inbox_test_between_steps(void)
+SHARED void run(enum inbox_variant v, unsigned np, uint32_t count, bool jitter,
+		unsigned budget, uint64_t stall_ms, struct run_result *r)
 {
-	static _Thread_local unsigned seed;
-	unsigned r;
-
-	if (seed == 0)
-		seed = (unsigned)(uintptr_t)&seed | 1;
-	r = rand_r(&seed);
-	if ((r & 4095) == 0)
-		usleep(200);
-	else if ((r & 63) == 0)
-		sched_yield();
-	else
-		for (volatile unsigned k = 0; k < (r >> 20) % 256; k++)
-			;
+	run_ops(test_ops(v), np, count, jitter, budget, stall_ms, r);
 }
 
+/* ---- a producer caught between its two stores, on purpose --------------- */
+
+/*
+ * The test plays the producer: P1a (exchange the tail) now, P1b (link the
+ * old tail to the node) when it chooses. These are the two stores of
+ * cds_wfcq_enqueue(), in its order; the real enqueue does them back to
+ * back, and only a preemption opens the gap the test holds open here.
+ * Returns the old tail, which is the queue's head node when it was empty.
+ */
+SHARED struct cds_wfcq_node *half_enqueue(struct inbox *ib, struct tmsg *m)
+{
+	struct inbox_wfcq *q = (struct inbox_wfcq *)ib;
+
+	cds_wfcq_node_init(&m->m.node);
+	TSAN_RELEASE(&m->m);
+	return __atomic_exchange_n(&q->tail.p, &m->m.node, __ATOMIC_SEQ_CST);
+}
+
+SHARED void finish_enqueue(struct cds_wfcq_node *old_tail, struct tmsg *m)
+{
+	__atomic_store_n(&old_tail->next, &m->m.node, __ATOMIC_RELEASE);
+}
+
+struct want {
+	struct consumer *c;
+	uint64_t handled, wouldblock, wouldblock_batch;
+};
+
+static bool reached(void *arg)
+{
+	struct want *w = arg;
+	struct inbox_stats st = stats(w->c);
+
+	return handled(w->c) >= w->handled && st.wouldblock >= w->wouldblock &&
+	       st.wouldblock_batch + atomic_load(&hidden_wouldblocks) >= w->wouldblock_batch;
+}
+
+/*
+ * WOULDBLOCK in the splice. The caught producer found the queue empty, so
+ * it owes the signal: the round must just end (a re-arm would spin while the
+ * producer is away), and the producer's own signal brings the message.
+ * Returns whether the message was handled after the producer finished.
+ */
+SHARED bool caught_in_splice(const struct inbox_ops *ops, uint64_t *rounds_while_caught)
+{
+	struct consumer c;
+	struct tmsg m = { .producer = 0, .seq = 1 };
+	struct cds_wfcq_node *old;
+	struct want w = { .c = &c, .wouldblock = 1 };
+	uint64_t before;
+	bool ok;
+
+	consumer_init_ops(&c, ops, 64);
+	consumer_start(&c);
+	old = half_enqueue(c.inbox, &m);
+	if (old != &((struct inbox_wfcq *)c.inbox)->head.node)
+		bail("half_enqueue: the queue was not empty");
+	/* A wake-up from earlier (its message long taken) runs a round now. */
+	wakeup_signal(&c.inbox->wake);
+	if (!wait_until(reached, &w, 5000))
+		bail("the splice never reported WOULDBLOCK");
+	before = stats(&c).rounds;
+	usleep(50000);
+	*rounds_while_caught = stats(&c).rounds - before;
+	finish_enqueue(old, &m);		/* P1b */
+	wakeup_signal(&c.inbox->wake);		/* P2: it found the queue empty */
+	w = (struct want){ .c = &c, .handled = 1 };
+	ok = wait_until(reached, &w, 5000);
+	consumer_stop(&c);
+	consumer_free(&c);
+	return ok;
+}
+
+/*
+ * A post that lands right after the collect, deterministically: m0 is queued
+ * before the loop runs, the round collects it, and m1 is posted at once
+ * (after_collect()). m1 found the queue empty and signalled; that signal must
+ * survive the rest of the round and bring m1. Returns whether both were
+ * handled; *asleep says whether the consumer was left asleep with m1 queued.
+ */
+SHARED bool posted_after_collect(const struct inbox_ops *ops, bool *asleep)
+{
+	struct consumer c;
+	struct tmsg m[2] = { { .producer = 0, .seq = 1 }, { .producer = 0, .seq = 2 } };
+	struct want w = { .c = &c, .handled = 2 };
+	bool ok;
+
+	consumer_init_ops(&c, ops, 64);
+	inbox_post(c.inbox, &m[0].m);
+	post_after_collect = &m[1];
+	consumer_start(&c);
+	ok = wait_until(reached, &w, 2000);
+	*asleep = !ok && asleep_with_work(&c, 2);
+	consumer_stop(&c);
+	consumer_free(&c);
+	post_after_collect = NULL;
+	return ok;
+}
+
+/*
+ * WOULDBLOCK inside the batch. m0 is posted normally (it signals); m1's
+ * producer is caught after exchanging the tail, so the splice takes m0..m1
+ * with m0's link missing, and the dequeue cannot even take m0 (it needs
+ * m0's link to move the batch's head). m1's producer found the queue
+ * non-empty and will not signal: only the round's re-arm brings m0 and m1.
+ * Returns whether both were handled within 5 s of the link, with no signal.
+ */
+SHARED bool caught_in_batch(const struct inbox_ops *ops)
+{
+	struct consumer c;
+	struct tmsg m[2] = { { .producer = 0, .seq = 1 }, { .producer = 0, .seq = 2 } };
+	struct cds_wfcq_node *old;
+	struct want w = { .c = &c, .wouldblock_batch = 1 };
+	bool ok;
+
+	consumer_init_ops(&c, ops, 64);
+	inbox_post(c.inbox, &m[0].m);
+	old = half_enqueue(c.inbox, &m[1]);
+	if (old != &m[0].m.node)
+		bail("half_enqueue: m0 is not the tail");
+	consumer_start(&c);
+	if (!wait_until(reached, &w, 5000))
+		bail("the batch never reported WOULDBLOCK");
+	usleep(20000);	/* the re-arm keeps retrying meanwhile */
+	finish_enqueue(old, &m[1]);		/* P1b; no P2: it was not empty */
+	w = (struct want){ .c = &c, .handled = 2 };
+	ok = wait_until(reached, &w, 5000);
+	consumer_stop(&c);
+	consumer_free(&c);
+	return ok;
+}
+
+#if defined(TEST_DELAY)
 int main(void)
 {
 	struct run_result r;
@@ -248,32 +572,47 @@ int main(void)
 	for (int v = 0; v < INBOX_N_VARIANTS; v++) {
 		const char *name = inbox_variant_name((enum inbox_variant)v);
 
-		/* Four producers, 2 million messages, no stall of 100 ms allowed. */
-		run((enum inbox_variant)v, 4, 500000, true, 64, 100, &r);
+		/* Four producers, 2 million messages. A lost wake-up is a stall
+		 * for good; 5 s without progress is generous on a loaded machine. */
+		run((enum inbox_variant)v, 4, 500000, true, 64, 5000, &r);
 		ok(!r.stalled && r.handled == r.posted && r.disposed == 0,
-		   "%s: producers delayed between enqueue and signal: %llu of %llu delivered, "
-		   "no stall over 100 ms (longest %llu ms)", name, (unsigned long long)r.handled,
+		   "%s: producers delayed between enqueue and signal: %llu of %llu delivered "
+		   "(longest pause %llu ms)", name, (unsigned long long)r.handled,
 		   (unsigned long long)r.posted, (unsigned long long)r.longest_stall_ms);
 		ok(r.order_errors == 0, "%s: each exactly once, in order per producer", name);
 	}
 	return tap_done();
 }
-#elif defined(INBOX_TEST_DRAIN_AFTER_SPLICE)
+#elif defined(TEST_BROKEN)
 int main(void)
 {
 	struct run_result r;
 	bool caught = false;
 
-	tap_plan(1);
-	/* The bug needs one unlucky interleaving; a few rounds find it. */
-	for (int round = 0; round < 5 && !caught; round++) {
-		run(INBOX_WFCQ, 2, 200000, true, 64, 1000, &r);
-		caught = r.stalled;
-		diag("round %d: handled %llu of %llu, stalled: %s", round,
-		     (unsigned long long)r.handled, (unsigned long long)r.posted,
-		     r.stalled ? "yes" : "no");
+	bool asleep = false;
+
+	tap_plan(2);
+	/*
+	 * The assertion is the deterministic one: the post placed right after
+	 * the splice, as test_inbox places it for every real variant. The
+	 * stress rounds that follow need one unlucky interleaving, which a
+	 * given machine may never produce: they are reported, not asserted.
+	 */
+	ok(!posted_after_collect(broken_ops(DRAIN_AFTER_SPLICE), &asleep) && asleep,
+	   "drain after splice: a post right after the splice is never handled, "
+	   "the consumer sleeps with it queued");
+	for (int round = 0; round < 3 && !caught; round++) {
+		run_ops(broken_ops(DRAIN_AFTER_SPLICE), 2, 200000, true, 64, 1000, &r);
+		caught = r.stalled && r.lost_wakeup;
+		diag("stress round %d: handled %llu of %llu, stalled: %s, consumer asleep "
+		     "with work: %s", round, (unsigned long long)r.handled,
+		     (unsigned long long)r.posted, r.stalled ? "yes" : "no",
+		     r.lost_wakeup ? "yes" : "no");
 	}
-	ok(caught, "the stress test catches the lost wake-up of drain-after-splice");
+	diag("drain after splice: the stress test %s the lost wake-up on this machine",
+	     caught ? "also found" : "did not find");
+	ok(!caught_in_batch(broken_ops(NO_REARM_IN_BATCH)),
+	   "no re-arm after a WOULDBLOCK inside the batch: the rest of the batch is never handled");
 	return tap_done();
 }
 #else
@@ -290,10 +629,10 @@ static void test_elision_and_budget(void)
 		inbox_post(c.inbox, &m[i].m);
 	}
 	consumer_start(&c);
-	while (atomic_load(&c.handled) < 1000)
+	while (handled(&c) < 1000)
 		usleep(1000);
 	consumer_stop(&c);
-	inbox_get_stats(c.inbox, &st);
+	st = stats(&c);
 	ok(st.wakeups == 1 && st.elided == 999,
 	   "wfcq: 1000 posts into a sleeping inbox make one wake-up (got %llu, %llu elided)",
 	   (unsigned long long)st.wakeups, (unsigned long long)st.elided);
@@ -303,6 +642,20 @@ static void test_elision_and_budget(void)
 	ok(c.order_errors == 0, "wfcq: in posting order across rounds");
 	consumer_free(&c);
 	free(m);
+}
+
+static void test_wouldblock(void)
+{
+	uint64_t rounds;
+	bool ok_splice = caught_in_splice(test_ops(INBOX_WFCQ), &rounds);
+
+	ok(rounds <= 1,
+	   "wfcq, WOULDBLOCK in the splice: the round ends, no re-arm while the producer "
+	   "is away (%llu rounds in 50 ms)", (unsigned long long)rounds);
+	ok(ok_splice, "wfcq, WOULDBLOCK in the splice: the producer's own signal brings its message");
+	ok(caught_in_batch(test_ops(INBOX_WFCQ)),
+	   "wfcq, WOULDBLOCK inside the batch: the round re-arms, and the rest of the batch "
+	   "is handled with no signal");
 }
 
 /* What is still queued at inbox_free() goes to the dispose callback. */
@@ -320,12 +673,149 @@ static void test_free_disposes(enum inbox_variant v)
 	   inbox_variant_name(v));
 }
 
+static bool all_self_posts(void *arg)
+{
+	struct consumer *c = arg;
+
+	return handled(c) == 1 + (uint64_t)c->self_count;
+}
+
+/*
+ * The consumer posts 200,000 messages to its own inbox from its handler:
+ * more than a pipe holds (65,536 one-byte signals). A post that waited for
+ * room would wait for itself forever.
+ */
+static void test_self_post(enum inbox_variant v)
+{
+	struct consumer c;
+	struct tmsg seed = { .producer = 0, .seq = 1 };
+	uint64_t t0;
+
+	consumer_init(&c, v, 64);
+	c.self_count = 200000;
+	c.self_msgs = calloc(c.self_count, sizeof(*c.self_msgs));
+	c.self_seed = &seed;
+	consumer_start(&c);
+	t0 = now_ms();
+	inbox_post(c.inbox, &seed.m);
+	if (!wait_until(all_self_posts, &c, 60000)) {
+		ok(0, "%s: the consumer posts 200000 messages to itself: stuck after %llu",
+		   inbox_variant_name(v), (unsigned long long)handled(&c));
+		bail("the consumer thread is blocked for good");
+	}
+	ok(c.order_errors == 0, "%s: the consumer posts 200000 messages to itself: all handled, "
+	   "in order, in %llu ms (%llu signals found the fd full)", inbox_variant_name(v),
+	   (unsigned long long)(now_ms() - t0), (unsigned long long)stats(&c).full);
+	consumer_stop(&c);
+	consumer_free(&c);
+	free(c.self_msgs);
+}
+
+#ifdef FAULT_INJECTION
+struct retrier {
+	struct inbox *inbox;
+	atomic_bool *stop;
+	pthread_t thread;
+};
+
+static void *retrier_main(void *arg)
+{
+	struct retrier *r = arg;
+
+	while (!atomic_load(r->stop))
+		inbox_retry_wakeups(r->inbox);
+	return NULL;
+}
+
+static bool signals_counted(void *arg)
+{
+	struct consumer *c = arg;
+	struct inbox_stats st = stats(c);
+
+	return st.wakeups + st.full >= st.handled;
+}
+
+/*
+ * Every third wake-up write fails, and three threads retry the debts at the
+ * same time as two producers post. Each post of a mutex variant owes one
+ * signal, so the signals that reach the fd (drained, or found it full) must
+ * equal the messages: a retry that sent twice for one debt shows as more.
+ */
+static void test_retry_exactly_once(enum inbox_variant v)
+{
+	struct consumer c;
+	struct producer p[2];
+	struct retrier rt[3];
+	atomic_bool stop = false;
+	const uint32_t count = 50000;
+	struct inbox_stats st;
+	struct want w;
+	bool counted = v != INBOX_WFCQ;	/* wfcq signals only on empty */
+
+	consumer_init(&c, v, 64);
+	consumer_start(&c);
+	fault_arm(FAULT_WAKEUP_WRITE, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		rt[i] = (struct retrier){ .inbox = c.inbox, .stop = &stop };
+		pthread_create(&rt[i].thread, NULL, retrier_main, &rt[i]);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		p[i] = (struct producer){ .c = &c, .id = i, .count = count };
+		p[i].msgs = calloc(count, sizeof(struct tmsg));
+		pthread_create(&p[i].thread, NULL, producer_main, &p[i]);
+	}
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(p[i].thread, NULL);
+	/* Retry until nothing is owed; then no thread sends any more. */
+	for (int i = 0; i < 10000 && stats(&c).owed != 0; i++)
+		usleep(1000);
+	atomic_store(&stop, true);
+	for (unsigned i = 0; i < 3; i++)
+		pthread_join(rt[i].thread, NULL);
+	fault_arm(FAULT_WAKEUP_WRITE, 0);
+	while (inbox_retry_wakeups(c.inbox) < 0)
+		;
+	w = (struct want){ .c = &c, .handled = 2 * count };
+	ok(wait_until(reached, &w, 10000) && c.order_errors == 0,
+	   "%s: every third wake-up fails, 3 threads retry: all %u messages handled, in order",
+	   inbox_variant_name(v), 2 * count);
+	if (counted) {
+		wait_until(signals_counted, &c, 5000);
+		usleep(50000);	/* any extra signal, sent late, is drained now */
+		st = stats(&c);
+		ok(st.wakeups + st.full == 2 * count && st.owed == 0,
+		   "%s: signals sent == signals owed (%llu drained + %llu found the fd full, "
+		   "for %u posts)", inbox_variant_name(v), (unsigned long long)st.wakeups,
+		   (unsigned long long)st.full, 2 * count);
+	}
+	consumer_stop(&c);
+	consumer_free(&c);
+	for (unsigned i = 0; i < 2; i++)
+		free(p[i].msgs);
+}
+#endif
+
+/* The variant's own round, with a post placed right after its collect. */
+static void test_post_after_collect(enum inbox_variant v)
+{
+	static struct wrapped hooked[INBOX_N_VARIANTS];
+	bool asleep = false;
+
+	hooked[v].real = inbox_variant_ops(v);
+	hooked[v].ops = *hooked[v].real;
+	hooked[v].ops.collect = collect_then_post;
+	ok(posted_after_collect(&hooked[v].ops, &asleep),
+	   "%s: a post right after the collect is handled: its signal outlives the round%s",
+	   inbox_variant_name(v), asleep ? " (the consumer sleeps with it queued)" : "");
+}
+
 static void test_variant(enum inbox_variant v)
 {
 	const char *name = inbox_variant_name(v);
 	struct run_result r;
 
 	test_free_disposes(v);
+	test_post_after_collect(v);
 
 	run(v, 1, 200000, false, 64, 5000, &r);
 	ok(r.handled == r.posted && r.order_errors == 0,
@@ -337,22 +827,25 @@ static void test_variant(enum inbox_variant v)
 	   "%s: four producers, 2M messages: all delivered (%llu)", name,
 	   (unsigned long long)r.handled);
 	ok(r.order_errors == 0, "%s: FIFO per producer, no duplicates", name);
-	diag("%s 4x500k: %llu wake-ups, largest batch %llu, %llu WOULDBLOCK rounds", name,
-	     (unsigned long long)r.stats.wakeups, (unsigned long long)r.stats.largest_batch,
-	     (unsigned long long)r.stats.wouldblock);
+	diag("%s 4x500k: %llu wake-ups, %llu found the fd full, largest batch %llu, "
+	     "%llu WOULDBLOCK rounds (%llu in the batch)", name,
+	     (unsigned long long)r.stats.wakeups, (unsigned long long)r.stats.full,
+	     (unsigned long long)r.stats.largest_batch, (unsigned long long)r.stats.wouldblock,
+	     (unsigned long long)r.stats.wouldblock_batch);
 	if (v == INBOX_WFCQ)
 		ok(r.stats.elided > 0 && r.stats.wakeups < r.posted / 2,
 		   "wfcq: notify elision under load (%llu wake-ups for %llu messages)",
 		   (unsigned long long)r.stats.wakeups, (unsigned long long)r.posted);
 	else
-		ok(r.stats.wakeups == r.posted,
-		   "%s: one wake-up per message (%llu for %llu)", name,
-		   (unsigned long long)r.stats.wakeups, (unsigned long long)r.posted);
+		ok(r.stats.wakeups + r.stats.full == r.posted,
+		   "%s: one signal per post (%llu drained + %llu found the fd full, for %llu)",
+		   name, (unsigned long long)r.stats.wakeups, (unsigned long long)r.stats.full,
+		   (unsigned long long)r.posted);
 
 	/* Producers that pause at random: the queue drains to empty often,
 	 * which is where a wake-up can be lost. */
 	for (int round = 0; round < 2; round++) {
-		run(v, 2, 200000, true, 64, 1000, &r);
+		run(v, 2, 200000, true, 64, 5000, &r);
 		ok(!r.stalled && r.handled == r.posted && r.order_errors == 0 && r.disposed == 0,
 		   "%s: lost-wake-up stress round %d: %llu of %llu, no stall (longest pause %llu ms)",
 		   name, round, (unsigned long long)r.handled, (unsigned long long)r.posted,
@@ -361,12 +854,24 @@ static void test_variant(enum inbox_variant v)
 	if (v == INBOX_WFCQ)
 		ok(r.stats.wakeups > 1000, "wfcq: the jittered run really slept and woke (%llu wake-ups)",
 		   (unsigned long long)r.stats.wakeups);
+
+	test_self_post(v);
+#ifdef FAULT_INJECTION
+	test_retry_exactly_once(v);
+#else
+	skip("%s: wake-up debts paid exactly once: needs --enable-fault-injection", name);
+	if (v != INBOX_WFCQ)
+		skip("%s: signals sent == signals owed: needs --enable-fault-injection", name);
+#endif
 }
 
 int main(void)
 {
-	tap_plan(3 + 7 * 3 + 1);
+	/* Per variant 10: wfcq checks elision twice, the others count signals
+	 * twice (under load, and with failing writes). */
+	tap_plan(3 + 3 + INBOX_N_VARIANTS * 11);
 	test_elision_and_budget();
+	test_wouldblock();
 	for (int v = 0; v < INBOX_N_VARIANTS; v++)
 		test_variant((enum inbox_variant)v);
 	return tap_done();

@@ -15,7 +15,7 @@ static const char *const names[FAULT_N_POINTS] = {
 	[FAULT_CONN_ALLOC] = "conn_alloc",
 	[FAULT_WAKEUP_WRITE] = "wakeup_write",
 };
-static unsigned every[FAULT_N_POINTS];		/* written once, under `once` */
+static atomic_uint every[FAULT_N_POINTS];	/* 0: the point never fails */
 static atomic_uint passes[FAULT_N_POINTS];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -28,15 +28,71 @@ static void parse(void)
 		size_t len = strlen(names[p]);
 
 		if (at != NULL && at[len] == '=')
-			every[p] = (unsigned)strtoul(at + len + 1, NULL, 10);
+			atomic_store(&every[p], (unsigned)strtoul(at + len + 1, NULL, 10));
 	}
 }
 
 bool fault_hit(enum fault_point p)
 {
+	unsigned n;
+
 	pthread_once(&once, parse);
-	if (every[p] == 0)
+	n = atomic_load(&every[p]);
+	if (n == 0)
 		return false;
-	return (atomic_fetch_add(&passes[p], 1) + 1) % every[p] == 0;
+	return (atomic_fetch_add(&passes[p], 1) + 1) % n == 0;
+}
+
+void fault_arm(enum fault_point p, unsigned n)
+{
+	pthread_once(&once, parse);	/* so that the environment cannot undo it */
+	atomic_store(&every[p], n);
+}
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	bool closed;
+	unsigned waiting;
+} gates[GATE_N] = {
+	[0 ... GATE_N - 1] = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 },
+};
+
+void fault_gate(enum fault_gate g)
+{
+	pthread_mutex_lock(&gates[g].lock);
+	if (gates[g].closed) {
+		gates[g].waiting++;
+		pthread_cond_broadcast(&gates[g].changed);
+		while (gates[g].closed)
+			pthread_cond_wait(&gates[g].changed, &gates[g].lock);
+		gates[g].waiting--;
+	}
+	pthread_mutex_unlock(&gates[g].lock);
+}
+
+void fault_gate_close(enum fault_gate g)
+{
+	pthread_mutex_lock(&gates[g].lock);
+	gates[g].closed = true;
+	pthread_mutex_unlock(&gates[g].lock);
+}
+
+unsigned fault_gate_waiting(enum fault_gate g)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&gates[g].lock);
+	n = gates[g].waiting;
+	pthread_mutex_unlock(&gates[g].lock);
+	return n;
+}
+
+void fault_gate_open(enum fault_gate g)
+{
+	pthread_mutex_lock(&gates[g].lock);
+	gates[g].closed = false;
+	pthread_cond_broadcast(&gates[g].changed);
+	pthread_mutex_unlock(&gates[g].lock);
 }
 #endif

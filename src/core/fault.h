@@ -2,15 +2,23 @@
  * fault.h - test-only fault injection at named points.
  *
  * Compiled in only with ./configure --enable-fault-injection; in every other
- * build fault_hit() is the constant false and the points cost nothing.
- * With it, the environment variable ECHOSERVER_FAULTS arms the points, e.g.
+ * build these are empty inlines and the points cost nothing.
+ *
+ * Failure points: fault_hit(p) says whether this pass through p must fail.
+ * The environment variable ECHOSERVER_FAULTS arms them, e.g.
  *
  *   ECHOSERVER_FAULTS="conn_alloc=5,wakeup_write=3"
  *
- * makes every 5th connection allocation and every 3rd wake-up write fail.
- * (Failures inside libevent, such as evbuffer_new() in the echo protocol,
- * are injected from outside by tests/fault_shim.c, an LD_PRELOAD library.)
- * tests/test_faults.c uses both.
+ * makes every 5th connection allocation and every 3rd wake-up write fail;
+ * a test inside the process may call fault_arm() instead. (Failures inside
+ * libevent, such as evbuffer_new() in the echo protocol, are injected from
+ * outside by tests/fault_shim.c, an LD_PRELOAD library.) tests/test_faults.c
+ * and tests/test_inbox.c use them.
+ *
+ * Gates: fault_gate(g) is a place where a test can hold threads, to open a
+ * race window as wide as it likes (tests/test_workq.c holds submitters
+ * between their check of `stopping` and their enqueue while the queue is
+ * freed). A gate does nothing until a test closes it.
  */
 #ifndef ECHOSERVER_FAULT_H
 #define ECHOSERVER_FAULT_H
@@ -23,14 +31,33 @@ enum fault_point {
 	FAULT_N_POINTS
 };
 
+enum fault_gate {
+	GATE_WORKQ_SUBMIT,	/* mts_workq_submit(), past its check of `stopping` */
+	GATE_N
+};
+
 #ifdef FAULT_INJECTION
 /* Any thread. True when this pass through point p must fail. */
 bool fault_hit(enum fault_point p);
+/* Tests: from now on every `every`-th pass through p fails (0: none). */
+void fault_arm(enum fault_point p, unsigned every);
+
+/* Any thread: waits here while a test holds gate g closed. */
+void fault_gate(enum fault_gate g);
+/* Tests: close g (threads that reach it wait), count the waiters, open it. */
+void fault_gate_close(enum fault_gate g);
+unsigned fault_gate_waiting(enum fault_gate g);
+void fault_gate_open(enum fault_gate g);
 #else
 static inline bool fault_hit(enum fault_point p)
 {
 	(void)p;
 	return false;
+}
+
+static inline void fault_gate(enum fault_gate g)
+{
+	(void)g;
 }
 #endif
 

@@ -1,27 +1,70 @@
 /*
  * inbox.c - what every handoff variant shares: the wake-up fd and its event
- * in the consumer's loop, the budgeted handler round, statistics, teardown.
- * Contract in inbox.h; the queues are in inbox_wfcq.c and inbox_mutex.c.
+ * in the consumer's loop, the budgeted round, the wake-up debt, statistics,
+ * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c and
+ * inbox_mutex.c, and each argues beside its code why no wake-up is lost.
  *
- * THE ROUND, and why its order matters
+ * THE ROUND
  *
- *   producer (inbox_post)                  consumer (inbox_on_wakeup)
+ *   producer (inbox_post)                  consumer (inbox_round)
  *   P1  enqueue; learn whether to signal   C1  drain the wake-up fd
  *   P2  if so, signal the fd               C2  collect what was posted
- *                                          C3  handle up to `budget`
+ *       (failed: owe it, see below)        C3  handle up to `budget`
  *
- * C1 comes before C2, always. For the mutex variants it only has to count
- * what it drained; for wfcq, where only the post that found the queue empty
- * signals, it is what makes notify elision safe. The argument is beside the
- * wfcq code, in inbox_wfcq.c. Built with INBOX_TEST_DRAIN_AFTER_SPLICE, this
- * file does C1 after C2 (the classic lost wake-up); only tests/test_inbox.c
- * builds it that way, to show that its stress test catches the bug.
+ * C1 comes before C2, in every round. The wfcq argument needs it: a signal
+ * sent after a splice must not be eaten by that round's drain.
  *
- * Re-arming (event_active) makes the round run again on the next loop turn
- * without a signal: after the budget is spent, and after a WOULDBLOCK (a
- * producer preempted between its two stores; liburcu's blocking calls would
- * spin, then sleep 10 ms, stalling every connection on this loop). It keeps
- * already-posted messages moving; it is never what prevents a lost wake-up.
+ * ONE ROUND PER PASS OF THE LOOP
+ *
+ * A round that stops with work left (the budget is spent, or a link inside
+ * wfcq's batch is not written yet) must come back without a signal, but
+ * only after the loop has polled its other descriptors: the worker's
+ * connections live on the same loop. libevent runs every active event of a
+ * priority, including one made active again from its own callback, before
+ * it polls, so event_active() here would run round after round and starve
+ * the sockets for as long as posts keep coming (they did, for seconds, with
+ * one thread posting slow calls). Instead the round adds `again`, a timer
+ * with a zero timeout: libevent activates expired timers only after its next
+ * poll (timeout_process() follows the backend's dispatch), and behind the
+ * sockets that poll found ready. A round also deletes `again`, so that a
+ * readable fd and an expired timer in one pass make one round, not two.
+ * That matters when the first of them does not re-arm (when it does,
+ * evtimer_add() on an expired timer takes it off the active queue anyway):
+ * without the delete, a socket found readable in the next poll could wait
+ * behind three rounds; the model refutes that twin.
+ *
+ * Chosen by measurement (doc/HANDOFF.md, "The budget"): with one worker
+ * flooded by 2 us calls, a 1-byte echo client's round trip went from no
+ * reply at all for 5 s (event_active) to a p50 of 0.155 ms with the timer,
+ * against 0.29 ms for the two other ways that work: a limit of one callback
+ * per pass (event_config_set_max_dispatch_interval(), which is also a
+ * setting of the whole event_base, the worker's and not the inbox's) and
+ * signalling our own fd (a write() per re-arm). The timer wins because
+ * libevent queues expired timers behind the sockets that the same poll
+ * found ready; with the other two the round often runs first. Burst
+ * throughput (handoff-bench) was the same for all within noise. Event
+ * priorities alone do not help: a re-activated event still runs again
+ * within its own priority's pass.
+ *
+ * Which re-arms the argument needs (inbox_wfcq.c has the reasons): after
+ * the budget, yes (the signals for the rest were drained already); after a
+ * WOULDBLOCK inside the batch, yes (that producer will not signal); after a
+ * WOULDBLOCK in the splice, no (that producer still owes its signal), so
+ * that WOULDBLOCK does not re-arm the round (which goes on with what an
+ * earlier round left in the batch), instead of spinning while the producer
+ * is off its CPU.
+ *
+ * THE WAKE-UP DEBT
+ *
+ * A signal that cannot be written (any error but a full fd, which is
+ * readable and so already a pending wake-up) is owed: the message stays
+ * queued, `owed` counts the signal, and inbox_retry_wakeups() sends it
+ * later; until then the message waits (the server retries 1 ms after a
+ * failure, then backs off). A retry claims one unit before it sends and gives it back if the
+ * send fails, so concurrent retriers send exactly as many signals as were
+ * owed, never more. The increment releases, and the claim acquires, the
+ * post's enqueue: the retrier's signal then comes after the link it stands
+ * for, which is what the wfcq argument assumes of every signal.
  */
 #include <config.h>
 
@@ -34,18 +77,6 @@
 #include "counter.h"
 #include "fault.h"
 #include "inbox_impl.h"
-
-/*
- * Test builds only (tests/test_inbox_delay): a function the test defines,
- * called between a post's two steps, where it delays or preempts the
- * producer at random. The server never has it.
- */
-#ifdef INBOX_TEST_HOOKS
-void inbox_test_between_steps(void);
-#define BETWEEN_STEPS() inbox_test_between_steps()
-#else
-#define BETWEEN_STEPS() ((void)0)
-#endif
 
 static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ] = &inbox_wfcq_ops,
@@ -72,18 +103,29 @@ int inbox_variant_from_name(const char *name)
 	return -1;
 }
 
+const struct inbox_ops *inbox_variant_ops(enum inbox_variant v)
+{
+	return (unsigned)v < INBOX_N_VARIANTS ? variants[v] : NULL;
+}
+
 static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg);
+static void inbox_on_again(evutil_socket_t fd, short what, void *arg);
 
 int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget)
 {
-	const struct inbox_ops *ops;
+	if ((unsigned)variant >= INBOX_N_VARIANTS)
+		return -EINVAL;
+	return inbox_new_with_ops(out, variants[variant], base, handler, arg, budget);
+}
+
+int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
+		       struct event_base *base, inbox_handler_fn handler, void *arg,
+		       unsigned budget)
+{
 	struct inbox *ib;
 	int rc;
 
-	if ((unsigned)variant >= INBOX_N_VARIANTS)
-		return -EINVAL;
-	ops = variants[variant];
 	/* Over-aligned (cache lines): calloc() only promises 16 bytes. */
 	rc = posix_memalign((void **)&ib, CACHE_LINE, ops->size);
 	if (rc != 0)
@@ -100,16 +142,18 @@ int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base 
 	}
 	if ((rc = wakeup_init(&ib->wake, ops->wakeup)) < 0)
 		goto fail;
+	rc = -ENOMEM;
 	ib->ev = event_new(base, wakeup_fd(&ib->wake), EV_READ | EV_PERSIST, inbox_on_wakeup, ib);
-	if (ib->ev == NULL || event_add(ib->ev, NULL) == -1) {
-		rc = -ENOMEM;
+	ib->again = evtimer_new(base, inbox_on_again, ib);
+	if (ib->ev == NULL || ib->again == NULL || event_add(ib->ev, NULL) == -1)
 		goto fail;
-	}
 	*out = ib;
 	return 0;
 fail:
 	if (ib->ev != NULL)
 		event_free(ib->ev);
+	if (ib->again != NULL)
+		event_free(ib->again);
 	wakeup_close(&ib->wake);
 	ops->fini(ib);
 	free(ib);
@@ -118,79 +162,79 @@ fail:
 
 static int send_wakeup(struct inbox *ib)
 {
+	int rc;
+
 	if (fault_hit(FAULT_WAKEUP_WRITE))
 		return -EIO;
-	return ib->ops->counted ? wakeup_signal_counted(&ib->wake) : wakeup_signal(&ib->wake);
+	rc = wakeup_signal(&ib->wake);
+	if (rc == 1) {		/* full: a wake-up is pending already */
+		atomic_fetch_add_explicit(&ib->full, 1, memory_order_relaxed);
+		rc = 0;
+	}
+	return rc;
 }
 
 int inbox_post(struct inbox *ib, struct inbox_msg *msg)
 {
 	int rc;
 
-	/* P1 */
-	if (!ib->ops->enqueue(ib, msg))
+	if (!ib->ops->enqueue(ib, msg))		/* P1 */
 		return 0;	/* rides along on a wake-up already on its way */
-	BETWEEN_STEPS();
-	/* P2 */
-	rc = send_wakeup(ib);
-	if (rc < 0)
-		atomic_fetch_add_explicit(&ib->unsent, 1, memory_order_relaxed);
+	rc = send_wakeup(ib);			/* P2 */
+	if (rc < 0)	/* owed; release: the retrier's signal follows P1 */
+		atomic_fetch_add_explicit(&ib->owed, 1, memory_order_release);
 	return rc;
 }
 
 int inbox_retry_wakeups(struct inbox *ib)
 {
-	unsigned owed = atomic_load_explicit(&ib->unsent, memory_order_relaxed);
+	unsigned n = atomic_load_explicit(&ib->owed, memory_order_relaxed);
 	int rc;
 
-	while (owed > 0) {
-		if ((rc = send_wakeup(ib)) < 0)
+	while (n > 0) {
+		/* Claim one unit before sending; on failure n is reloaded. */
+		if (!atomic_compare_exchange_weak_explicit(&ib->owed, &n, n - 1,
+							   memory_order_acquire,
+							   memory_order_relaxed))
+			continue;
+		if ((rc = send_wakeup(ib)) < 0) {
+			/* Not sent: the unit is owed again, for a later retry. */
+			atomic_fetch_add_explicit(&ib->owed, 1, memory_order_release);
 			return rc;
-		/* Only a successful send pays a debt; concurrent retries each
-		 * pay their own, so the count never goes below zero. */
-		if (atomic_compare_exchange_weak_explicit(&ib->unsent, &owed, owed - 1,
-							  memory_order_relaxed,
-							  memory_order_relaxed))
-			owed--;
+		}
+		n = atomic_load_explicit(&ib->owed, memory_order_relaxed);
 	}
 	return 0;
 }
 
 /* Runs on the consumer thread only: the single-consumer rule of inbox.h. */
-static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg)
+static void inbox_round(struct inbox *ib)
 {
-	struct inbox *ib = arg;
+	static const struct timeval now = { 0, 0 };
 	struct inbox_msg *msg;
-	unsigned long signals = 0;
+	unsigned long signals;
 	uint64_t handled = 0;
 	bool rearm = false;
 
-#ifndef INBOX_TEST_DRAIN_AFTER_SPLICE
-	signals = wakeup_drain(&ib->wake);		/* C1: always first */
-	if (!ib->ops->collect(ib, signals))		/* C2 */
-		rearm = true;				/* WOULDBLOCK */
-#else
-	/* The broken order, for wfcq only (the mutex variants would be
-	 * credited nothing here and never pop). */
-	if (!ib->ops->collect(ib, 0))
-		rearm = true;
-	signals = wakeup_drain(&ib->wake);
-#endif
-	while (handled < ib->budget) {			/* C3 */
+	event_del(ib->again);			/* one round per pass */
+	signals = wakeup_drain(&ib->wake);	/* C1: always first */
+	if (!ib->ops->collect(ib))		/* C2 */
+		counter_add(&ib->wouldblock, 1);	/* its producer owes a signal */
+	while (handled < ib->budget) {		/* C3 */
 		msg = ib->ops->next(ib);
 		if (msg == NULL)
 			break;
 		if (msg == INBOX_WOULDBLOCK) {
-			rearm = true;
+			counter_add(&ib->wouldblock, 1);
+			counter_add(&ib->wouldblock_batch, 1);
+			rearm = true;		/* that producer will not signal */
 			break;
 		}
 		ib->handler(msg, ib->arg);
 		handled++;
 	}
-	if (rearm)
-		counter_add(&ib->wouldblock, 1);
 	if (handled == ib->budget)
-		rearm = true;	/* perhaps more: let the connections run first */
+		rearm = true;	/* perhaps more, and their signals are drained */
 
 	counter_add(&ib->wakeups, signals);
 	counter_add(&ib->handled, handled);
@@ -198,7 +242,17 @@ static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg)
 	if (handled > counter_get(&ib->largest_batch))
 		counter_set(&ib->largest_batch, handled);
 	if (rearm)
-		event_active(ib->ev, EV_READ, 0);
+		evtimer_add(ib->again, &now);	/* after the next poll */
+}
+
+static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg)
+{
+	inbox_round(arg);
+}
+
+static void inbox_on_again(evutil_socket_t fd, short what, void *arg)
+{
+	inbox_round(arg);
 }
 
 void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg)
@@ -208,6 +262,7 @@ void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg)
 	if (ib == NULL)
 		return;
 	event_free(ib->ev);
+	event_free(ib->again);
 	while ((msg = ib->ops->leftover(ib)) != NULL)
 		if (dispose != NULL)
 			dispose(msg, arg);
@@ -220,8 +275,13 @@ void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 {
 	st->handled = counter_get(&ib->handled);
 	st->wakeups = counter_get(&ib->wakeups);
-	st->elided = st->handled > st->wakeups ? st->handled - st->wakeups : 0;
+	st->full = atomic_load_explicit(&ib->full, memory_order_relaxed);
+	/* A signal a full fd dropped was sent, in effect: not a ride-along. */
+	st->elided = st->handled > st->wakeups + st->full ?
+		     st->handled - st->wakeups - st->full : 0;
 	st->rounds = counter_get(&ib->rounds);
 	st->largest_batch = counter_get(&ib->largest_batch);
 	st->wouldblock = counter_get(&ib->wouldblock);
+	st->wouldblock_batch = counter_get(&ib->wouldblock_batch);
+	st->owed = atomic_load_explicit(&ib->owed, memory_order_relaxed);
 }

@@ -12,25 +12,28 @@
  *   wfcq           liburcu wait-free queue; the wake-up fd is written only by
  *                  the post that found the queue empty; the consumer takes
  *                  the whole queue in one splice (inbox_wfcq.c)
- *   mutex-eventfd  mutex-protected list, one eventfd write per message; the
- *                  consumer pops at most as many as it read (memcached 1.6)
- *   mutex-pipe     the same with one byte per message on a pipe (classic
+ *   mutex-eventfd  mutex-protected list, one eventfd write per post; the
+ *                  consumer pops one message per lock (memcached 1.6)
+ *   mutex-pipe     the same with one byte per post on a pipe (classic
  *                  memcached, and this project's starting design)
  *
  * Synchronization table. "-": may run concurrently with no further care;
  * "X": must not run concurrently (the caller ensures it).
  *
- *                          [1] [2] [3] [4]
- *   [1] inbox_post          -   -   -   X
- *   [2] (handler runs)      -   X   -   X
- *   [3] inbox_get_stats     -   -   -   X
- *   [4] inbox_new/free      X   X   X   X
+ *                            [1] [2] [3] [4] [5]
+ *   [1] inbox_post            -   -   -   -   X
+ *   [2] inbox_retry_wakeups   -   -   -   -   X
+ *   [3] (handler runs)        -   -   X   -   X
+ *   [4] inbox_get_stats       -   -   -   -   X
+ *   [5] inbox_new/free        X   X   X   X   X
  *
  * Which thread may call what:
  *   inbox_new        before the consumer thread starts running `base`, or on
  *                    that thread
- *   inbox_post,      any thread, any number of them at once
- *   inbox_retry_wakeups
+ *   inbox_post,      any thread, any number of them at once, the consumer's
+ *   inbox_retry_wakeups  own thread included; neither waits for the consumer
+ *                    or for room in the wake-up fd (the mutex variants take
+ *                    their lock, nothing more)
  *   the handler      runs only on the thread running `base`: the single
  *                    consumer. liburcu's splice and dequeue need mutual
  *                    exclusion; we get it by doing all of them on one thread.
@@ -72,39 +75,50 @@ struct inbox_msg {
 typedef void (*inbox_handler_fn)(struct inbox_msg *msg, void *arg);
 
 /*
- * Statistics, all counted by the consumer (so posting pays for none of them).
- * `elided` is handled - wakeups: exact once traffic stops.
+ * Statistics, counted by the consumer (so posting pays for none of them),
+ * but for `full` and `owed`, which only a failing or overflowing post
+ * touches. `elided` is handled - wakeups - full: exact once traffic stops.
  */
 struct inbox_stats {
 	uint64_t handled;	/* messages given to the handler */
-	uint64_t wakeups;	/* wake-up fd writes (eventfd adds or pipe bytes) */
+	uint64_t wakeups;	/* signals drained (eventfd adds or pipe bytes) */
 	uint64_t elided;	/* messages that rode along on another's wake-up */
+	uint64_t full;		/* signals not written: the fd was full, so readable */
 	uint64_t rounds;	/* handler rounds (wake-ups plus re-arms) */
 	uint64_t largest_batch;	/* most messages handled in one round */
-	uint64_t wouldblock;	/* rounds cut short by a producer caught mid-enqueue */
+	uint64_t wouldblock;	/* WOULDBLOCKs met (a producer mid-enqueue) ... */
+	uint64_t wouldblock_batch; /* ... of them inside the batch (re-armed); a
+				    * round can meet one in the splice as well */
+	uint64_t owed;		/* signals owed now (failed, not yet retried) */
 };
 
 /*
  * Creates an inbox whose messages are handled on the thread that runs
- * `base`, at most `budget` per round: the loop re-arms itself for the rest,
- * so one busy inbox cannot starve the connections on the same loop.
- * Returns 0 and sets *out, or a negative errno.
+ * `base`, at most `budget` per round. A round that stops with work left
+ * comes back on its own, but only after the loop has polled its other
+ * descriptors: one busy inbox cannot starve the connections on the same
+ * loop (inbox.c). Returns 0 and sets *out, or a negative errno.
  */
 int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget);
 
 /*
  * Posts msg. Everything the poster wrote into the message object before the
- * call is visible to the handler. Returns 0; or a negative errno when the
- * wake-up could not be sent: the message is queued all the same (a queued
- * message cannot be taken back: wfcq has no "unpost") and the inbox owes a
- * wake-up, which the poster must have sent later with inbox_retry_wakeups().
+ * call is visible to the handler. Never waits for the consumer or for room
+ * in the fd, so the consumer itself may post. Returns 0; or a negative
+ * errno when the wake-up could not be sent: the message is queued all the
+ * same (a queued message cannot be taken back: wfcq has no "unpost") and
+ * the inbox owes the wake-up, which someone must send later with
+ * inbox_retry_wakeups(). A full wake-up fd is not a failure: it is readable,
+ * so the consumer is woken anyway.
  */
 int inbox_post(struct inbox *ib, struct inbox_msg *msg);
 
 /*
- * Sends the wake-ups earlier posts owe. Any thread. Returns 0 when none is
- * owed any more, or a negative errno (retry later).
+ * Sends the wake-ups that earlier posts owe, each exactly once however many
+ * threads retry at the same time. Any thread; never waits. Returns 0 when
+ * this call found nothing more owed, or a negative errno (the unit it could
+ * not send is owed again: retry later).
  */
 int inbox_retry_wakeups(struct inbox *ib);
 

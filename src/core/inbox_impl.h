@@ -1,10 +1,12 @@
 /*
  * inbox_impl.h - what a handoff variant provides to inbox.c. Private to the
- * inbox files: the rest of the program sees only inbox.h.
+ * inbox files and to the tests that look inside: the rest of the program
+ * sees only inbox.h.
  *
  * inbox.c owns everything the variants share (the wake-up fd, its event in
- * the consumer's loop, the budgeted round, the statistics); a variant owns
- * only its queue. Each variant's struct begins with a struct inbox.
+ * the consumer's loop, the budgeted round, the wake-up debt, statistics); a
+ * variant owns only its queue. Each variant's struct begins with a struct
+ * inbox.
  */
 #ifndef ECHOSERVER_INBOX_IMPL_H
 #define ECHOSERVER_INBOX_IMPL_H
@@ -24,16 +26,15 @@
 struct inbox_ops {
 	size_t size;			/* of the variant's struct */
 	enum wakeup_kind wakeup;
-	bool counted;			/* one signal per message, none may drop */
 	/* Prepares the queue; 0 or a negative errno. */
 	int (*init)(struct inbox *ib);
 	/* Any thread. Enqueues; returns true when this post must signal. */
 	bool (*enqueue)(struct inbox *ib, struct inbox_msg *msg);
 	/*
-	 * Consumer, after the wake-up fd was drained of `signals`: make what was
-	 * posted so far available to next(). Returns false on WOULDBLOCK.
+	 * Consumer, after the wake-up fd was drained (C1): make what was posted
+	 * so far available to next() (C2). Returns false on WOULDBLOCK.
 	 */
-	bool (*collect)(struct inbox *ib, unsigned long signals);
+	bool (*collect)(struct inbox *ib);
 	/* Consumer: the next message, NULL if none now, or INBOX_WOULDBLOCK. */
 	struct inbox_msg *(*next)(struct inbox *ib);
 	/* Teardown, no producer left: every message still held, then NULL. */
@@ -46,17 +47,20 @@ struct inbox {
 	const struct inbox_ops *ops;
 	struct wakeup wake;
 	/*
-	 * Wake-ups that posts owed but could not send (the write failed).
-	 * Incremented by such a post, decremented by inbox_retry_wakeups() for
-	 * each one it sends. The message is queued all the same; until the owed
-	 * signal goes out the consumer may not see it. A count, not a flag: the
-	 * mutex variants pop one message per signal, so each one matters.
+	 * The wake-up debt: signals that posts had to send but could not (the
+	 * write failed; a full fd is not a failure, see inbox.c). Incremented by
+	 * such a post; inbox_retry_wakeups() claims one unit, sends, and gives
+	 * the unit back if the send failed. Any thread.
 	 */
-	atomic_uint unsent;
+	atomic_uint owed;
+	/* Signals that found the fd already full: no byte was added, and none
+	 * was needed. Producers count it, on that rare path only. */
+	atomic_uint_fast64_t full;
 
 	/* Consumer thread only; statistics also read (relaxed) by any thread.
 	 * On its own cache line, away from what producers read. */
-	_Alignas(CACHE_LINE) struct event *ev;
+	_Alignas(CACHE_LINE) struct event *ev;	/* the wake-up fd, EV_READ */
+	struct event *again;			/* zero-timeout timer: the re-arm */
 	inbox_handler_fn handler;
 	void *arg;
 	unsigned budget;
@@ -65,7 +69,20 @@ struct inbox {
 	atomic_uint_fast64_t rounds;
 	atomic_uint_fast64_t largest_batch;
 	atomic_uint_fast64_t wouldblock;
+	atomic_uint_fast64_t wouldblock_batch;
 };
+
+/*
+ * inbox_new() with the variant given as its ops. For tests that wrap a
+ * variant's operations (delay a producer between its steps, break the
+ * round's order on purpose); the server always goes through inbox_new().
+ */
+int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
+		       struct event_base *base, inbox_handler_fn handler, void *arg,
+		       unsigned budget);
+
+/* The ops of a variant, for tests that wrap them; NULL if unknown. */
+const struct inbox_ops *inbox_variant_ops(enum inbox_variant v);
 
 extern const struct inbox_ops inbox_wfcq_ops;
 extern const struct inbox_ops inbox_mutex_eventfd_ops;

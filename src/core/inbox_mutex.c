@@ -1,17 +1,27 @@
 /*
  * inbox_mutex.c - the two lock-based variants the wfcq inbox is measured
- * against. Both keep a mutex-protected FIFO list and signal once per message:
+ * against. Both keep a mutex-protected FIFO list and signal once per post:
  *
- *   mutex-eventfd  as memcached >= 1.6: an eventfd write per message; the
- *                  consumer reads the counter and pops at most that many
+ *   mutex-eventfd  as memcached >= 1.6: an eventfd write per message
  *   mutex-pipe     as classic memcached and this project's starting design:
  *                  one byte per message on a pipe
  *
- * Each pop takes the lock, as memcached's queue pop does. No wake-up can be
- * lost: every message is signalled by its own post, after it is in the list,
- * so a drained count never exceeds what the list holds; and no signal is
- * dropped (a full pipe makes the poster wait, as a blocking pipe write does),
- * so the count never falls short of it either.
+ * The consumer pops one message per lock acquisition, as memcached's queue
+ * pop does, until the list is empty or the round's budget is spent.
+ *
+ * WHY NO WAKE-UP IS LOST
+ *
+ * Every post appends under the lock, then signals. The fd is readable after
+ * that signal (written, or found full, which is readable too), so a round
+ * runs whose drain (C1) follows the signal; its pops follow the drain and
+ * find the message, unless an earlier round already took it. A signal is only
+ * a wake-up: the consumer does not count signals to decide how many to pop
+ * (memcached does, and so must never lose a byte: its pipe write blocks when
+ * the pipe is full). Popping until the list is empty is what allows a full
+ * pipe to drop a signal, so that a post never waits for room: a worker
+ * posting to itself, or two workers posting to each other, would otherwise
+ * deadlock on a full pipe. The model refutes the counting consumer with a
+ * pipe that can be full. The cost of "one signal per post" is unchanged.
  */
 #include <config.h>
 
@@ -25,7 +35,6 @@ struct inbox_mutex {
 	_Alignas(CACHE_LINE) pthread_mutex_t lock;
 	struct cds_wfcq_node *first;		/* under lock */
 	struct cds_wfcq_node **last_next;	/* under lock: where to link */
-	unsigned long owed;			/* consumer only: signals not yet popped */
 };
 
 #define MUTEXQ(ib) ((struct inbox_mutex *)(ib))
@@ -49,15 +58,16 @@ static bool mutex_enqueue(struct inbox *ib, struct inbox_msg *msg)
 	*q->last_next = &msg->node;
 	q->last_next = &msg->node.next;
 	pthread_mutex_unlock(&q->lock);
-	return true;			/* one signal per message */
+	return true;			/* one signal per post */
 }
 
-static bool mutex_collect(struct inbox *ib, unsigned long signals)
+/* Nothing to collect: next() looks at the shared list itself. */
+static bool mutex_collect(struct inbox *ib)
 {
-	MUTEXQ(ib)->owed += signals;
 	return true;
 }
 
+/* Under the lock, or with no producer left. */
 static struct cds_wfcq_node *pop(struct inbox_mutex *q)
 {
 	struct cds_wfcq_node *n = q->first;
@@ -75,15 +85,10 @@ static struct inbox_msg *mutex_next(struct inbox *ib)
 	struct inbox_mutex *q = MUTEXQ(ib);
 	struct cds_wfcq_node *n;
 
-	if (q->owed == 0)
-		return NULL;
 	pthread_mutex_lock(&q->lock);
 	n = pop(q);
 	pthread_mutex_unlock(&q->lock);
-	if (n == NULL)
-		return NULL;	/* cannot happen: each signal follows its enqueue */
-	q->owed--;
-	return caa_container_of(n, struct inbox_msg, node);
+	return n ? caa_container_of(n, struct inbox_msg, node) : NULL;
 }
 
 static struct inbox_msg *mutex_leftover(struct inbox *ib)
@@ -102,7 +107,6 @@ static void mutex_fini(struct inbox *ib)
 #define MUTEX_OPS(kind) {			\
 	.size = sizeof(struct inbox_mutex),	\
 	.wakeup = (kind),			\
-	.counted = true,			\
 	.init = mutex_init,			\
 	.enqueue = mutex_enqueue,		\
 	.collect = mutex_collect,		\

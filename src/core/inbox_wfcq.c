@@ -1,73 +1,103 @@
 /*
  * inbox_wfcq.c - the wait-free variant: a liburcu concurrent queue, a
  * wake-up only when the queue was empty, the whole queue taken at once.
+ * This comment is the argument's one home; doc/HANDOFF.md tells the story
+ * and points here, and model/handoff.pml checks it.
+ *
+ * THE STEPS (inbox.c runs them in this order)
+ *
+ *   producer (inbox_post)                  consumer (the round, inbox.c)
+ *   P1a exchange the tail with its node    C1  drain the wake-up fd
+ *   P1b link the old tail to its node      C2  splice: S1 exchange head.next
+ *   P2  if the old tail was the head:          with NULL; if it held a node,
+ *       signal the fd (on failure: owe it)     S2 exchange the tail with the
+ *                                              head, and take head.next .. tail
+ *                                          C3  dequeue the batch, up to budget
+ *
+ * P1a and S2 are atomic read-modify-writes of one location, the tail, so
+ * they fall in one order, and each reads the value the one before it wrote.
+ * A post "finds the queue empty" when its P1a reads the head node: the
+ * initial tail, or what the last S2 wrote. A splice that finds nothing
+ * (head.next is NULL and the tail is the head: liburcu tests that with
+ * plain loads first, then with the S1 exchange) or reports WOULDBLOCK
+ * (head.next is NULL, the tail has moved) does no S2: it changes nothing.
  *
  * WHY NO WAKE-UP IS LOST
  *
- * The steps (inbox.c runs them in this order):
- *   P1  was_empty = enqueue(msg)          C1  drain the wake-up fd
- *   P2  if (was_empty) signal the fd      C2  splice the whole shared queue
- *                                             into the private batch
- *                                         C3  handle the batch
+ * Claim: every posted message is handled, provided each owed signal is sent
+ * in the end (inbox_retry_wakeups()) and each producer finishes its P1b.
  *
- * Claim: after every post, the consumer runs C2 at least once more.
+ * Take a post P. Let S be the last S2 before P's P1a in the tail's order (or
+ * the queue's initialisation), and Q the first post after S: Q found the
+ * queue empty, so Q signals, with signal q, after its P1a and P1b (if its
+ * write fails, q is the retrier's signal, which also follows Q's link: the
+ * debt's release and acquire, inbox.c). Every post from Q up to P is taken
+ * by the first S2 after Q's P1a, so it is enough that such an S2 happens.
  *
- * Every enqueue (P1) and every splice (C2) swaps the shared queue's tail
- * atomically, so all P1s and C2s fall in one total order. Take a post P
- * whose message no splice has taken yet, and let S be the last splice before
- * P1 (if any), and D the drain just before S.
- *  - If P1 found the queue empty, P signals in P2, after P1, which is after
- *    S (S emptied the queue P1 saw empty), which is after D. A signal after
- *    the last drain leaves the fd readable: the loop will run C1..C3 again,
- *    and that splice sees P's message.
- *  - If P1 found it non-empty, some post Q between S and P found it empty,
- *    and Q signals after its own P1, hence after D: the same reasoning.
- *    P's message rides along. That is notify elision.
- * The argument needs D before S: C1 before C2. Drain after the splice
- * instead and a post landing between the two is lost: its P1 sees the queue
- * the splice just emptied, the late drain eats its signal, and every later
- * post sees a non-empty queue and elides its own signal. Nothing wakes the
- * consumer again.
+ * q makes the fd readable, so a round runs whose drain D comes after q in
+ * the eventfd's order (the kernel serialises writes and reads of one fd
+ * under its lock). Its C2 comes after D, so its loads of head.next read
+ * Q's link, or a later value, which only a splice that already took Q's
+ * node can have left there. Either way an S2 after Q's P1a happens, by this
+ * splice or that one. Once in the batch, a message is handed out: a round
+ * that stops before the batch's end (budget spent, or WOULDBLOCK below)
+ * re-arms itself, so the next round goes on where it stopped. []
  *
- * MEMORY ORDERING
+ * The order C1 before C2 is what the argument used. Drain after the splice
+ * and a post landing between the two is lost: its P1a finds the queue the
+ * splice just emptied, the late drain eats its signal, and every later post
+ * finds the queue non-empty and elides its own. tests/test_inbox_broken and
+ * the model both show it.
  *
- * cds_wfcq_enqueue() issues a full barrier before it publishes the node
- * (liburcu: "Issues a full memory barrier before enqueue"), so what the
- * poster wrote into the message is visible to whoever dequeues it; splice
- * and dequeue read the links in dependency order ("content written into the
- * node before enqueue is guaranteed to be consistent"). P1 and P2 are an
- * atomic exchange and a write() system call; C1 and C2 are a read() system
- * call and atomic exchanges. Exchanges are full barriers on every
- * architecture liburcu supports, and the kernel orders the eventfd read and
- * write, so neither side can move its second step before its first. The
- * model in doc/ checks the step ordering; the barriers make it the real one.
+ * WOULDBLOCK: A PRODUCER BETWEEN P1a AND P1b
  *
- * WOULDBLOCK
+ * In the splice (head.next is NULL, the tail has moved): the producer
+ * caught there is Q, the one that found the queue empty, and it has not
+ * signalled yet: had q come before this round's drain, its link would be
+ * visible to this splice. So q is still to come and will wake the loop. The
+ * round goes on with whatever an earlier round left in the batch, but this
+ * WOULDBLOCK does not re-arm it: that would only spin while Q is off its
+ * CPU.
  *
- * An enqueue is two stores: swap the tail, then link the old tail to the new
- * node. Between them the consumer sees the queue's head unlinked but the
- * tail moved. The non-blocking splice and dequeue report CDS_WFCQ_WOULDBLOCK
- * there; inbox.c then ends the round and re-arms. The producer in the gap
- * has not signalled yet, or has, so nothing is lost by leaving.
+ * In the batch (a node's next is NULL though the batch's tail is further
+ * on): the producer caught there found the queue non-empty and will not
+ * signal. Nothing else will wake the loop for the rest of the batch, so the
+ * round must re-arm itself (inbox.c). The model refutes the round without
+ * this re-arm.
+ *
+ * MEMORY ORDERING: WHAT THE PROTOCOL NEEDS, WHAT LIBURCU GIVES
+ *
+ * Needed:
+ *  - What the poster wrote into the message is visible to the handler: P1b
+ *    is the store that publishes the node, so it must be a release (of the
+ *    message's contents), and the consumer's loads through the link must be
+ *    ordered after it (consume: an address dependency suffices).
+ *  - "Found empty" must be exact: P1a and S2 are read-modify-writes of the
+ *    tail, so a post that reads a splice's value is ordered after it.
+ *  - P1b before P2, and C1 before C2: a write() and a read() of the eventfd
+ *    take the same kernel lock, whose release and acquire order the link
+ *    store before the signal and the signal before the splice's loads.
+ * Given by liburcu 0.13 (Debian 12): uatomic_xchg() implies a full barrier
+ * before and after it (doc/uatomic-api.md), so P1a orders the message's
+ * contents and P1b; the dequeue and splice load the links with a dependency
+ * barrier. In liburcu 0.15 the enqueue's exchange is seq_cst, P1b a release
+ * store, and the full barrier before the enqueue (cds_wfcq_enqueue() still
+ * documents it) is emitted only while the configure option legacy-mb is on,
+ * as it is by default. The protocol needs none of the extra barrier.
+ *
+ * Contrast liburcu's own call_rcu thread: it keeps its "sleeping" flag in
+ * user memory (a futex word), so each side must store, then fence, then
+ * load the other side's variable (the store-buffering shape), with a full
+ * barrier on both sides. Here the "sleeping" state lives inside the kernel
+ * (the eventfd's counter, read by epoll under the fd's lock), so the only
+ * user-space atomic the wake-up decision needs is the exchange of the tail.
  */
 #include <config.h>
 
 #include <stdlib.h>
 
-#include "inbox_impl.h"
-
+#include "inbox_wfcq.h"
 #include "tsan.h"
-
-struct inbox_wfcq {
-	struct inbox common;
-	/* Swapped by every producer and by the consumer's splice. */
-	_Alignas(CACHE_LINE) struct cds_wfcq_tail tail;
-	/* Cleared by the splice; the post that finds the queue empty links the
-	 * first node here. The private batch below is the consumer's alone. */
-	_Alignas(CACHE_LINE) struct __cds_wfcq_head head;
-	struct __cds_wfcq_head batch_head;
-	struct cds_wfcq_tail batch_tail;
-};
 
 #define WFCQ(ib) ((struct inbox_wfcq *)(ib))
 
@@ -82,15 +112,16 @@ static bool wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
 	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in wfcq_next/wfcq_leftover */
-	/* liburcu returns false when the queue WAS empty: that post signals. */
+	/* P1a, P1b. liburcu returns false when the queue WAS empty: that post
+	 * signals. */
 	return !cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
 }
 
-static bool wfcq_collect(struct inbox *ib, unsigned long signals)
+static bool wfcq_collect(struct inbox *ib)
 {
 	struct inbox_wfcq *q = WFCQ(ib);
 
-	/* Appends behind leftovers of an earlier round: order is kept. */
+	/* C2. Appends behind what an earlier round left: order is kept. */
 	return __cds_wfcq_splice_nonblocking(&q->batch_head, &q->batch_tail,
 					     &q->head, &q->tail) != CDS_WFCQ_RET_WOULDBLOCK;
 }

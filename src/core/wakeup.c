@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdint.h>
 #include <unistd.h>
 #ifdef USE_EVENTFD
@@ -77,30 +76,11 @@ int wakeup_signal(struct wakeup *wk)
 			return 0;
 		if (errno == EINTR)
 			continue;
-		/* Counter saturated or pipe full: the reader is already woken. */
+		/* Pipe full or counter saturated: readable already, so the
+		 * reader is woken without this signal. */
 		if (errno == EAGAIN)
-			return 0;
+			return 1;
 		return -errno;
-	}
-}
-
-int wakeup_signal_counted(struct wakeup *wk)
-{
-	static const uint64_t one = 1;
-	size_t len = wk->is_eventfd ? sizeof(one) : 1;
-
-	for (;;) {
-		struct pollfd p = { .fd = wk->write_fd, .events = POLLOUT };
-
-		if (write(wk->write_fd, &one, len) != -1)
-			return 0;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		/* Full: wait until the reader makes room, then count this one. */
-		if (poll(&p, 1, -1) == -1 && errno != EINTR)
-			return -errno;
 	}
 }
 

@@ -42,22 +42,25 @@ static inline int wakeup_fd(const struct wakeup *wk)
 }
 
 /*
- * Makes the fd readable. Returns 0, or a negative errno on a failure that
- * means the reader will not be woken (never -EAGAIN: a full eventfd counter or
- * pipe is readable already, so that signal is not needed).
+ * Makes the fd readable, and never blocks. Returns 0 when the signal was
+ * written; 1 when the fd was already full (a pipe holding its 64 KiB, an
+ * eventfd counter at its maximum): a full fd is readable, so a wake-up is
+ * pending anyway; or a negative errno on a failure that means the reader
+ * will not be woken.
+ *
+ * A signal is a wake-up, not a count the reader relies on: a full fd drops
+ * it. Readers learn how much work waits from their queue, not from the
+ * number of signals (the inboxes take or pop until their queue is empty).
+ * That is what lets a signal never block, even on the reader's own thread:
+ * a blocking write to a full pipe whose only reader is the writer itself
+ * would wait forever.
  */
 int wakeup_signal(struct wakeup *wk);
 
 /*
- * Like wakeup_signal(), but the signal is counted even when the pipe is full:
- * it waits for room (as a blocking pipe write would). For readers that pop
- * one message per signal, where a signal dropped on EAGAIN would strand one.
- */
-int wakeup_signal_counted(struct wakeup *wk);
-
-/*
  * Consumes every pending signal; returns how many there were (an eventfd's
- * counter is the number of signals; a pipe holds one byte per signal).
+ * counter is the number of signals; a pipe holds one byte per signal), for
+ * statistics.
  */
 unsigned long wakeup_drain(struct wakeup *wk);
 
