@@ -3,34 +3,51 @@
  * complete line a client sends goes to every other connected client,
  * whichever worker it lives on, as "#ID: line".
  *
- * How a line travels: the sender's worker cuts it out of the sender's input,
- * wraps it in one reference-counted message, and mts_post()s it to every
- * worker; each worker appends it to the output of its own clients. So every
- * worker's inbox has many producers (all the other workers), which is what
- * the wait-free inbox is for. Each worker's list of clients is touched only
- * by that worker.
+ * How lines travel: the sender's worker cuts the complete lines of one read
+ * out of the sender's input into one batch ("#ID: ..." each), and mts_post()s
+ * it to every worker; each worker appends the batch to its own log
+ * (chat_log.c), once, however many clients it has; each client sends from
+ * that log at its own pace. So every worker's inbox has many producers (all
+ * the workers), which is what the wait-free inbox is for. Each worker's
+ * clients and log are touched only by that worker.
  *
- * Memory is bounded whatever clients do:
+ * Memory is bounded whatever clients do, and a slow reader costs itself,
+ * not the others:
  *  - input: a line longer than --max-line is refused with a notice to its
- *    sender and discarded up to its newline; input never holds more;
- *  - backpressure: a line is shared, by reference, by every receiver's
- *    output buffer, and lives until the last receiver has sent it. Each
- *    sender counts the bytes of its lines still alive; past --max-queue / 2
- *    its worker stops reading from it, and the worker that frees the line
- *    that brings it under --max-queue / 4 posts "resume" to the sender's
- *    worker. So a slow reader slows the senders down instead of growing
- *    buffers, and one sender alone can never fill a reader's queue;
- *  - a client that does not read at all would stall the senders for good, so
- *    it is disconnected, releasing its lines, when its queue has not moved
- *    for --stall seconds (each worker sweeps its clients once a second; the
- *    sweepers are posted to the workers at start). As a last resort (many
- *    senders flooding at once), a queue past --max-queue is disconnected too,
- *    with a notice (an IRC server's "SendQ exceeded").
+ *    sender and discarded up to its newline; a client's input holds at most
+ *    one read and a partial line;
+ *  - a reader's send queue is its backlog in its worker's log, plus its
+ *    notices, plus its socket's send buffer (capped at --max-queue / 2);
+ *  - backpressure, bounded in time: a worker's log becomes "congested" when
+ *    its slowest reader is more than --max-queue behind, and clears when
+ *    none is more than --max-queue / 2 behind. While any log is congested,
+ *    every sender waits (its worker does not read it), so a reader that was
+ *    only slow for a moment (descheduled, say) catches up and loses nothing.
+ *    A reader that holds a congested log back (more than --max-queue / 2
+ *    behind) for --max-lag milliseconds is disconnected with a notice ("send
+ *    queue exceeded") and its part of the log is freed: a slow reader holds
+ *    the others back for --max-lag at most, once. (How far behind a reader
+ *    is alone decides nothing: a round of the inbox appends up to a budget
+ *    of batches before the loop writes to any socket, so a reader that keeps
+ *    up can be far behind for a moment; time tells the two apart.)
+ *  - senders are also paused by what is on its way: a batch counts against
+ *    its sender from its post until every worker has appended it; past
+ *    --max-queue / 2 of those bytes its worker stops reading it, until they
+ *    fall under --max-queue / 4;
+ *  - a client whose output has not moved for --stall seconds is
+ *    disconnected (each worker sweeps its clients five times a second).
+ * The resulting bound on memory is in the man page (doc/chatserver.1).
  *
- *   chatserver [-p PORT] [-l ADDR]... [-t THREADS] [--max-line N] [--max-queue N] [-q]
+ * Closing: a client the server disconnects (send queue exceeded, shutdown)
+ * first gets what it is owed and a notice, then a lingering close
+ * (mts_conn_finish()), so the notice is read, not destroyed by a reset.
+ *
+ *   chatserver [-p PORT] [-l ADDR]... [-t THREADS] [--max-line N]
+ *              [--max-queue N] [--stall SECS] [-q]
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -38,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,18 +63,27 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "chat_log.h"
 #include "mtserver.h"
 
+#define READ_MAX (16 * 1024)	/* bytes read from a client per event */
+
 /*
- * A sender's flow-control state. It outlives its client while lines of the
- * client are still on their way (refs: the client, and each such line).
+ * A sender's flow-control state. It outlives its client while batches of
+ * the client are still on their way (refs: the client, and each batch).
  */
 struct sender {
 	atomic_uint refs;
-	atomic_size_t alive;		/* bytes of its lines not yet sent to everyone */
+	atomic_size_t on_way;		/* bytes of its batches not yet in every log */
 	atomic_bool paused;		/* its worker stopped reading it; see below */
 	unsigned worker;
 	struct client *client;		/* NULL once closed; its worker only */
+};
+
+enum client_state {
+	OPEN,
+	DRAINING,		/* stopping: send the log up to `close_at`, then the notice */
+	NOTIFYING,		/* send what is in `notes`, then a lingering close */
 };
 
 struct client {
@@ -65,41 +92,59 @@ struct client {
 	struct event ev;
 	short waiting;			/* EV_READ/EV_WRITE currently armed */
 	unsigned id;
-	struct evbuffer *in;		/* a partial line, at most max_line bytes */
-	struct evbuffer *out;		/* queued output, at most max_queue bytes */
+	enum client_state state;
+	bool attached;			/* its reader is in the worker's log */
 	bool discarding;		/* inside an over-long line: drop to its newline */
+	struct chat_reader reader;	/* its place in its worker's log */
+	uint64_t close_at;		/* DRAINING: the log position it stops at */
+	struct evbuffer *in;		/* a partial line, at most max_line bytes */
+	struct evbuffer *notes;		/* the server's own words, sent before the log */
 	uint64_t stuck_since_ms;	/* output pending and not moving since, or 0 */
-	bool closing;			/* flush what is queued, then close */
+	uint64_t behind_since_ms;	/* holding the room back since, or 0 */
+	bool held;			/* not read while a log is congested */
 	TAILQ_ENTRY(client) link;	/* in its worker's list; that worker only */
 };
 
 TAILQ_HEAD(client_list, client);
 
+/* What each worker has; index = worker, touched by that worker only. */
+struct room {
+	struct client_list clients;
+	struct chat_log log;
+	struct event *sweeper;
+	bool congested;			/* counted in `congested_rooms` */
+};
+
 /*
- * A line on its way to every worker: one block holding the text and one slot
- * per worker (what is posted to that worker). Freed by the last worker done
- * with it; `refs` orders every worker's reads before the free.
+ * One read's lines, on their way to every worker: the text, and one slot per
+ * worker (what is posted to it). Freed by the last worker done with it;
+ * `refs` orders every worker's reads before the free.
  */
-struct line;
+struct batch;
 struct slot {
-	struct line *line;
+	struct batch *batch;
 	unsigned worker;
 };
-struct line {
-	atomic_uint refs;		/* one per worker delivery, one per receiver */
-	unsigned sender;
+struct batch {
+	atomic_uint refs;		/* one per worker delivery */
 	struct sender *snd;
 	size_t len;
-	char *text;			/* "#ID: ...\n", after the slots */
+	char *text;			/* after the slots */
 	struct slot slots[];
 };
 
 static struct mts_server *server;
-static struct client_list *lists;	/* one per worker, indexed by worker */
+static struct room *rooms;
 static atomic_uint next_id = 1;
 static size_t max_line = 4096, max_queue = 256 * 1024;
-static unsigned stall_s = 10;
-static struct event **sweepers;		/* one per worker, on that worker's base */
+static unsigned stall_s = 10, max_lag_ms = 500;
+/*
+ * Rooms whose log is congested. A worker counts its own room in and out;
+ * senders read it before they read input. The worker that takes it to zero
+ * posts unhold() to every worker; see hold_if_congested() for why no
+ * sender stays held.
+ */
+static atomic_uint congested_rooms;
 
 static uint64_t now_ms(void)
 {
@@ -117,27 +162,47 @@ static void sender_unref(struct sender *snd)
 		free(snd);
 }
 
+static struct room *room_of(const struct client *cl)
+{
+	return &rooms[mts_conn_worker(cl->conn)];
+}
+
+/* Is there anything to send: notices, or log text it has not had yet? */
+static bool has_output(const struct client *cl)
+{
+	if (evbuffer_get_length(cl->notes) > 0)
+		return true;
+	if (!cl->attached)
+		return false;
+	if (cl->state == DRAINING)
+		return cl->reader.pos < cl->close_at;
+	return chat_reader_backlog(&room_of(cl)->log, &cl->reader) > 0;
+}
+
+/* Arms exactly the events this state needs; closes once all is said. */
 static void rearm(struct client *cl)
 {
-	short want = cl->closing || atomic_load(&cl->snd->paused) ? 0 : EV_READ;
+	short want = cl->state == OPEN && !cl->held && !atomic_load(&cl->snd->paused) ?
+		     EV_READ : 0;
 
-	if (evbuffer_get_length(cl->out) > 0) {
+	if (has_output(cl)) {
 		want |= EV_WRITE;
 		if (cl->stuck_since_ms == 0)
 			cl->stuck_since_ms = now_ms();
 	} else {
 		cl->stuck_since_ms = 0;
+		if (cl->state == NOTIFYING) {
+			mts_conn_finish(cl->conn);	/* said and flushed: linger */
+			return;
+		}
 	}
 	if (want == cl->waiting)
 		return;
 	if (cl->waiting)
 		event_del(&cl->ev);
 	cl->waiting = want;
-	if (want == 0) {
-		if (cl->closing)
-			mts_conn_close(cl->conn);	/* closing and flushed */
-		return;				/* paused: nothing to wait for */
-	}
+	if (want == 0)
+		return;				/* paused, nothing to send */
 	event_assign(&cl->ev, mts_conn_base(cl->conn), mts_conn_fd(cl->conn),
 		     want | EV_PERSIST, on_event, cl);
 	event_add(&cl->ev, NULL);
@@ -145,151 +210,291 @@ static void rearm(struct client *cl)
 
 static void say(struct client *cl, const char *text)
 {
-	evbuffer_add(cl->out, text, strlen(text));
+	evbuffer_add(cl->notes, text, strlen(text));
+}
+
+static void update_congestion(struct room *room);
+
+/* Leaves the log: nothing it has not had yet is kept for it any more. */
+static void detach(struct client *cl)
+{
+	if (cl->attached) {
+		chat_reader_detach(&room_of(cl)->log, &cl->reader);
+		update_congestion(room_of(cl));
+	}
+	cl->attached = false;
+}
+
+/* Disconnects a reader that fell too far behind: it hears why, then goes. */
+static void cut(struct client *cl, uint64_t backlog)
+{
+	char why[160];
+
+	detach(cl);
+	snprintf(why, sizeof(why), "* disconnected: send queue exceeded (%" PRIu64
+		 " bytes waiting, the limit is %zu): you are reading too slowly\n",
+		 backlog, max_queue);
+	say(cl, why);
+	cl->state = NOTIFYING;
+	rearm(cl);
 }
 
 /* On the sender's worker: reading from it may go on. */
-static void resume(struct event_base *base, void *arg)
+static void resume(struct event_base *base, void *arg, int cancelled)
 {
 	struct sender *snd = arg;
 
-	if (snd->client != NULL)
+	if (!cancelled && snd->client != NULL)
 		rearm(snd->client);
 	sender_unref(snd);
 }
 
-/* Any worker: the last reference to a line is gone. */
-static void release(struct line *ln)
+/* Any worker: one worker is done with the batch; the last one frees it. */
+static void release(struct batch *b)
 {
-	struct sender *snd = ln->snd;
+	struct sender *snd = b->snd;
 	size_t before;
 
-	if (atomic_fetch_sub_explicit(&ln->refs, 1, memory_order_acq_rel) != 1)
+	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	before = atomic_fetch_sub(&snd->alive, ln->len);
+	before = atomic_fetch_sub(&snd->on_way, b->len);
 	/*
 	 * Paired with pause_if_flooding(): that side sets `paused` and then
-	 * reads `alive`; this side lowers `alive` and then takes `paused`. Both
+	 * reads `on_way`; this side lowers `on_way` and then takes `paused`. Both
 	 * sequentially consistent, so one of the two sees the other: a pause
 	 * that races with the last release is always undone by someone.
 	 */
-	if (before - ln->len < max_queue / 4 && atomic_exchange(&snd->paused, false)) {
+	if (before - b->len < max_queue / 4 && atomic_exchange(&snd->paused, false)) {
 		atomic_fetch_add(&snd->refs, 1);
 		if (mts_post(server, snd->worker, resume, snd) != 0)
 			sender_unref(snd);
 	}
 	sender_unref(snd);
-	free(ln);
+	free(b);
 }
 
-/* evbuffer_add_reference's cleanup: a receiver is done with the line. */
-static void line_sent(const void *data, size_t len, void *arg)
-{
-	release(arg);
-}
-
-/* On the sender's worker, after it queued lines. */
+/* On the sender's worker, after it posted batches. */
 static void pause_if_flooding(struct client *cl)
 {
 	struct sender *snd = cl->snd;
 
-	if (atomic_load(&snd->alive) <= max_queue / 2)
+	if (atomic_load(&snd->on_way) <= max_queue / 2)
 		return;
 	atomic_store(&snd->paused, true);
-	if (atomic_load(&snd->alive) < max_queue / 4)
+	if (atomic_load(&snd->on_way) < max_queue / 4)
 		atomic_store(&snd->paused, false);	/* released meanwhile */
 }
 
-/* On each worker: hand the line to this worker's clients. */
-static void deliver(struct event_base *base, void *arg)
+/* On every worker, once no log is congested: read the held senders again. */
+static void unhold(struct event_base *base, void *arg, int cancelled)
 {
-	struct slot *slot = arg;
-	struct line *ln = slot->line;
-	struct client *cl, *next;
+	struct room *room = arg;
+	struct client *cl;
 
-	for (cl = TAILQ_FIRST(&lists[slot->worker]); cl != NULL; cl = next) {
-		next = TAILQ_NEXT(cl, link);
-		if (cl->id == ln->sender || cl->closing)
-			continue;
-		if (evbuffer_get_length(cl->out) + ln->len > max_queue) {
-			/* It does not read: bounded, so it goes. */
-			say(cl, "* disconnected: send queue full (you are not reading)\n");
-			cl->closing = true;
+	if (cancelled)
+		return;		/* the clients are gone */
+	TAILQ_FOREACH(cl, &room->clients, link)
+		if (cl->held) {
+			cl->held = false;
 			rearm(cl);
-			continue;
 		}
-		/* Shared, not copied: the line lives until every receiver sent it. */
-		atomic_fetch_add(&ln->refs, 1);
-		if (evbuffer_add_reference(cl->out, ln->text, ln->len, line_sent, ln) != 0)
-			release(ln);
-		rearm(cl);
-	}
-	release(ln);
 }
 
 /*
- * Sends the next `len` bytes of from->in, plus its newline, to everyone.
- * The bytes are copied once, straight into the shared line. Returns false
- * only when out of memory (the line is then dropped from the input).
+ * Whether this worker's log holds more than a reader may lag: more than
+ * --max-queue between its oldest chunk and its head (counted in whole
+ * chunks, hence the chunk of slack), and back under --max-queue / 2.
  */
-static bool broadcast(struct client *from, size_t len)
+static void update_congestion(struct room *room)
 {
-	unsigned n = mts_worker_count(server);
-	size_t room = len + 32;
-	struct line *ln = malloc(sizeof(*ln) + n * sizeof(struct slot) + room);
-	int prefix;
+	const struct chat_log *log = &room->log;
+	uint64_t span = log->head - chat_log_oldest(log);
 
-	if (ln == NULL) {
-		evbuffer_drain(from->in, len + 1);
+	if (!room->congested && span > max_queue + CHAT_LOG_CHUNK) {
+		room->congested = true;
+		atomic_fetch_add(&congested_rooms, 1);
+	} else if (room->congested && span <= max_queue / 2 + CHAT_LOG_CHUNK) {
+		room->congested = false;
+		if (atomic_fetch_sub(&congested_rooms, 1) == 1)
+			for (unsigned w = 0; w < mts_worker_count(server); w++)
+				mts_post(server, w, unhold, &rooms[w]);
+	}
+}
+
+/*
+ * On a sender's worker, before it reads: wait while a log is congested.
+ * No sender stays held: it is held on its own worker's thread, and unhold()
+ * runs there too. If unhold() ran before, it came after the count reached
+ * zero (the post orders it), so this load sees zero, or a later congestion,
+ * which has its own unhold() to come. If it runs after, it lets this one go.
+ */
+static bool hold_if_congested(struct client *cl)
+{
+	cl->held = atomic_load(&congested_rooms) > 0;
+	return cl->held;
+}
+
+/*
+ * A reader that holds the room back too long is cut. It holds the room back
+ * while the room is congested and it is more than --max-queue / 2 behind:
+ * the room clears once no reader is (see update_congestion()), so either
+ * they all catch up, or the ones that do not are cut within --max-lag (and
+ * a sweep), and the room clears.
+ */
+static bool cut_if_lagging(struct client *cl, uint64_t now)
+{
+	struct room *room = room_of(cl);
+	uint64_t backlog = chat_reader_backlog(&room->log, &cl->reader);
+
+	if (!room->congested || backlog <= max_queue / 2) {
+		cl->behind_since_ms = 0;
 		return false;
 	}
-	ln->sender = from->id;
-	ln->snd = from->snd;
-	atomic_fetch_add(&from->snd->refs, 1);
-	ln->text = (char *)&ln->slots[n];
-	prefix = snprintf(ln->text, room, "#%u: ", from->id);
-	evbuffer_remove(from->in, ln->text + prefix, len + 1);	/* with its '\n' */
-	ln->len = (size_t)prefix + len + 1;
-	if (len > 0 && ln->text[ln->len - 2] == '\r') {		/* CR LF -> LF */
-		ln->text[ln->len - 2] = '\n';
-		ln->len--;
+	if (cl->behind_since_ms == 0)
+		cl->behind_since_ms = now;
+	if (now - cl->behind_since_ms > max_lag_ms) {
+		cut(cl, backlog);	/* frees its part of the log */
+		return true;
 	}
-	atomic_fetch_add(&from->snd->alive, ln->len);
-	atomic_init(&ln->refs, n);
+	return false;
+}
+
+/*
+ * On each worker: append the batch to its log; wake or cut its clients.
+ * Cancelled (the server stopped first), it only lets go of the batch.
+ */
+static void deliver(struct event_base *base, void *arg, int cancelled)
+{
+	struct slot *slot = arg;
+	struct batch *b = slot->batch;
+	struct room *room = &rooms[slot->worker];
+	struct client *cl, *next;
+	uint64_t start, now = now_ms();
+
+	if (cancelled) {
+		release(b);
+		return;
+	}
+
+	if (chat_log_append(&room->log, b->text, b->len, &start) < 0) {
+		mts_log(MTS_LOG_WARN, "out of memory: a batch of %zu bytes is lost on worker %u",
+			b->len, slot->worker);
+		release(b);
+		return;
+	}
+	/* Its sender, if it lives here, must not get it back. */
+	cl = slot->worker == b->snd->worker ? b->snd->client : NULL;
+	if (cl != NULL && cl->attached && chat_reader_skip(&cl->reader, start, b->len) < 0)
+		cut(cl, chat_reader_backlog(&room->log, &cl->reader));
+	release(b);
+
+	for (cl = TAILQ_FIRST(&room->clients); cl != NULL; cl = next) {
+		next = TAILQ_NEXT(cl, link);
+		if (cl->state != OPEN || !cl->attached)
+			continue;
+		if (!cut_if_lagging(cl, now) && !(cl->waiting & EV_WRITE))
+			rearm(cl);
+	}
+	update_congestion(room);
+}
+
+/*
+ * Cuts the complete lines out of from->in into one batch and sends it to
+ * every worker. The text is copied once, into the batch. Returns false only
+ * when out of memory (the lines are then dropped from the input).
+ */
+static bool broadcast(struct client *from, size_t lines, size_t bytes)
+{
+	unsigned n = mts_worker_count(server);
+	char prefix[24];
+	int plen = snprintf(prefix, sizeof(prefix), "#%u: ", from->id);
+	size_t room = bytes + lines * (size_t)plen;
+	struct batch *b = malloc(sizeof(*b) + n * sizeof(struct slot) + room);
+	char *at;
+
+	if (b == NULL) {
+		evbuffer_drain(from->in, bytes);
+		return false;
+	}
+	b->snd = from->snd;
+	atomic_fetch_add(&from->snd->refs, 1);
+	b->text = at = (char *)&b->slots[n];
+	for (size_t i = 0; i < lines; i++) {
+		struct evbuffer_ptr eol = evbuffer_search_eol(from->in, NULL, NULL, EVBUFFER_EOL_LF);
+		size_t len = (size_t)eol.pos;
+
+		memcpy(at, prefix, (size_t)plen);
+		at += plen;
+		evbuffer_remove(from->in, at, len + 1);		/* with its '\n' */
+		if (len > 0 && at[len - 1] == '\r') {		/* CR LF -> LF */
+			at[len - 1] = '\n';
+			len--;
+		}
+		at += len + 1;
+	}
+	b->len = (size_t)(at - b->text);
+	atomic_fetch_add(&from->snd->on_way, b->len);
+	atomic_init(&b->refs, n);
 	for (unsigned w = 0; w < n; w++) {
-		ln->slots[w] = (struct slot){ .line = ln, .worker = w };
-		if (mts_post(server, w, deliver, &ln->slots[w]) != 0)
-			release(ln);	/* that worker will not see it */
+		b->slots[w] = (struct slot){ .batch = b, .worker = w };
+		if (mts_post(server, w, deliver, &b->slots[w]) != 0)
+			release(b);	/* that worker will not see it */
 	}
 	return true;
 }
 
-/* Cuts complete lines out of cl->in. Returns false if the client must go. */
+/* The most text one batch carries: a batch never fills a queue alone. */
+static size_t batch_max(void)
+{
+	return max_queue / 4 < 64 * 1024 ? max_queue / 4 : 64 * 1024;
+}
+
+/*
+ * Sends the complete lines of cl->in, in batches, refusing over-long ones.
+ * Returns false if the client must go.
+ */
 static bool take_lines(struct client *cl)
 {
+	char prefix[24];
+	size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "#%u: ", cl->id);
+
 	for (;;) {
 		struct evbuffer_ptr eol = evbuffer_search_eol(cl->in, NULL, NULL, EVBUFFER_EOL_LF);
-		size_t len;
+		struct evbuffer_ptr from;
+		size_t lines = 0, bytes = 0;
 
-		if (eol.pos < 0) {
-			/* No newline yet: refuse to hold more than max_line. */
+		if (cl->discarding) {		/* the rest of an over-long line */
+			if (eol.pos < 0) {
+				evbuffer_drain(cl->in, evbuffer_get_length(cl->in));
+				return true;
+			}
+			evbuffer_drain(cl->in, (size_t)eol.pos + 1);
+			cl->discarding = false;
+			continue;
+		}
+		if (eol.pos < 0) {		/* only a partial line is left */
 			if (evbuffer_get_length(cl->in) > max_line) {
-				if (!cl->discarding)
-					say(cl, "* error: line too long, discarded\n");
+				say(cl, "* error: line too long, discarded\n");
 				cl->discarding = true;
 				evbuffer_drain(cl->in, evbuffer_get_length(cl->in));
 			}
 			return true;
 		}
-		len = (size_t)eol.pos;
-		if (cl->discarding || len > max_line) {
-			if (!cl->discarding)
-				say(cl, "* error: line too long, discarded\n");
-			cl->discarding = false;
-			evbuffer_drain(cl->in, len + 1);
+		if ((size_t)eol.pos > max_line) {
+			say(cl, "* error: line too long, discarded\n");
+			evbuffer_drain(cl->in, (size_t)eol.pos + 1);
 			continue;
 		}
-		if (!broadcast(cl, len))
+		/* The lines that fit, one after the other, up to a batch's size. */
+		do {
+			lines++;
+			bytes = (size_t)eol.pos + 1;
+			if (evbuffer_ptr_set(cl->in, &from, bytes, EVBUFFER_PTR_SET) < 0)
+				break;
+			eol = evbuffer_search_eol(cl->in, &from, NULL, EVBUFFER_EOL_LF);
+		} while (eol.pos >= 0 && (size_t)eol.pos - bytes <= max_line &&
+			 (size_t)eol.pos + 1 + (lines + 1) * plen <= batch_max());
+		if (!broadcast(cl, lines, bytes))
 			return false;
 	}
 }
@@ -297,65 +502,104 @@ static bool take_lines(struct client *cl)
 static void on_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct client *cl = arg;
-	int n;
+	struct room *room = room_of(cl);
+	ssize_t n;
 
 	if (what & EV_WRITE) {
-		n = evbuffer_write(cl->out, fd);
-		if (n == -1 && errno != EAGAIN && errno != EINTR) {
-			mts_conn_close(cl->conn);
-			return;
+		bool moved = false;
+
+		if (evbuffer_get_length(cl->notes) > 0) {
+			n = evbuffer_write(cl->notes, fd);
+			if (n == -1 && errno != EAGAIN && errno != EINTR)
+				goto gone;
+			moved = n > 0;
 		}
-		if (n > 0)
+		if (evbuffer_get_length(cl->notes) == 0 && cl->attached) {
+			uint64_t limit = cl->state == DRAINING ? cl->close_at : UINT64_MAX;
+
+			n = chat_reader_send(&room->log, &cl->reader, fd, limit);
+			if (n == -1 && errno != EAGAIN)
+				goto gone;
+			moved = moved || n > 0;
+			if (cl->state == DRAINING && cl->reader.pos >= cl->close_at) {
+				detach(cl);
+				say(cl, "* server shutting down\n");
+				cl->state = NOTIFYING;
+			}
+		}
+		if (moved)
 			cl->stuck_since_ms = 0;		/* moving again */
+		if (cl->attached &&
+		    chat_reader_backlog(&room->log, &cl->reader) <= max_queue / 2)
+			cl->behind_since_ms = 0;	/* caught up: a new episode later */
+		update_congestion(room);
 	}
-	if ((what & EV_READ) && !cl->closing) {
-		/* Read at most what could complete a line, so input stays bounded. */
-		n = evbuffer_read(cl->in, fd, (int)(max_line + 1));
-		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-			mts_conn_close(cl->conn);
-			return;
-		}
-		if (n > 0 && !take_lines(cl)) {
-			mts_conn_close(cl->conn);
-			return;
-		}
+	if ((what & EV_READ) && cl->state == OPEN && !hold_if_congested(cl)) {
+		n = evbuffer_read(cl->in, fd, READ_MAX);
+		if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+			goto gone;
+		if (n > 0 && !take_lines(cl))
+			goto gone;
 		pause_if_flooding(cl);
 	}
 	rearm(cl);
+	return;
+gone:
+	mts_conn_close(cl->conn);	/* the client left, or its socket failed */
 }
 
 static int on_open(struct mts_conn *c, void *arg)
 {
 	struct client *cl = mts_conn_data(c);
+	struct room *room = &rooms[mts_conn_worker(c)];
+	int sndbuf = (int)(max_queue / 4);
 	char hello[64];
 
+	/*
+	 * The kernel's send buffer is part of a client's queue too, and grows
+	 * to megabytes on its own: then a client that stops reading looks up to
+	 * date for megabytes, and a notice sits behind them. Capped here (the
+	 * kernel doubles the value), a client's whole queue is about
+	 * 1.5 x --max-queue.
+	 */
+	(void)setsockopt(mts_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	cl->conn = c;
 	cl->id = atomic_fetch_add(&next_id, 1);
 	cl->in = evbuffer_new();
-	cl->out = evbuffer_new();
+	cl->notes = evbuffer_new();
 	cl->snd = calloc(1, sizeof(*cl->snd));
-	if (cl->in == NULL || cl->out == NULL || cl->snd == NULL) {
+	if (cl->in == NULL || cl->notes == NULL || cl->snd == NULL) {
 		if (cl->in) evbuffer_free(cl->in);
-		if (cl->out) evbuffer_free(cl->out);
+		if (cl->notes) evbuffer_free(cl->notes);
 		free(cl->snd);
 		return -ENOMEM;
 	}
 	atomic_init(&cl->snd->refs, 1);
 	cl->snd->worker = mts_conn_worker(c);
 	cl->snd->client = cl;
-	TAILQ_INSERT_TAIL(&lists[mts_conn_worker(c)], cl, link);
+	chat_reader_attach(&room->log, &cl->reader);
+	cl->attached = true;
+	TAILQ_INSERT_TAIL(&room->clients, cl, link);
 	snprintf(hello, sizeof(hello), "* you are #%u\n", cl->id);
 	say(cl, hello);
 	rearm(cl);
 	return 0;
 }
 
+/* Stopping: it gets the lines already in the log, then a notice, then goes. */
 static void on_shutdown(struct mts_conn *c, void *arg)
 {
 	struct client *cl = mts_conn_data(c);
 
-	say(cl, "* server shutting down\n");
-	cl->closing = true;
+	if (cl->state != OPEN)
+		return;		/* already on its way out */
+	if (cl->attached) {
+		cl->close_at = room_of(cl)->log.head;
+		cl->state = DRAINING;
+	} else {
+		say(cl, "* server shutting down\n");
+		cl->state = NOTIFYING;
+	}
 	rearm(cl);
 }
 
@@ -363,38 +607,48 @@ static void on_close(struct mts_conn *c, void *arg)
 {
 	struct client *cl = mts_conn_data(c);
 
-	TAILQ_REMOVE(&lists[mts_conn_worker(c)], cl, link);
+	TAILQ_REMOVE(&rooms[mts_conn_worker(c)].clients, cl, link);
 	if (cl->waiting)
 		event_del(&cl->ev);
+	detach(cl);
 	evbuffer_free(cl->in);
-	evbuffer_free(cl->out);		/* releases the lines it still referenced */
+	evbuffer_free(cl->notes);
 	cl->snd->client = NULL;
 	sender_unref(cl->snd);
 }
 
-/* Once a second on each worker: disconnect clients whose output is stuck. */
+/*
+ * Five times a second on each worker: cut readers that hold the room back
+ * (while senders wait, no batch arrives to check them), and disconnect
+ * clients whose output is stuck.
+ */
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
-	unsigned w = (unsigned)(uintptr_t)arg;
+	struct room *room = arg;
 	struct client *cl, *next;
 	uint64_t now = now_ms();
 
-	for (cl = TAILQ_FIRST(&lists[w]); cl != NULL; cl = next) {
+	for (cl = TAILQ_FIRST(&room->clients); cl != NULL; cl = next) {
 		next = TAILQ_NEXT(cl, link);
 		if (cl->stuck_since_ms != 0 && now - cl->stuck_since_ms > stall_s * 1000ull)
-			mts_conn_close(cl->conn);	/* it cannot read a notice anyway */
+			mts_conn_finish(cl->conn);	/* it cannot read a notice anyway */
+		else if (cl->state == OPEN && cl->attached)
+			cut_if_lagging(cl, now);
 	}
 }
 
-/* Posted to every worker at start: install its sweeper on its own base. */
-static void start_sweeper(struct event_base *base, void *arg)
+/* Posted to every worker at start: its sweeper, on its own base. */
+static void start_room(struct event_base *base, void *arg, int cancelled)
 {
-	static const struct timeval second = { 1, 0 };
-	unsigned w = (unsigned)(uintptr_t)arg;
+	static const struct timeval second = { 0, 200000 };
+	struct room *room = arg;
 
-	sweepers[w] = event_new(base, -1, EV_PERSIST, sweep, arg);
-	if (sweepers[w] != NULL)
-		event_add(sweepers[w], &second);
+	if (cancelled)
+		return;		/* it never ran: no sweeper to make */
+
+	room->sweeper = event_new(base, -1, EV_PERSIST, sweep, room);
+	if (room->sweeper != NULL)
+		event_add(room->sweeper, &second);
 }
 
 static void on_signal(int sig)
@@ -412,7 +666,11 @@ static void usage(FILE *out)
 "  -l, --listen ADDR    address to listen on; repeatable (default localhost)\n"
 "  -t, --threads N      worker threads (default: online CPUs)\n"
 "      --max-line N     longest line accepted (default 4096)\n"
-"      --max-queue N    output a client may have queued (default 262144)\n"
+"      --max-queue N    how far behind a client may fall, in bytes, before the\n"
+"                       others wait for it (default 262144; at least\n"
+"                       --max-line + 64)\n"
+"      --max-lag MS     how long the others wait for a client before it is\n"
+"                       disconnected (default 500)\n"
 "      --stall SECS     disconnect a client whose output has not moved that long\n"
 "                       (default 10)\n"
 "  -q, --quiet          only errors\n"
@@ -433,7 +691,7 @@ static unsigned long number(const char *opt, const char *arg, unsigned long min,
 
 int main(int argc, char **argv)
 {
-	enum { O_MAX_LINE = 256, O_MAX_QUEUE, O_STALL };
+	enum { O_MAX_LINE = 256, O_MAX_QUEUE, O_STALL, O_MAX_LAG };
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "listen", required_argument, NULL, 'l' },
@@ -441,6 +699,7 @@ int main(int argc, char **argv)
 		{ "max-line", required_argument, NULL, O_MAX_LINE },
 		{ "max-queue", required_argument, NULL, O_MAX_QUEUE },
 		{ "stall", required_argument, NULL, O_STALL },
+		{ "max-lag", required_argument, NULL, O_MAX_LAG },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -451,6 +710,7 @@ int main(int argc, char **argv)
 				 .on_shutdown = on_shutdown, .on_close = on_close };
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	char port[8], why[256];
+	unsigned n;
 	int opt, rc;
 
 	mts_config_defaults(&cfg);
@@ -473,6 +733,7 @@ int main(int argc, char **argv)
 		case O_MAX_LINE: max_line = number("--max-line", optarg, 1, 1 << 20); break;
 		case O_MAX_QUEUE: max_queue = number("--max-queue", optarg, 1024, 1 << 30); break;
 		case O_STALL: stall_s = (unsigned)number("--stall", optarg, 1, 86400); break;
+		case O_MAX_LAG: max_lag_ms = (unsigned)number("--max-lag", optarg, 1, 3600000); break;
 		case 'q': mts_log_set_level(MTS_LOG_ERROR); break;
 		case 'h': usage(stdout); return 0;
 		default:
@@ -485,17 +746,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chatserver: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
+	/* The longest line, with its "#ID: " and newline, must fit in a queue. */
+	if (max_line + 64 > max_queue) {
+		fprintf(stderr, "chatserver: --max-line %zu does not fit in --max-queue %zu "
+			"(it must be at most --max-queue - 64)\n", max_line, max_queue);
+		return 2;
+	}
 	rc = mts_new(&server, &cfg, &h, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "chatserver: %s\n", why);
 		return 1;
 	}
-	lists = calloc(mts_worker_count(server), sizeof(*lists));
-	sweepers = calloc(mts_worker_count(server), sizeof(*sweepers));
-	for (unsigned w = 0; lists != NULL && w < mts_worker_count(server); w++) {
-		TAILQ_INIT(&lists[w]);
+	n = mts_worker_count(server);
+	rooms = calloc(n, sizeof(*rooms));
+	for (unsigned w = 0; rooms != NULL && w < n; w++) {
+		TAILQ_INIT(&rooms[w].clients);
+		if (chat_log_init(&rooms[w].log) < 0) {
+			fprintf(stderr, "chatserver: out of memory\n");
+			return 1;
+		}
 		/* Queued now, run by each worker as soon as its loop starts. */
-		mts_post(server, w, start_sweeper, (void *)(uintptr_t)w);
+		mts_post(server, w, start_room, &rooms[w]);
 	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -504,13 +775,14 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < mts_listener_count(server); i++)
 		printf("chatserver: listening on %s\n", mts_listener_name(server, i));
 	fflush(stdout);
-	rc = lists != NULL && sweepers != NULL ? mts_run(server) : -ENOMEM;
+	rc = rooms != NULL ? mts_run(server) : -ENOMEM;
 	/* The workers are joined: their bases are this thread's until mts_free. */
-	for (unsigned w = 0; sweepers != NULL && w < mts_worker_count(server); w++)
-		if (sweepers[w] != NULL)
-			event_free(sweepers[w]);
+	for (unsigned w = 0; rooms != NULL && w < n; w++)
+		if (rooms[w].sweeper != NULL)
+			event_free(rooms[w].sweeper);
 	mts_free(server);
-	free(sweepers);
-	free(lists);
+	for (unsigned w = 0; rooms != NULL && w < n; w++)
+		chat_log_fini(&rooms[w].log);
+	free(rooms);
 	return rc < 0 ? 1 : 0;
 }

@@ -39,7 +39,12 @@ static void usage(FILE *out)
 "  -b, --backlog N          listen backlog (default 1024)\n"
 "  -c, --max-conns N        at most N connections at once; more wait in the\n"
 "                           backlog until a slot frees (default: no limit)\n"
+"      --max-conns-per-ip N at most N connections from one address (an IPv6\n"
+"                           /64); more are closed at once (default: no limit)\n"
 "      --idle-timeout SECS  close connections idle that long (default 0: never)\n"
+"      --grace SECS         on SIGTERM/SIGINT, how long pending echo is flushed;\n"
+"                           also how long a closing connection waits for its\n"
+"                           client to close (default 2)\n"
 "      --high-watermark BYTES  stop reading from a client with this much\n"
 "                           unsent echo (default 262144)\n"
 "      --low-watermark BYTES   resume reading below this (default 65536)\n"
@@ -136,6 +141,8 @@ enum {
 	OPT_BALANCE,
 	OPT_HIGH_WM,
 	OPT_LOW_WM,
+	OPT_GRACE,
+	OPT_MAX_PER_IP,
 };
 
 int main(int argc, char **argv)
@@ -146,7 +153,9 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "backlog", required_argument, NULL, 'b' },
 		{ "max-conns", required_argument, NULL, 'c' },
+		{ "max-conns-per-ip", required_argument, NULL, OPT_MAX_PER_IP },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "dispatch", required_argument, NULL, OPT_DISPATCH },
 		{ "balance", required_argument, NULL, OPT_BALANCE },
 		{ "high-watermark", required_argument, NULL, OPT_HIGH_WM },
@@ -196,6 +205,14 @@ int main(int argc, char **argv)
 			break;
 		case OPT_IDLE_TIMEOUT:
 			cfg.idle_timeout_s = (unsigned)parse_num("--idle-timeout", optarg, 0, 86400 * 365);
+			break;
+		case OPT_MAX_PER_IP:
+			cfg.max_conns_per_ip = (unsigned)parse_num("--max-conns-per-ip", optarg, 1,
+								   UINT_MAX);
+			break;
+		case OPT_GRACE:
+			cfg.shutdown_grace_ms = 1000 * (unsigned)parse_num("--grace", optarg, 0, 3600);
+			cfg.linger_ms = cfg.shutdown_grace_ms;
 			break;
 		case OPT_HIGH_WM:
 			echo.high_watermark = parse_num("--high-watermark", optarg, 1, 1ul << 30);
@@ -258,8 +275,12 @@ int main(int argc, char **argv)
 	echo_handler(&handler, &echo);
 	rc = mts_new(&srv, &cfg, &handler, why, sizeof(why));
 	if (rc < 0) {
+		/* -EINVAL: the arguments do not make sense together (2), not the
+		 * system refusing what they ask for (1). */
 		fprintf(stderr, "echoserver: %s\n", why);
-		return 1;
+		if (rc == -EINVAL)
+			fprintf(stderr, "Try 'echoserver --help' for more information.\n");
+		return rc == -EINVAL ? EXIT_USAGE : 1;
 	}
 	running_server = srv;
 	if ((rc = install_signals()) < 0) {

@@ -37,8 +37,11 @@ struct mts_config {
 	unsigned threads;		/* workers, >= 1 */
 	int backlog;
 	unsigned max_conns;		/* 0: unlimited */
+	unsigned max_conns_per_ip;	/* 0: unlimited; IPv6 counts per /64 */
 	unsigned idle_timeout_s;	/* 0: off */
 	unsigned shutdown_grace_ms;	/* how long "stop" waits for pending output */
+	unsigned linger_ms;		/* how long mts_conn_finish() waits for the peer */
+	size_t linger_bytes;		/* ... and how much of its input it discards */
 	unsigned inbox_budget;		/* messages handled per worker loop turn */
 	enum mts_balance balance;
 	const char *dispatch;		/* handoff variant, see mts_dispatch_name() */
@@ -66,8 +69,12 @@ struct mts_handler {
 
 /*
  * Opens the listening sockets and prepares the workers (not started yet).
- * Returns 0 or a negative errno; *why receives a static description of what
- * failed ("cannot listen on 127.0.0.1:5555"), for the caller's message.
+ * Returns 0 or a negative errno; *why receives a description of what failed
+ * ("cannot listen on 127.0.0.1:5555: address already in use"), for the
+ * caller's message. -EINVAL means the configuration itself is wrong (an
+ * unknown dispatch, a name that does not resolve, listen addresses that
+ * overlap); other errors are the system refusing (address in use, out of
+ * descriptors).
  */
 int mts_new(struct mts_server **out, const struct mts_config *cfg,
 	       const struct mts_handler *handler, char *why, size_t why_len);
@@ -94,18 +101,27 @@ void mts_free(struct mts_server *s);
 
 /* ---- running code on a worker ------------------------------------------ */
 
-/* Runs on a worker's thread, with that worker's event_base. */
-typedef void (*mts_call_fn)(struct event_base *base, void *arg);
+/*
+ * A function posted to a worker. It runs exactly once: on the worker's
+ * thread, with that worker's event_base and cancelled == 0; or, when the
+ * server stops before the worker gets to it, at mts_free(), on the thread
+ * that calls it, with base == NULL and cancelled == 1. Either way it is the
+ * place to release what `arg` holds: a posted call cannot leak.
+ */
+typedef void (*mts_call_fn)(struct event_base *base, void *arg, int cancelled);
 
 unsigned mts_worker_count(const struct mts_server *s);
 
 /*
- * Runs fn(base, arg) on worker `worker`'s thread, through its inbox (the same
- * wait-free path as new connections, in order behind what was posted before).
- * Any thread, once mts_run() has started the workers. Returns 0, -EINVAL
- * for a worker that does not exist, or -ENOMEM. A call posted while the
- * server is stopping may not run; it is freed, never leaked. Not
- * async-signal-safe (it allocates).
+ * Runs fn on worker `worker`'s thread, through its inbox (the same wait-free
+ * path as new connections, in order behind what was posted before). Any
+ * thread, from mts_new() on (what is posted before mts_run() runs when the
+ * worker starts), that worker's own included: posting never waits for the
+ * worker, nor for room in a pipe. Returns 0: fn will run or be cancelled,
+ * once; or -EINVAL for a worker that does not exist, -ENOMEM, or -ESHUTDOWN
+ * once mts_free() has begun: then fn is not called at all. Not
+ * async-signal-safe (it allocates). No thread may post while mts_free() runs
+ * except the cancelled calls themselves (they get -ESHUTDOWN).
  */
 int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg);
 
@@ -118,7 +134,8 @@ int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg);
  * A pool of threads for jobs an event loop must not run itself (blocking
  * file I/O, DNS, CPU-heavy work). A job's `work` runs on a pool thread; its
  * `done` then runs on the worker named at submission, through that worker's
- * inbox, with the worker's event_base. Submitting takes no lock (a wait-free
+ * inbox, with the worker's event_base (or, like any posted call, cancelled
+ * at mts_free() with base NULL if the server stopped first). Submitting takes no lock (a wait-free
  * enqueue and a semaphore post); pool threads take jobs in submission order.
  *
  * Shutdown: mts_workq_free() lets running jobs finish, cancels the ones not
@@ -126,7 +143,10 @@ int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg);
  * returns once every `done` has run: every job ends in exactly one `done`
  * call, so whatever `arg` holds can be released there. Call it while the
  * server still runs, from a thread that is not one of its workers (it waits
- * for the workers to run the completions), e.g. before mts_stop().
+ * for the workers to run the completions), e.g. before mts_stop(). A submit
+ * that runs at the same time, or later, is refused (-ESHUTDOWN) or, if it
+ * got in first, ends in one `done` like any other. The queue's memory is
+ * released by mts_free() of its server, so `q` stays valid until then.
  */
 struct mts_workq;
 typedef void (*mts_job_fn)(void *arg);
@@ -190,5 +210,19 @@ void *mts_conn_scratch(const struct mts_conn *c, size_t *len);
 void mts_conn_count_io(struct mts_conn *c, size_t bytes_in, size_t bytes_out);
 /* Ends the connection: calls on_close, closes the fd, frees the conn. */
 void mts_conn_close(struct mts_conn *c);
+
+/*
+ * Ends the connection from the server's side without losing what is in
+ * flight (a lingering close): calls on_close, then shuts down the write side
+ * (the peer reads everything already written, then EOF), reads and discards
+ * what the peer still sends until it closes, for at most linger_ms and
+ * linger_bytes, and only then closes the fd. Call it once the output you
+ * mean to send is written, whenever the peer may still be sending: server
+ * shutdown, an idle timeout, a protocol error. (Closing a socket that holds
+ * unread input makes the kernel send a reset, and a reset makes the peer's
+ * kernel drop what the peer had not read yet.) A stopping worker waits for
+ * lingering connections too, up to shutdown_grace_ms.
+ */
+void mts_conn_finish(struct mts_conn *c);
 
 #endif

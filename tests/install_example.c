@@ -58,9 +58,10 @@ static void on_close(struct mts_conn *c, void *arg)
 
 static atomic_uint visited;
 
-static void visit(struct event_base *base, void *arg)
+static void visit(struct event_base *base, void *arg, int cancelled)
 {
-	atomic_fetch_add(&visited, 1);
+	if (!cancelled)
+		atomic_fetch_add(&visited, 1);
 }
 
 static void *runner(void *arg)

@@ -427,6 +427,84 @@ static void test_sigterm_under_load(void)
 	unlink(s.err_path);
 }
 
+/*
+ * SIGTERM with echo in flight. Clients send megabytes without reading (the
+ * server reads until each one's pending echo reaches the high watermark and
+ * the socket buffers fill), then the server gets SIGTERM, then they read.
+ * Each must get every byte the server echoed, intact, and then EOF: the
+ * server flushes, shuts down its write side and reads until the client
+ * closes (mts_conn_finish). A plain close with input still unread makes the
+ * kernel send a reset, and the reset destroys what the client had not read.
+ */
+static uint8_t pattern(unsigned client, size_t i)
+{
+	return (uint8_t)(i * 131 + i / 251 + client * 37);
+}
+
+static void test_sigterm_flushes(void)
+{
+	enum { CLIENTS = 5, MAX_SEND = 16 << 20 };
+	const char *args[] = { "-t", "2", "--grace", "30", NULL };
+	static uint8_t chunk[65536], in[65536];
+	size_t sent[CLIENTS] = { 0 }, got[CLIENTS] = { 0 };
+	int fds[CLIENTS], eofs = 0, resets = 0, bad = 0, rc;
+	uint64_t total_sent = 0, total_got = 0;
+	struct srv s;
+
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	for (int c = 0; c < CLIENTS; c++) {
+		struct timeval tv = { 10, 0 };
+
+		fds[c] = tcp_connect(s.port);
+		setsockopt(fds[c], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		fcntl(fds[c], F_SETFL, O_NONBLOCK);
+	}
+	/* Send until nothing more goes in for 300 ms (everything is full). */
+	for (uint64_t quiet_since = now_ms(); now_ms() - quiet_since < 300;) {
+		for (int c = 0; c < CLIENTS; c++) {
+			ssize_t n;
+
+			if (sent[c] >= MAX_SEND)
+				continue;
+			for (size_t i = 0; i < sizeof(chunk); i++)
+				chunk[i] = pattern((unsigned)c, sent[c] + i);
+			n = send(fds[c], chunk, sizeof(chunk), MSG_NOSIGNAL);
+			if (n > 0) {
+				sent[c] += (size_t)n;
+				quiet_since = now_ms();
+			}
+		}
+		usleep(1000);
+	}
+	kill(s.pid, SIGTERM);
+	for (int c = 0; c < CLIENTS; c++) {
+		ssize_t n;
+
+		fcntl(fds[c], F_SETFL, 0);
+		while ((n = recv(fds[c], in, sizeof(in), 0)) > 0) {
+			for (ssize_t i = 0; i < n; i++)
+				if (in[i] != pattern((unsigned)c, got[c] + (size_t)i))
+					bad++;
+			got[c] += (size_t)n;
+		}
+		if (n == 0)
+			eofs++;
+		else if (errno == ECONNRESET)
+			resets++;
+		total_sent += sent[c];
+		total_got += got[c];
+		close(fds[c]);
+	}
+	rc = srv_stop(&s, SIGTERM, 35000);
+	ok(eofs == CLIENTS && bad == 0,
+	   "SIGTERM with %d clients that sent %.1f MB without reading: each gets its "
+	   "echo intact (%.1f MB, %d bytes wrong) and then EOF (%d EOF, %d reset)",
+	   CLIENTS, total_sent / 1e6, total_got / 1e6, bad, eofs, resets);
+	ok(rc == 0, "... and the server exits 0 (%d)", rc);
+	unlink(s.err_path);
+}
+
 /* ---- idle timeout ---------------------------------------------------- */
 
 static void test_idle_timeout(void)
@@ -453,6 +531,87 @@ static void test_idle_timeout(void)
 	close(idle);
 	close(busy);
 	ok(srv_stop(&s, SIGTERM, 5000) == 0, "idle-timeout server exits 0");
+	unlink(s.err_path);
+}
+
+/* ---- connections per source address ----------------------------------- */
+
+/* A blocking connection from the loopback address `src` (5 s timeouts). */
+static int connect_from(int port, const char *src)
+{
+	struct sockaddr_in from = { .sin_family = AF_INET };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { 5, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, src, &from.sin_addr);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool echoes(int fd)
+{
+	char c;
+
+	return fd != -1 && send_all(fd, "x", 1) == 0 && recv_all(fd, &c, 1) == 0 && c == 'x';
+}
+
+/*
+ * --max-conns 4 with slow clients from one address used to hold every slot:
+ * a client from another address waited in the backlog for as long as they
+ * stayed. With --max-conns-per-ip 2, one address gets two slots; its third
+ * connection is closed at once, another address is served, and a slot freed
+ * is a slot again. A storm of refused connections is logged in one line.
+ */
+static void test_max_conns_per_ip(void)
+{
+	const char *args[] = { "-t", "2", "--max-conns", "4", "--max-conns-per-ip", "2", NULL };
+	struct srv s;
+	int a[3], b, c, refused = 0, lines;
+	ssize_t r;
+	char x;
+
+	if (srv_start(&s, false, args) != 0) {
+		for (int i = 0; i < 6; i++)
+			ok(0, "echoserver --max-conns-per-ip 2 does not start");
+		return;
+	}
+	a[0] = connect_from(s.port, "127.0.0.2");
+	a[1] = connect_from(s.port, "127.0.0.2");
+	ok(echoes(a[0]) && echoes(a[1]), "--max-conns-per-ip 2: two connections from 127.0.0.2 echo");
+	a[2] = connect_from(s.port, "127.0.0.2");
+	r = a[2] == -1 ? -3 : recv_wait(a[2], &x, 1, 2000);
+	ok(r == 0 || r == -1, "the third from 127.0.0.2 is closed at once (recv %zd)", r);
+	b = connect_from(s.port, "127.0.0.3");
+	ok(echoes(b), "a connection from 127.0.0.3 is served (--max-conns 4 still has room)");
+	close(a[0]);
+	usleep(200000);
+	c = connect_from(s.port, "127.0.0.2");
+	ok(echoes(c), "once one of 127.0.0.2's connections ends, it may open another");
+	for (int i = 0; i < 200; i++) {
+		int fd = connect_from(s.port, "127.0.0.2");
+
+		r = fd == -1 ? -3 : recv_wait(fd, &x, 1, 2000);
+		if (r == 0 || r == -1)	/* EOF or reset, not a timeout (-2) */
+			refused++;
+		if (fd != -1)
+			close(fd);
+	}
+	lines = srv_stderr_count(&s, "refused a connection");
+	ok(refused == 200 && lines >= 1 && lines <= 2,
+	   "200 more from 127.0.0.2 are refused (%d), in %d log line(s)", refused, lines);
+	close(a[1]);
+	close(a[2]);
+	close(b);
+	close(c);
+	ok(srv_stop(&s, SIGTERM, 5000) == 0, "--max-conns-per-ip server exits 0");
 	unlink(s.err_path);
 }
 
@@ -586,7 +745,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	harness_extra_args[0] = "--dispatch";
 	harness_extra_args[1] = variant;
-	tap_plan(39);
+	tap_plan(47);
 	diag("dispatch variant: %s", variant);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start echoserver");
@@ -616,8 +775,10 @@ int main(int argc, char **argv)
 		diag("server log kept in %s", s.err_path);
 
 	test_sigterm_under_load();
+	test_sigterm_flushes();
 	test_idle_timeout();
 	test_max_conns();
+	test_max_conns_per_ip();
 	test_fd_exhaustion();
 	return tap_done();
 }

@@ -122,12 +122,42 @@ static int add_listener(struct mts_server *s, int fd)
 	return 0;
 }
 
+/* An address to listen on, and the --listen argument it came from. */
+struct candidate {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *host;
+};
+
+/* The same address, port aside (every listener gets the same port). */
+static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+	       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+}
+
+/* 0.0.0.0 or :: (which, with IPV6_V6ONLY, covers IPv6 alone). */
+static bool is_wildcard(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
 /*
- * Resolves every --listen address and listens on each result. With port 0,
- * the first socket's ephemeral port is reused for the others, so that
- * "localhost" gives one port on both families.
+ * Resolves every --listen address. The same address twice (given twice, or
+ * by a name and a literal, such as localhost and 127.0.0.1) is kept once; a
+ * wildcard and another address of its family would collide on one port, so
+ * that is refused as a conflict in the configuration (-EINVAL), naming both.
+ * Returns the number of candidates, or a negative errno.
  */
-int acceptor_open(struct mts_server *s, char *why, size_t why_len)
+static int resolve_all(struct mts_server *s, struct candidate **out, char *why, size_t why_len)
 {
 	static const char *const default_hosts[] = { "localhost" };
 	const char *const *hosts = s->cfg.n_listen ? s->cfg.listen : default_hosts;
@@ -137,11 +167,12 @@ int acceptor_open(struct mts_server *s, char *why, size_t why_len)
 		.ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
 	};
-	int chosen_port = -1;
+	struct candidate *c = NULL, *grown;
+	int n = 0;
 
 	for (size_t h = 0; h < n_hosts; h++) {
 		struct addrinfo *res, *ai;
-		int gai, rc;
+		int gai;
 
 		gai = getaddrinfo(hosts[h], s->cfg.port, &hints, &res);
 		if (gai == EAI_ADDRFAMILY || gai == EAI_NONAME) {
@@ -152,42 +183,98 @@ int acceptor_open(struct mts_server *s, char *why, size_t why_len)
 		}
 		if (gai != 0) {
 			snprintf(why, why_len, "cannot resolve %s: %s", hosts[h], gai_strerror(gai));
+			free(c);
 			return -EINVAL;
 		}
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			char name[80];
-			int fd;
+			bool dup = false;
 
-			if (chosen_port >= 0)
-				set_port(ai->ai_addr, (unsigned short)chosen_port);
-			fd = listen_on(ai->ai_addr, ai->ai_addrlen, s->cfg.backlog);
-			if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
-				/* e.g. ::1 on a host without IPv6: skip that family. */
+			if (ai->ai_addrlen > sizeof(struct sockaddr_storage))
 				continue;
-			}
-			if (fd < 0) {
-				format_addr(ai->ai_addr, name, sizeof(name));
-				snprintf(why, why_len, "cannot listen on %s: %s", name,
-					 fd == -EADDRINUSE ? "address already in use" : strerror(-fd));
+			for (int i = 0; i < n && !dup; i++)
+				dup = same_address((struct sockaddr *)&c[i].ss, ai->ai_addr);
+			if (dup)
+				continue;	/* given twice: listen once */
+			grown = realloc(c, (size_t)(n + 1) * sizeof(*c));
+			if (grown == NULL) {
 				freeaddrinfo(res);
-				return fd;
-			}
-			if ((rc = add_listener(s, fd)) < 0) {
-				close(fd);
-				freeaddrinfo(res);
+				free(c);
 				snprintf(why, why_len, "out of memory");
-				return rc;
+				return -ENOMEM;
 			}
-			if (chosen_port < 0 && strcmp(s->cfg.port, "0") == 0)
-				chosen_port = bound_port(fd);
+			c = grown;
+			memset(&c[n], 0, sizeof(c[n]));
+			memcpy(&c[n].ss, ai->ai_addr, ai->ai_addrlen);
+			c[n].len = ai->ai_addrlen;
+			c[n].host = hosts[h];
+			n++;
 		}
 		freeaddrinfo(res);
 	}
-	if (s->n_listeners == 0) {
-		snprintf(why, why_len, "no address to listen on");
-		return -EADDRNOTAVAIL;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++) {
+			const struct sockaddr *wild = (struct sockaddr *)&c[i].ss;
+			const struct sockaddr *other = (struct sockaddr *)&c[j].ss;
+
+			if (i != j && is_wildcard(wild) && other->sa_family == wild->sa_family) {
+				char a[80], b[80];
+
+				format_addr(wild, a, sizeof(a));
+				format_addr(other, b, sizeof(b));
+				snprintf(why, why_len, "listen addresses overlap: %s (from '%s') already "
+					 "covers %s (from '%s'); give one of them", a, c[i].host, b,
+					 c[j].host);
+				free(c);
+				return -EINVAL;
+			}
+		}
+	*out = c;
+	return n;
+}
+
+/*
+ * Listens on every resolved --listen address. With port 0, the first
+ * socket's ephemeral port is reused for the others, so that "localhost"
+ * gives one port on both families.
+ */
+int acceptor_open(struct mts_server *s, char *why, size_t why_len)
+{
+	struct candidate *c = NULL;
+	int n = resolve_all(s, &c, why, why_len), chosen_port = -1, rc = 0;
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		struct sockaddr *sa = (struct sockaddr *)&c[i].ss;
+		char name[80];
+		int fd;
+
+		if (chosen_port >= 0)
+			set_port(sa, (unsigned short)chosen_port);
+		fd = listen_on(sa, c[i].len, s->cfg.backlog);
+		if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT)
+			continue;	/* e.g. ::1 on a host without IPv6: skip that family */
+		if (fd < 0) {
+			format_addr(sa, name, sizeof(name));
+			snprintf(why, why_len, "cannot listen on %s: %s", name,
+				 fd == -EADDRINUSE ? "address already in use" : strerror(-fd));
+			rc = fd;
+			break;
+		}
+		if ((rc = add_listener(s, fd)) < 0) {
+			close(fd);
+			snprintf(why, why_len, "out of memory");
+			break;
+		}
+		if (chosen_port < 0 && strcmp(s->cfg.port, "0") == 0)
+			chosen_port = bound_port(fd);
 	}
-	return 0;
+	free(c);
+	if (rc == 0 && s->n_listeners == 0) {
+		snprintf(why, why_len, "no address to listen on");
+		rc = -EADDRNOTAVAIL;
+	}
+	return rc;
 }
 
 /* ---- pausing and resuming --------------------------------------------- */
@@ -309,21 +396,60 @@ static struct worker *pick_worker(struct mts_server *s)
 	return best;
 }
 
-static void hand_off(struct mts_server *s, int fd)
+/*
+ * A connection over max_conns_per_ip is closed at once. Logged at most once
+ * every 10 s, with how many were refused meanwhile: a host that keeps trying
+ * must not fill the log.
+ */
+#define REFUSED_LOG_MS 10000
+
+static void refuse(struct mts_server *s, int fd, const struct sockaddr *peer)
 {
-	struct worker *w = pick_worker(s);
+	uint64_t now = clock_now_ns() / 1000000;
+	char name[80];
+
+	close(fd);
+	s->refused_unlogged++;
+	if (s->refused_logged_ms != 0 && now - s->refused_logged_ms < REFUSED_LOG_MS)
+		return;
+	format_addr(peer, name, sizeof(name));
+	log_warn("accept: refused a connection from %s, which has %u already "
+		 "(max_conns_per_ip); %u refused in all since the last such line",
+		 name, s->cfg.max_conns_per_ip, s->refused_unlogged);
+	s->refused_logged_ms = now;
+	s->refused_unlogged = 0;
+}
+
+static void hand_off(struct mts_server *s, int fd, const struct sockaddr *peer)
+{
+	struct worker *w;
+	struct ip_entry *ip = NULL;
 	struct mts_conn *c;
 	int rc;
+
+	if (s->iplimit != NULL && (rc = iplimit_admit(s->iplimit, peer, &ip)) < 0) {
+		if (rc == -EBUSY) {
+			refuse(s, fd, peer);
+		} else {
+			log_warn("accept: out of memory counting a connection; closing it");
+			close(fd);
+		}
+		return;
+	}
+	w = pick_worker(s);
 
 	c = fault_hit(FAULT_CONN_ALLOC) ? NULL : calloc(1, sizeof(*c) + s->handler.data_size);
 	if (c == NULL) {
 		/* That connection is lost, not the server. */
 		log_warn("accept: out of memory for a connection; closing it");
 		close(fd);
+		if (ip != NULL)
+			iplimit_release(s->iplimit, ip);
 		return;
 	}
 	c->msg.kind = MSG_NEW_CONN;
 	c->fd = fd;
+	c->ip = ip;
 	c->accepted_ns = clock_now_ns();
 	c->worker = w;
 	atomic_fetch_add_explicit(&s->live, 1, memory_order_relaxed);
@@ -356,7 +482,12 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			update_listening(s);
 			return;
 		}
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+
+		/* The peer's address is asked for only when it is counted. */
+		fd = accept4(lfd, s->iplimit ? (struct sockaddr *)&peer : NULL,
+			     s->iplimit ? &peer_len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			switch (errno) {
 			case EAGAIN:
@@ -380,7 +511,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		if (s->backoff_ms)
 			end_backoff(s);
-		hand_off(s, fd);
+		hand_off(s, fd, (struct sockaddr *)&peer);
 	}
 }
 

@@ -13,13 +13,14 @@
 
 #include "histogram.h"
 #include "inbox.h"
+#include "iplimit.h"
 #include "mtserver.h"
 #include "wakeup.h"
 
 enum core_msg_kind {
 	MSG_NEW_CONN = 1,	/* a struct mts_conn: the worker now owns it and its fd */
 	MSG_STOP,		/* the worker's own stop_msg: flush, close, leave the loop */
-	MSG_CALL,		/* a struct call: run fn on the worker, then free it */
+	MSG_CALL,		/* a struct call: run fn on the worker (or cancel it), free it */
 };
 
 /* mts_post(): a function to run on a worker's thread. */
@@ -42,6 +43,8 @@ struct mts_conn {
 	struct worker *worker;
 	uint64_t accepted_ns;		/* acceptor's clock at accept: handoff latency */
 	TAILQ_ENTRY(mts_conn) link;		/* in worker->conns; worker thread only */
+	struct lingering *linger;		/* after mts_conn_finish(): the protocol is gone */
+	struct ip_entry *ip;			/* what it counts against, or NULL */
 	_Alignas(max_align_t) unsigned char data[];	/* the protocol's, data_size bytes */
 };
 
@@ -118,6 +121,8 @@ struct mts_server {
 	unsigned rewake_ms;		/* 0: none owed */
 	unsigned backoff_ms;		/* 0: not in an episode */
 	bool paused_full;		/* at --max-conns */
+	uint64_t refused_logged_ms;	/* max_conns_per_ip: last refusal logged ... */
+	unsigned refused_unlogged;	/* ... and refusals since then */
 	bool stopping;
 	unsigned next_rr;
 
@@ -136,9 +141,18 @@ struct mts_server {
 	 * see acceptor.c for why that is enough.
 	 */
 	atomic_uint live;
+	/* max_conns_per_ip: admitted by the acceptor, released by workers. */
+	struct iplimit *iplimit;
 
 	struct worker *workers;
 	unsigned n_workers;
+	/* Set by mts_free() once the workers are joined: mts_post() refuses,
+	 * so a cancelled call that posts cannot reach a freed inbox. */
+	atomic_bool closed;
+
+	/* Every work queue made for this server, stopped or not: mts_free()
+	 * frees them. Pushed by mts_workq_new() (any thread). */
+	_Atomic(struct mts_workq *) workqs;
 };
 
 /* acceptor.c */
@@ -151,11 +165,16 @@ void acceptor_conn_ended(struct mts_server *s);
 /* A post failed to wake its worker: have the acceptor retry (any thread). */
 void acceptor_rewake_later(struct mts_server *s);
 
+/* workq.c: frees the server's work queues (mts_free, workers joined). */
+void workq_free_all(struct mts_server *s);
+
 /* worker.c */
 int worker_init(struct worker *w, struct mts_server *s, unsigned id);
 int worker_start(struct worker *w);
 void worker_post_stop(struct worker *w);
 void worker_join(struct worker *w);
+/* After the join: cancels what its inbox still holds (calls, connections). */
+void worker_drain(struct worker *w);
 void worker_destroy(struct worker *w);
 
 #endif

@@ -29,6 +29,8 @@ void mts_config_defaults(struct mts_config *cfg)
 		.threads = cpus > 0 ? (unsigned)cpus : 1,
 		.backlog = 1024,
 		.shutdown_grace_ms = 2000,
+		.linger_ms = 2000,
+		.linger_bytes = 16u << 20,
 		.inbox_budget = 64,
 		.balance = MTS_BALANCE_RR,
 		.dispatch = "wfcq",
@@ -60,6 +62,8 @@ int mts_new(struct mts_server **out, const struct mts_config *cfg,
 	s->wake.read_fd = s->wake.write_fd = -1;
 	s->cfg.listen = NULL;	/* only needed while opening the listeners */
 
+	if (cfg->max_conns_per_ip > 0 && (rc = iplimit_new(&s->iplimit, cfg->max_conns_per_ip)) < 0)
+		goto fail;
 	/* The acceptor's base: main thread only, like each worker's is its own. */
 	s->base = event_base_new();
 	if (s->base == NULL) {
@@ -143,6 +147,8 @@ int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg)
 
 	if (worker >= s->n_workers || fn == NULL)
 		return -EINVAL;
+	if (atomic_load_explicit(&s->closed, memory_order_acquire))
+		return -ESHUTDOWN;
 	call = malloc(sizeof(*call));
 	if (call == NULL)
 		return -ENOMEM;
@@ -211,8 +217,14 @@ void mts_free(struct mts_server *s)
 	stop_workers(s);	/* no-op after mts_run() */
 	/* Listeners first: nothing new is accepted while the workers go. */
 	acceptor_close(s);
+	/* Every call still queued is cancelled now, and may post no more. */
+	atomic_store_explicit(&s->closed, true, memory_order_release);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		worker_drain(&s->workers[i]);
+	workq_free_all(s);	/* after the drain: cancelled dones may touch a queue */
 	for (unsigned i = 0; i < s->n_workers; i++)
 		worker_destroy(&s->workers[i]);
+	iplimit_free(s->iplimit);	/* every connection has released its entry */
 	free(s->workers);
 	wakeup_close(&s->wake);
 	if (s->base != NULL)

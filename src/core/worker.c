@@ -50,20 +50,124 @@ static void conn_release(struct mts_conn *c)
 	struct worker *w = c->worker;
 
 	close(c->fd);
+	if (c->ip != NULL)
+		iplimit_release(w->srv->iplimit, c->ip);
 	atomic_fetch_sub_explicit(&w->live, 1, memory_order_relaxed);
 	acceptor_conn_ended(w->srv);
 	free(c);
+}
+
+/*
+ * A lingering close (mts_conn_finish()): the protocol has let go; the core
+ * holds the fd with its write side shut down, reading and discarding until
+ * the peer closes, the deadline passes, or `left` bytes have been thrown
+ * away. The peer reads what was written before the shutdown, then EOF; when
+ * it closes, our read sees EOF and the fd is closed with nothing unread in
+ * it, so no reset is sent.
+ */
+struct lingering {
+	struct event *ev;		/* EV_READ, re-added with the time left */
+	uint64_t deadline_ns;
+	size_t left;
+};
+
+#define LINGER_READS 16		/* reads per callback: other connections come first */
+
+/* Leaves the worker's list and frees the connection. */
+static void conn_end(struct mts_conn *c)
+{
+	struct worker *w = c->worker;
+
+	TAILQ_REMOVE(&w->conns, c, link);
+	if (c->linger != NULL) {
+		if (c->linger->ev != NULL)
+			event_free(c->linger->ev);
+		free(c->linger);
+	}
+	conn_release(c);
+	if (w->stopping && TAILQ_EMPTY(&w->conns))
+		event_base_loopbreak(w->base);
 }
 
 void mts_conn_close(struct mts_conn *c)
 {
 	struct worker *w = c->worker;
 
-	TAILQ_REMOVE(&w->conns, c, link);
 	w->srv->handler.on_close(c, w->srv->handler.arg);
-	conn_release(c);
-	if (w->stopping && TAILQ_EMPTY(&w->conns))
-		event_base_loopbreak(w->base);
+	conn_end(c);
+}
+
+/* Waits for more input or the deadline; false if the time is up already. */
+static bool linger_wait(struct mts_conn *c)
+{
+	uint64_t now = clock_now_ns();
+	uint64_t left_us;
+	struct timeval tv;
+
+	if (now >= c->linger->deadline_ns)
+		return false;
+	left_us = (c->linger->deadline_ns - now) / 1000 + 1;
+	tv = (struct timeval){ .tv_sec = (time_t)(left_us / 1000000),
+			       .tv_usec = (suseconds_t)(left_us % 1000000) };
+	return event_add(c->linger->ev, &tv) == 0;
+}
+
+static void conn_on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct mts_conn *c = arg;
+	struct worker *w = c->worker;
+	ssize_t n;
+
+	if (what & EV_TIMEOUT)
+		goto end;			/* linger_ms is up */
+	for (int i = 0; i < LINGER_READS; i++) {
+		n = read(fd, w->scratch, w->scratch_len);
+		if (n > 0) {
+			if ((size_t)n >= c->linger->left)
+				goto end;	/* linger_bytes thrown away: enough */
+			c->linger->left -= (size_t)n;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		goto end;			/* EOF: the peer closed; or an error */
+	}
+	if (linger_wait(c))
+		return;
+end:
+	conn_end(c);
+}
+
+void mts_conn_finish(struct mts_conn *c)
+{
+	struct worker *w = c->worker;
+	const struct mts_config *cfg = &w->srv->cfg;
+
+	w->srv->handler.on_close(c, w->srv->handler.arg);
+	/* From here the connection is the core's alone. */
+	if (cfg->linger_ms == 0 || cfg->linger_bytes == 0 || shutdown(c->fd, SHUT_WR) == -1)
+		goto now;		/* ENOTCONN: the peer is gone already */
+	c->linger = calloc(1, sizeof(*c->linger));
+	if (c->linger == NULL)
+		goto now;
+	c->linger->left = cfg->linger_bytes;
+	c->linger->deadline_ns = clock_now_ns() + (uint64_t)cfg->linger_ms * 1000000u;
+	c->linger->ev = event_new(w->base, c->fd, EV_READ, conn_on_linger, c);
+	if (c->linger->ev != NULL && linger_wait(c))
+		return;
+now:
+	conn_end(c);
+}
+
+/* Ends a connection whatever its state (the grace period is over). */
+static void conn_abort(struct mts_conn *c)
+{
+	if (c->linger != NULL)
+		conn_end(c);
+	else
+		mts_conn_close(c);
 }
 
 static void worker_take_conn(struct worker *w, struct mts_conn *c)
@@ -102,7 +206,7 @@ static void worker_on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	/* Grace is over: whatever is still pending is dropped. */
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-		mts_conn_close(c);
+		conn_abort(c);
 	event_base_loopbreak(w->base);
 }
 
@@ -119,10 +223,12 @@ static void worker_begin_stop(struct worker *w)
 		event_base_loopbreak(w->base);
 		return;
 	}
-	/* on_shutdown may close the connection at once: iterate safely. */
+	/* on_shutdown may close the connection at once: iterate safely. A
+	 * lingering connection has no protocol to tell: it ends on its own. */
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		w->srv->handler.on_shutdown(c, w->srv->handler.arg);
+		if (c->linger == NULL)
+			w->srv->handler.on_shutdown(c, w->srv->handler.arg);
 	}
 	if (TAILQ_EMPTY(&w->conns))
 		return;		/* the last mts_conn_close() broke the loop */
@@ -146,7 +252,7 @@ static void worker_on_msg(struct inbox_msg *msg, void *arg)
 		break;
 	case MSG_CALL: {
 		struct call *call = caa_container_of(msg, struct call, msg);
-		call->fn(w->base, call->arg);
+		call->fn(w->base, call->arg, 0);
 		free(call);
 		break;
 	}
@@ -156,13 +262,19 @@ static void worker_on_msg(struct inbox_msg *msg, void *arg)
 	}
 }
 
-/* After the loop ended: a connection that arrived too late is closed. */
+/*
+ * After the loop ended (mts_free): a connection that arrived too late is
+ * closed; a call that never ran is cancelled, which is its other way to end.
+ */
 static void worker_dispose_msg(struct inbox_msg *msg, void *arg)
 {
-	if (msg->kind == MSG_NEW_CONN)
+	if (msg->kind == MSG_NEW_CONN) {
 		conn_release(caa_container_of(msg, struct mts_conn, msg));
-	else if (msg->kind == MSG_CALL)
-		free(caa_container_of(msg, struct call, msg));	/* too late to run */
+	} else if (msg->kind == MSG_CALL) {
+		struct call *call = caa_container_of(msg, struct call, msg);
+		call->fn(NULL, call->arg, 1);
+		free(call);
+	}
 }
 
 /* ---- the thread ------------------------------------------------------ */
@@ -260,6 +372,13 @@ void worker_join(struct worker *w)
 	w->started = false;
 }
 
+void worker_drain(struct worker *w)
+{
+	if (w->inbox != NULL)
+		inbox_free(w->inbox, worker_dispose_msg, w);
+	w->inbox = NULL;
+}
+
 /* On the main thread, after worker_join(): the base is the main thread's again. */
 void worker_destroy(struct worker *w)
 {
@@ -267,9 +386,8 @@ void worker_destroy(struct worker *w)
 
 	/* Only if the thread never ran: connections it still held. */
 	while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-		mts_conn_close(c);
-	if (w->inbox != NULL)
-		inbox_free(w->inbox, worker_dispose_msg, w);
+		conn_abort(c);
+	worker_drain(w);
 	if (w->deadline != NULL)
 		event_free(w->deadline);
 	if (w->base != NULL)

@@ -2,16 +2,39 @@
  * workq.c - the work queue: pool threads for blocking jobs, completions back
  * on the submitting worker. API and shutdown contract in mtserver.h.
  *
- *   submitter (any thread)             pool thread
- *   S1 enqueue the job (wfcq, wait-free) W1 sem_wait: a job (or stop) is there
- *   S2 sem_post                          W2 dequeue (liburcu's dequeue lock:
- *                                           pool threads are many consumers)
- *                                        W3 run work, post done to the worker
+ *   submitter (any thread)               pool thread
+ *   S0 submitting++, then read stopping  W1 sem_wait: a job (or stop) is there
+ *   S1 enqueue the job (wfcq, wait-free) W2 dequeue (under the queue's lock:
+ *   S2 sem_post                             pool threads are many consumers)
+ *   S3 submitting--                      W3 run work, post done to the worker
  *
  * Every S2 follows its S1, so when a pool thread's sem_wait returns there is
  * at least one job in the queue for it (or the pool is stopping). A job may
  * be dequeued by a different thread than the one whose sem_wait its post
  * satisfied; the count still matches, job for job.
+ *
+ * SUBMIT AGAINST FREE
+ *
+ * A submit that runs while mts_workq_free() runs must either be refused
+ * (-ESHUTDOWN) or have its job end in one `done`. Checking `stopping` and
+ * then enqueuing is not enough: free can set the flag, find nothing queued
+ * and nothing outstanding, and tear the pool down while a submitter sits
+ * between its check and its enqueue. So a submitter first says it is
+ * there, in `submitting`, then reads `stopping`; free sets `stopping`, then
+ * waits for `submitting` to be zero, as libuv's uv_async_send() counts busy
+ * senders that closing the handle waits out. Each side stores one variable,
+ * then loads the other's: the store-buffering shape, where with weaker
+ * orders both loads may miss both stores. All four are seq_cst, so they fall
+ * in one total order: if the submitter's load of `stopping` comes before
+ * free's store, its increment comes earlier still, and free's load sees it
+ * and waits; otherwise the submitter sees `stopping` and leaves. S3 releases
+ * S1 and S2 to free's load, so the job is in the queue when free drains it.
+ *
+ * The count lives in the struct, so the struct must outlive every submit,
+ * including one that has entered mts_workq_submit() but not yet counted
+ * itself. mts_workq_free() therefore stops the pool and releases what the
+ * pool used, but leaves the struct to mts_free() of its server: until then,
+ * a submit at any moment finds `stopping` set and is refused.
  *
  * `outstanding` counts jobs submitted whose `done` has not run yet. Only the
  * submitter increments it (before S1) and only `done`'s trampoline decrements
@@ -21,6 +44,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -29,6 +53,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "core.h"
+#include "fault.h"
 #include "log.h"
 #include "tsan.h"
 
@@ -48,33 +73,69 @@ struct mts_workq {
 	struct cds_wfcq_tail tail;
 	sem_t ready;			/* one post per job, and one per thread at stop */
 	atomic_bool stopping;		/* set once by mts_workq_free() */
+	atomic_uint submitting;		/* submitters between S0 and S3 */
 	atomic_uint outstanding;	/* submitted, done not yet run */
 	unsigned n_threads;
 	pthread_t *threads;
+	/* In srv->workqs, which frees the struct; set before it is pushed. */
+	struct mts_workq *next;
 };
 
-/* On the job's worker: the job's last step. */
-static void run_done(struct event_base *base, void *arg)
+/* On the job's worker (or cancelled at mts_free()): the job's last step. */
+static void run_done(struct event_base *base, void *arg, int cancelled)
 {
 	struct job *j = arg;
 	struct mts_workq *q = j->q;
 
-	j->done(base, j->arg, j->cancelled);
+	j->done(base, j->arg, j->cancelled || cancelled);
 	free(j);
 	atomic_fetch_sub_explicit(&q->outstanding, 1, memory_order_release);
 }
 
 static void finish(struct job *j)
 {
+	int rc;
+
 	/* Retry only on memory exhaustion; the worker exists (checked at submit). */
-	while (mts_post(j->q->srv, j->worker, run_done, j) == -ENOMEM)
+	while ((rc = mts_post(j->q->srv, j->worker, run_done, j)) == -ENOMEM)
 		usleep(1000);
+	if (rc == -ESHUTDOWN)
+		run_done(NULL, j, 1);	/* the server is going: its last step, here */
+}
+
+/*
+ * W2. Pool threads are many consumers, so they take liburcu's dequeue lock.
+ * A submitter between its two stores leaves the head unlinked (WOULDBLOCK).
+ * liburcu's blocking dequeue then spins ten times and sleeps 10 ms per try;
+ * we spin a little longer (the submitter may be mid-enqueue on the other
+ * CPU) and then yield (it may be preempted, waiting for this one).
+ * Measured with 6 submitters and 2 pool threads on 2 vCPUs, medians of 10
+ * interleaved 3 s runs: the longest start latency of a job fell from
+ * 10.2 ms to 2.0 ms and p99.9 from 1.5 ms to 0.74 ms; p50 and p99 were the
+ * same within noise.
+ */
+#define TAKE_SPINS 100
+
+static struct job *take_job(struct mts_workq *q)
+{
+	struct cds_wfcq_node *node;
+	unsigned tries = 0;
+
+	cds_wfcq_dequeue_lock(&q->head, &q->tail);
+	while ((node = __cds_wfcq_dequeue_nonblocking(&q->head, &q->tail)) ==
+	       CDS_WFCQ_WOULDBLOCK) {
+		if (++tries < TAKE_SPINS)
+			caa_cpu_relax();
+		else
+			sched_yield();
+	}
+	cds_wfcq_dequeue_unlock(&q->head, &q->tail);
+	return node ? caa_container_of(node, struct job, node) : NULL;
 }
 
 static void *pool_main(void *arg)
 {
 	struct mts_workq *q = arg;
-	struct cds_wfcq_node *node;
 	struct job *j;
 
 	log_set_thread_tag("pool");
@@ -83,19 +144,50 @@ static void *pool_main(void *arg)
 			;	/* EINTR */
 		if (atomic_load_explicit(&q->stopping, memory_order_acquire))
 			return NULL;
-		node = cds_wfcq_dequeue_blocking(&q->head, &q->tail);
-		if (node == NULL)
-			continue;	/* cannot happen: each post follows its enqueue */
-		j = caa_container_of(node, struct job, node);
+		/*
+		 * Never NULL: each sem_post follows its job's enqueue, and each
+		 * pool thread dequeues once per sem_wait, so the dequeues so far,
+		 * this one included, are no more than the jobs enqueued. (The test
+		 * is only defensive.)
+		 */
+		j = take_job(q);
+		if (j == NULL)
+			continue;
 		TSAN_ACQUIRE(j);	/* pairs with TSAN_RELEASE in mts_workq_submit */
 		j->work(j->arg);
 		finish(j);
 	}
 }
 
+/*
+ * Stops the pool threads: they finish the job in hand, then see `stopping`.
+ * Submitters that missed the flag finish their enqueue first: the window is
+ * a malloc and an enqueue, so free yields to one preempted in it.
+ */
+static void stop_pool(struct mts_workq *q)
+{
+	atomic_store_explicit(&q->stopping, true, memory_order_seq_cst);
+	while (atomic_load_explicit(&q->submitting, memory_order_seq_cst) != 0)
+		sched_yield();
+	for (unsigned i = 0; i < q->n_threads; i++)
+		sem_post(&q->ready);
+	for (unsigned i = 0; i < q->n_threads; i++)
+		pthread_join(q->threads[i], NULL);
+}
+
+/* What a stopped queue no longer needs; the struct itself stays. */
+static void release_pool(struct mts_workq *q)
+{
+	cds_wfcq_destroy(&q->head, &q->tail);
+	sem_destroy(&q->ready);
+	free(q->threads);
+	q->threads = NULL;
+}
+
 int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads)
 {
 	struct mts_workq *q;
+	int rc = 0;
 
 	if (threads == 0)
 		return -EINVAL;
@@ -105,21 +197,30 @@ int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads
 	q->srv = s;
 	cds_wfcq_init(&q->head, &q->tail);
 	if (sem_init(&q->ready, 0, 0) == -1) {
+		rc = -errno;
+		cds_wfcq_destroy(&q->head, &q->tail);
 		free(q);
-		return -errno;
+		return rc;
 	}
 	q->threads = calloc(threads, sizeof(*q->threads));
-	if (q->threads == NULL) {
-		mts_workq_free(q);
-		return -ENOMEM;
+	for (; q->threads != NULL && q->n_threads < threads; q->n_threads++) {
+		rc = -pthread_create(&q->threads[q->n_threads], NULL, pool_main, q);
+		if (rc < 0)
+			break;
 	}
-	for (; q->n_threads < threads; q->n_threads++) {
-		int rc = pthread_create(&q->threads[q->n_threads], NULL, pool_main, q);
-		if (rc != 0) {
-			mts_workq_free(q);
-			return -rc;
-		}
+	if (q->threads == NULL || rc < 0) {
+		stop_pool(q);		/* nothing was submitted yet */
+		release_pool(q);
+		free(q);
+		return rc < 0 ? rc : -ENOMEM;
 	}
+	/* Published to the server, which frees it (mts_free): a push onto a
+	 * list that only grows while the server runs. */
+	q->next = atomic_load_explicit(&s->workqs, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&s->workqs, &q->next, q,
+						      memory_order_release,
+						      memory_order_relaxed))
+		;
 	*out = q;
 	return 0;
 }
@@ -128,35 +229,40 @@ int mts_workq_submit(struct mts_workq *q, unsigned worker, mts_job_fn work,
 		     mts_done_fn done, void *arg)
 {
 	struct job *j;
+	int rc = 0;
 
 	if (worker >= mts_worker_count(q->srv) || work == NULL || done == NULL)
 		return -EINVAL;
-	if (atomic_load_explicit(&q->stopping, memory_order_acquire))
-		return -ESHUTDOWN;
+	/* S0: announce, then look; see "SUBMIT AGAINST FREE" above. */
+	atomic_fetch_add_explicit(&q->submitting, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&q->stopping, memory_order_seq_cst)) {
+		rc = -ESHUTDOWN;
+		goto leave;
+	}
+	fault_gate(GATE_WORKQ_SUBMIT);	/* tests widen the window here */
 	j = malloc(sizeof(*j));
-	if (j == NULL)
-		return -ENOMEM;
+	if (j == NULL) {
+		rc = -ENOMEM;
+		goto leave;
+	}
 	*j = (struct job){ .work = work, .done = done, .arg = arg, .worker = worker, .q = q };
 	cds_wfcq_node_init(&j->node);
 	atomic_fetch_add_explicit(&q->outstanding, 1, memory_order_relaxed);
 	TSAN_RELEASE(j);
 	cds_wfcq_enqueue(&q->head, &q->tail, &j->node);		/* S1 */
 	sem_post(&q->ready);					/* S2 */
-	return 0;
+leave:
+	atomic_fetch_sub_explicit(&q->submitting, 1, memory_order_release);	/* S3 */
+	return rc;
 }
 
 void mts_workq_free(struct mts_workq *q)
 {
 	struct cds_wfcq_node *node;
 
-	if (q == NULL)
+	if (q == NULL || atomic_load_explicit(&q->stopping, memory_order_relaxed))
 		return;
-	/* Stop the pool: threads finish their current job, then see `stopping`. */
-	atomic_store_explicit(&q->stopping, true, memory_order_release);
-	for (unsigned i = 0; i < q->n_threads; i++)
-		sem_post(&q->ready);
-	for (unsigned i = 0; i < q->n_threads; i++)
-		pthread_join(q->threads[i], NULL);
+	stop_pool(q);
 	/* What no thread started is cancelled; its done still runs, on its worker. */
 	while ((node = cds_wfcq_dequeue_blocking(&q->head, &q->tail)) != NULL) {
 		struct job *j = caa_container_of(node, struct job, node);
@@ -164,11 +270,40 @@ void mts_workq_free(struct mts_workq *q)
 		j->cancelled = 1;
 		finish(j);
 	}
-	/* Every done has run (or runs now): then nothing refers to q. */
+	/* Every done has run (or runs now): then nothing refers to the pool. */
 	while (atomic_load_explicit(&q->outstanding, memory_order_acquire) != 0)
 		usleep(1000);
-	cds_wfcq_destroy(&q->head, &q->tail);
-	sem_destroy(&q->ready);
-	free(q->threads);
-	free(q);
+	/* The struct stays until mts_free(): a submit that comes now, or comes
+	 * late, still finds `stopping` there and is refused. */
+	release_pool(q);
+}
+
+/*
+ * mts_free(): the workers are joined, so no `done` can run any more. A queue
+ * the program never stopped is stopped here, and its unfinished jobs are
+ * dropped without their `done` (mtserver.h asks for mts_workq_free() before
+ * mts_stop()).
+ */
+void workq_free_all(struct mts_server *s)
+{
+	struct mts_workq *q = atomic_load_explicit(&s->workqs, memory_order_acquire), *next;
+	struct cds_wfcq_node *node;
+
+	for (; q != NULL; q = next) {
+		next = q->next;
+		if (!atomic_load_explicit(&q->stopping, memory_order_relaxed)) {
+			unsigned dropped = 0;
+
+			stop_pool(q);
+			while ((node = cds_wfcq_dequeue_blocking(&q->head, &q->tail)) != NULL) {
+				free(caa_container_of(node, struct job, node));
+				dropped++;
+			}
+			log_warn("a work queue was not freed before the server stopped; "
+				 "%u jobs dropped without their done", dropped);
+			release_pool(q);
+		}
+		free(q);
+	}
+	atomic_store_explicit(&s->workqs, NULL, memory_order_relaxed);
 }

@@ -14,6 +14,10 @@
  *   out != NULL, below high          reading and writing (EV_READ|EV_WRITE)
  *   out != NULL, at/above high       writing only, until below low
  *   eof (client half-closed)         writing only; closed once out drains
+ *   finishing (server stopping)      writing only; once out drains, a
+ *                                    lingering close (mts_conn_finish()), so
+ *                                    the client reads every byte echoed and
+ *                                    then EOF, never a reset
  */
 #include <config.h>
 
@@ -34,7 +38,8 @@ struct echo_conn {
 	struct evbuffer *out;		/* pending echo, or NULL */
 	const struct echo_config *cfg;
 	short waiting;			/* EV_READ and/or EV_WRITE currently armed */
-	bool eof;			/* client sent FIN: read no more */
+	bool eof;			/* read no more: client sent FIN, or finishing */
+	bool finishing;			/* the server ends it: linger when flushed */
 	bool paused;			/* reading stopped by the high watermark */
 };
 
@@ -142,13 +147,16 @@ static void echo_on_event(evutil_socket_t fd, short what, void *arg)
 	struct echo_conn *ec = arg;
 
 	if (what & EV_TIMEOUT) {
+		/* Idle: the client may still send; what is pending is dropped. */
 		mts_log(MTS_LOG_DEBUG, "closing idle connection fd %d", (int)fd);
-		goto close;
+		goto finish;
 	}
 	if ((what & EV_WRITE) && ec->out != NULL && echo_flush(ec) < 0)
 		goto close;
 	if ((what & EV_READ) && !ec->eof && !ec->paused && echo_read(ec) < 0)
 		goto close;
+	if (ec->finishing && ec->out == NULL)
+		goto finish;	/* stopping, and everything read is echoed */
 	if (ec->eof && ec->out == NULL)
 		goto close;	/* everything echoed after the client's FIN */
 	if (echo_rearm(ec) < 0)
@@ -156,6 +164,9 @@ static void echo_on_event(evutil_socket_t fd, short what, void *arg)
 	return;
 close:
 	mts_conn_close(ec->conn);
+	return;
+finish:
+	mts_conn_finish(ec->conn);
 }
 
 static int echo_open(struct mts_conn *c, void *arg)
@@ -168,14 +179,18 @@ static int echo_open(struct mts_conn *c, void *arg)
 	return echo_rearm(ec);
 }
 
-/* Server stopping: stop reading; close now, or once the output is flushed. */
+/*
+ * Server stopping: stop reading; once the echo of what was read is flushed,
+ * a lingering close (now, if nothing is pending).
+ */
 static void echo_shutdown(struct mts_conn *c, void *arg)
 {
 	struct echo_conn *ec = mts_conn_data(c);
 
 	ec->eof = true;
+	ec->finishing = true;
 	if (ec->out == NULL || echo_rearm(ec) < 0)
-		mts_conn_close(c);
+		mts_conn_finish(c);
 }
 
 static void echo_close(struct mts_conn *c, void *arg)
