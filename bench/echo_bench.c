@@ -585,6 +585,7 @@ int main(int argc, char **argv)
 	static struct histogram all;
 	uint64_t msgs, bytes, errs, cerrs, lost = 0, waited, end;
 	double secs;
+	size_t size_max;
 	unsigned idx = 0;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -654,18 +655,28 @@ int main(int argc, char **argv)
 	}
 	totals(&msgs, &bytes, &errs, &cerrs);
 	secs = opt.seconds;
+	size_max = opt.size_max > opt.size ? opt.size_max : opt.size;
 	if (opt.csv) {
-		printf("mode,connections,threads,size,depth,rate,seconds,messages,msgs_per_s,mib_per_s,"
-		       "p50_us,p99_us,p999_us,max_us,errors,connect_errors,lost\n");
-		printf("%s,%u,%u,%zu,%u,%.0f,%.2f,%llu,%.0f,%.2f,%.1f,%.1f,%.1f,%.1f,%llu,%llu,%llu\n",
-		       mode_names[opt.mode], opt.conns, opt.threads, opt.size, opt.depth, opt.rate,
+		/* size..size_max: the message sizes (equal when they are fixed). */
+		printf("mode,connections,threads,size,size_max,depth,rate,seconds,messages,"
+		       "msgs_per_s,mib_per_s,p50_us,p99_us,p999_us,max_us,errors,connect_errors,"
+		       "lost\n");
+		printf("%s,%u,%u,%zu,%zu,%u,%.0f,%.2f,%llu,%.0f,%.2f,%.1f,%.1f,%.1f,%.1f,%llu,%llu,"
+		       "%llu\n", mode_names[opt.mode], opt.conns, opt.threads, opt.size,
+		       size_max, opt.depth, opt.rate,
 		       secs, (unsigned long long)msgs, msgs / secs, bytes / secs / 1048576.0,
 		       hist_quantile(&all, 0.5) / 1e3, hist_quantile(&all, 0.99) / 1e3,
 		       hist_quantile(&all, 0.999) / 1e3, hist_max(&all) / 1e3,
 		       (unsigned long long)errs, (unsigned long long)cerrs, (unsigned long long)lost);
 	} else {
-		printf("%s: %u connections, %u threads, %zu-byte messages%s\n", mode_names[opt.mode],
-		       opt.conns, opt.threads, opt.size, opt.verify ? ", verified" : "");
+		if (size_max > opt.size)
+			printf("%s: %u connections, %u threads, messages of %zu to %zu bytes "
+			       "(random)%s\n", mode_names[opt.mode], opt.conns, opt.threads,
+			       opt.size, size_max, opt.verify ? ", verified" : "");
+		else
+			printf("%s: %u connections, %u threads, %zu-byte messages%s\n",
+			       mode_names[opt.mode], opt.conns, opt.threads, opt.size,
+			       opt.verify ? ", verified" : "");
 		printf("  %llu messages in %.2f s: %.0f msgs/s, %.2f MiB/s echoed\n",
 		       (unsigned long long)msgs, secs, msgs / secs, bytes / secs / 1048576.0);
 		if (opt.mode != M_STREAM)

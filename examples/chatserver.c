@@ -674,7 +674,8 @@ static void usage(FILE *out)
 "      --stall SECS     disconnect a client whose output has not moved that long\n"
 "                       (default 10)\n"
 "  -q, --quiet          only errors\n"
-"  -h, --help           this help\n");
+"  -h, --help           this help\n\n"
+"SIGINT, SIGTERM and SIGHUP stop it gracefully.\n");
 }
 
 static unsigned long number(const char *opt, const char *arg, unsigned long min, unsigned long max)
@@ -771,6 +772,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);	/* a closed terminal: the same graceful stop */
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < mts_listener_count(server); i++)
 		printf("chatserver: listening on %s\n", mts_listener_name(server, i));

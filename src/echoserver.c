@@ -57,7 +57,8 @@ static void usage(FILE *out)
 "  -V, --version            print the version and exit\n"
 "  -h, --help               print this help and exit\n"
 "\n"
-"Signals: SIGINT/SIGTERM shut down gracefully; SIGUSR1 prints statistics.\n");
+"Signals: SIGINT, SIGTERM and SIGHUP shut down gracefully; SIGUSR1 prints\n"
+"statistics.\n");
 }
 
 __attribute__((format(printf, 1, 2), noreturn))
@@ -115,7 +116,10 @@ static int install_signals(void)
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		return -errno;
 	sa.sa_handler = on_stop_signal;
-	if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+	/* SIGHUP too: a closed terminal stops the server the graceful way,
+	 * rather than by the default action, which loses pending echo. */
+	if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1 ||
+	    sigaction(SIGHUP, &sa, NULL) == -1)
 		return -errno;
 	sa.sa_handler = on_stats_signal;
 	if (sigaction(SIGUSR1, &sa, NULL) == -1)

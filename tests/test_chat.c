@@ -456,6 +456,31 @@ static void test_stop_mid_flood(const char *chat)
 		close(flooders[i]);
 }
 
+/*
+ * Small things: a --max-line that does not fit in --max-queue is refused
+ * (a reader would be cut off by one long line); SIGHUP is the graceful stop;
+ * the library's log lines name this program, not echoserver.
+ */
+static void test_small_things(const char *chat)
+{
+	const char *too_long[] = { "--max-line", "65536", "--max-queue", "65536", NULL };
+	char out[4096];
+	struct srv s;
+	int rc;
+
+	setenv("ECHOSERVER", chat, 1);
+	rc = run_capture(too_long, out, sizeof(out), 5000);
+	ok(rc == 2 && strstr(out, "--max-line") != NULL && strstr(out, "--max-queue") != NULL,
+	   "--max-line 65536 --max-queue 65536: exit %d, naming both", rc);
+	if (srv_start(&s, false, NULL) != 0)
+		bail("cannot start chatserver");
+	rc = srv_stop(&s, SIGHUP, 10000);
+	ok(rc == 0, "SIGHUP: a graceful stop, exit %d", rc);
+	ok(srv_stderr_has(&s, "chatserver[main]") && !srv_stderr_has(&s, "echoserver["),
+	   "its log lines say chatserver[main], never echoserver[");
+	unlink(s.err_path);
+}
+
 int main(void)
 {
 	const char *args[] = { "-t", "3", "--max-line", "1000", "--max-queue", "65536", "--stall", "1", NULL };
@@ -468,7 +493,7 @@ int main(void)
 	if (chat == NULL)
 		bail("CHATSERVER is not set (make check sets it)");
 	setenv("ECHOSERVER", chat, 1);	/* the harness starts $ECHOSERVER */
-	tap_plan(15);
+	tap_plan(15 + 3);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start chatserver");
 	ok(strstr(s.banner, "chatserver: listening on 127.0.0.1:") != NULL,
@@ -530,5 +555,6 @@ int main(void)
 #endif
 	test_slow_reader(chat);
 	test_stop_mid_flood(chat);
+	test_small_things(chat);
 	return tap_done();
 }

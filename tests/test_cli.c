@@ -7,12 +7,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -146,6 +148,156 @@ static void test_listen_lines(void)
 	unlink(s.err_path);
 }
 
+/* A port that was free a moment ago (the tests below need a fixed one: with
+ * port 0 every listener gets its own, and nothing could conflict). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd != -1 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd != -1)
+		close(fd);
+	return port;
+}
+
+/* Everything the server printed on stdout within `ms` of its first line. */
+static int listening_lines(struct srv *s, int ms)
+{
+	char buf[2048];
+	size_t have = strlen(s->banner);
+	uint64_t end = now_ms() + (uint64_t)ms;
+	int n = 0;
+
+	memcpy(buf, s->banner, have + 1);
+	while (now_ms() < end && have < sizeof(buf) - 1) {
+		struct pollfd p = { .fd = s->out_fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		r = read(s->out_fd, buf + have, sizeof(buf) - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		buf[have] = '\0';
+	}
+	for (char *at = buf; (at = strstr(at, "listening on ")) != NULL; at++)
+		n++;
+	return n;
+}
+
+/*
+ * The same address twice is one listener; a wildcard and a specific address
+ * on the same port conflict in the arguments themselves: exit 2, naming both
+ * (it was exit 1, "address already in use", after binding the first).
+ */
+static void test_listen_conflicts(void)
+{
+	struct srv s;
+	char port[16], out[4096];
+	const char *dup[] = { "-l", "127.0.0.1", "-l", "127.0.0.1", "-p", port, NULL };
+	const char *alias[] = { "-l", "localhost", "-l", "127.0.0.1", "-p", port, NULL };
+	const char *wild[] = { "-l", "0.0.0.0", "-l", "127.0.0.1", "-p", port, NULL };
+	int rc, lines, fd;
+
+	snprintf(port, sizeof(port), "%d", free_port());
+	rc = srv_start(&s, true, dup);
+	lines = rc == 0 ? listening_lines(&s, 300) : 0;
+	fd = rc == 0 ? tcp_connect(s.port) : -1;
+	ok(rc == 0 && lines == 1 && fd != -1,
+	   "-l 127.0.0.1 -l 127.0.0.1: one listener (%d 'listening on' lines), serving", lines);
+	if (fd != -1)
+		close(fd);
+	if (rc == 0) {
+		srv_stop(&s, SIGTERM, 5000);
+		unlink(s.err_path);
+	}
+
+	rc = srv_start(&s, true, alias);
+	fd = rc == 0 ? tcp_connect(s.port) : -1;
+	ok(rc == 0 && fd != -1, "-l localhost -l 127.0.0.1: starts and serves");
+	if (fd != -1)
+		close(fd);
+	if (rc == 0) {
+		srv_stop(&s, SIGTERM, 5000);
+		unlink(s.err_path);
+	}
+
+	rc = run_capture(wild, out, sizeof(out), 5000);
+	ok(rc == 2 && strstr(out, "0.0.0.0") != NULL && strstr(out, "127.0.0.1") != NULL &&
+	   strstr(out, "already in use") == NULL,
+	   "-l 0.0.0.0 -l 127.0.0.1: exit %d, a conflict in the arguments naming both", rc);
+}
+
+/*
+ * Under a descriptor limit of 256 (soft and hard: the server cannot raise
+ * it), 200 workers do not fit. The budget is checked before the workers are
+ * built, with the numbers and what to change; it was an exit from inside
+ * libevent ("evsig_init_: socketpair: Too many open files").
+ */
+static void test_descriptor_budget(void)
+{
+	const char *many[] = { "-l", "127.0.0.1", "-p", "0", "-t", "200", NULL };
+	char out[4096] = "";
+	int pipefd[2], status, rc = -1;
+	size_t have = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe(pipefd) == -1)
+		bail("pipe");
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { 256, 256 };
+
+		close(pipefd[0]);
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			_exit(100);
+		rc = run_capture(many, out, sizeof(out), 10000);
+		if (write(pipefd[1], out, strlen(out)) < 0)
+			_exit(101);
+		_exit(rc < 0 ? 102 : rc);
+	}
+	close(pipefd[1]);
+	while (have < sizeof(out) - 1 &&
+	       (n = read(pipefd[0], out + have, sizeof(out) - 1 - have)) > 0)
+		have += (size_t)n;
+	out[have] = '\0';
+	close(pipefd[0]);
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		rc = WEXITSTATUS(status);
+	ok(rc == 1 && strstr(out, "not enough file descriptors") != NULL &&
+	   strstr(out, "ulimit -n") != NULL && strstr(out, "at most") != NULL &&
+	   strstr(out, "evsig") == NULL,
+	   "ulimit -n 256, -t 200: exit %d, the descriptor budget is named with what to change",
+	   rc);
+	if (rc != 1 || strstr(out, "not enough") == NULL)
+		diag("it said: %s", out);
+}
+
+/* SIGHUP (a closed terminal) is the graceful stop, not death by signal. */
+static void test_sighup(void)
+{
+	struct srv s;
+	int fd;
+	char c = 'h';
+
+	if (srv_start(&s, false, NULL) != 0)
+		bail("cannot start echoserver");
+	fd = tcp_connect(s.port);
+	if (fd == -1 || send_all(fd, &c, 1) != 0 || recv_all(fd, &c, 1) != 0)
+		bail("no echo");
+	ok(srv_stop(&s, SIGHUP, 5000) == 0 && srv_stderr_has(&s, "stopped"),
+	   "SIGHUP: a graceful stop, exit 0");
+	close(fd);
+	unlink(s.err_path);
+}
+
 int main(void)
 {
 	struct rlimit rl;
@@ -155,10 +307,13 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan(14 + 3 + 2 + 4);
+	tap_plan(14 + 3 + 2 + 4 + 3 + 1 + 1);
 	test_bad_args();
 	test_help_version();
 	test_address_in_use();
 	test_listen_lines();
+	test_listen_conflicts();
+	test_descriptor_budget();
+	test_sighup();
 	return tap_done();
 }

@@ -648,6 +648,42 @@ static void test_max_conns(void)
 	unlink(s.err_path);
 }
 
+/*
+ * A churn at the limit pauses and resumes the acceptor once per connection;
+ * the log says so once per 10 s, with counts (it was two lines for every
+ * connection: 17,209 lines in 3 s).
+ */
+static void test_limit_churn(void)
+{
+	struct srv s;
+	const char *args[] = { "-t", "2", "--max-conns", "4", NULL };
+	enum { HELD = 3, CHURN = 300 };
+	int held[HELD], served = 0, pausing, resuming;
+	char x;
+
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	for (int i = 0; i < HELD; i++)
+		held[i] = tcp_connect(s.port);
+	for (int i = 0; i < CHURN; i++) {
+		int fd = tcp_connect(s.port);
+
+		if (fd != -1 && send_all(fd, "c", 1) == 0 && recv_wait(fd, &x, 1, 3000) == 1)
+			served++;
+		if (fd != -1)
+			close(fd);
+	}
+	for (int i = 0; i < HELD; i++)
+		close(held[i]);
+	srv_stop(&s, SIGTERM, 5000);
+	pausing = srv_stderr_count(&s, "pausing");
+	resuming = srv_stderr_count(&s, "resuming");
+	ok(served == CHURN && pausing >= 1 && pausing <= 2 && resuming <= 2,
+	   "--max-conns 4, %d connections churning through the last slot: all served, %d "
+	   "'pausing' and %d 'resuming' lines", served, pausing, resuming);
+	unlink(s.err_path);
+}
+
 /* ---- out of file descriptors ---------------------------------------- */
 
 static double cpu_seconds(pid_t pid)
@@ -745,7 +781,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	harness_extra_args[0] = "--dispatch";
 	harness_extra_args[1] = variant;
-	tap_plan(47);
+	tap_plan(48);
 	diag("dispatch variant: %s", variant);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start echoserver");
@@ -778,6 +814,7 @@ int main(int argc, char **argv)
 	test_sigterm_flushes();
 	test_idle_timeout();
 	test_max_conns();
+	test_limit_churn();
 	test_max_conns_per_ip();
 	test_fd_exhaustion();
 	return tap_done();

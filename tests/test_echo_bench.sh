@@ -8,7 +8,7 @@ bad=${BAD_ECHO:-./tests/bad_echo}
 tmp=$(mktemp -d)
 pids=""
 trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
-echo "1..9"
+echo "1..11"
 n=0
 report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -34,6 +34,17 @@ for load in "pingpong -c 50 -T 2" "pipeline -c 10 -d 8" "stream -c 4 -s 65536" "
     grep -q "errors 0, connect errors 0, replies missing 0" "$tmp/eb.out" || rc=1
     report $rc "echo-bench -m $load: every byte verified, exit 0"
 done
+
+# Random sizes are reported as such, in the summary and in the CSV.
+"$eb" -q -p "$port" -t 0.3 -m pingpong -c 4 -s 1 -S 20000 > "$tmp/eb.out" 2>&1
+grep -q "messages of 1 to 20000 bytes (random)" "$tmp/eb.out" && ! grep -q "1-byte" "$tmp/eb.out"
+report $? "echo-bench -s 1 -S 20000 says: messages of 1 to 20000 bytes (random)"
+"$eb" -q -p "$port" -t 0.3 -m pingpong -c 4 -s 1 -S 20000 --csv > "$tmp/eb.csv" 2>&1
+awk -F, 'NR == 1 { nh = NF; for (i = 1; i <= NF; i++) c[$i] = i }
+         NR == 2 { ok = c["size"] && c["size_max"] && $c["size"] == 1 &&
+                        $c["size_max"] == 20000 && NF == nh }
+         END { exit !ok }' "$tmp/eb.csv"
+report $? "--csv: size and size_max columns (1 and 20000), a field for every header name"
 
 start "$tmp/flip.out" "$bad" flip
 "$eb" -q -p "$port" -t 0.5 -s 1000 > "$tmp/eb.out" 2>&1

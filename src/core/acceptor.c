@@ -397,27 +397,56 @@ static struct worker *pick_worker(struct mts_server *s)
 }
 
 /*
- * A connection over max_conns_per_ip is closed at once. Logged at most once
- * every 10 s, with how many were refused meanwhile: a host that keeps trying
- * must not fill the log.
+ * Lines that clients can make the acceptor repeat at any rate (a host that
+ * keeps trying; a churn at the connection limit) are printed at most once
+ * per LIMIT_LOG_MS, with how many were not (log_limit_allow()).
  */
-#define REFUSED_LOG_MS 10000
+#define LIMIT_LOG_MS 10000
 
+static uint64_t now_ms(void)
+{
+	return clock_now_ns() / 1000000;
+}
+
+/* A connection over max_conns_per_ip is closed at once. */
 static void refuse(struct mts_server *s, int fd, const struct sockaddr *peer)
 {
-	uint64_t now = clock_now_ns() / 1000000;
+	unsigned skipped;
 	char name[80];
 
 	close(fd);
-	s->refused_unlogged++;
-	if (s->refused_logged_ms != 0 && now - s->refused_logged_ms < REFUSED_LOG_MS)
+	if (!log_limit_allow(&s->refused_log, now_ms(), LIMIT_LOG_MS, &skipped))
 		return;
 	format_addr(peer, name, sizeof(name));
 	log_warn("accept: refused a connection from %s, which has %u already "
-		 "(max_conns_per_ip); %u refused in all since the last such line",
-		 name, s->cfg.max_conns_per_ip, s->refused_unlogged);
-	s->refused_logged_ms = now;
-	s->refused_unlogged = 0;
+		 "(max_conns_per_ip); %u more refused since the last such line",
+		 name, s->cfg.max_conns_per_ip, skipped);
+}
+
+/* At --max-conns: stop listening (the backlog holds newcomers). */
+static void pause_full(struct mts_server *s)
+{
+	unsigned skipped;
+
+	s->paused_full = true;
+	s->paused_at_ms = now_ms();
+	s->pause_logged = log_limit_allow(&s->pause_log, s->paused_at_ms, LIMIT_LOG_MS,
+					  &skipped);
+	if (s->pause_logged)
+		log_info("accept: %u connections, the limit; pausing (%u more pauses since "
+			 "the last such line)", s->cfg.max_conns, skipped);
+	update_listening(s);
+}
+
+/* A slot freed: listen again. Logged only if its pause was. */
+static void resume_below_limit(struct mts_server *s)
+{
+	s->paused_full = false;
+	if (s->pause_logged)
+		log_info("accept: below the connection limit; resuming after %llu ms",
+			 (unsigned long long)(now_ms() - s->paused_at_ms));
+	s->pause_logged = false;
+	update_listening(s);
 }
 
 static void hand_off(struct mts_server *s, int fd, const struct sockaddr *peer)
@@ -477,9 +506,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 
 		if (at_limit(s)) {
 			if (!s->paused_full)
-				log_info("accept: %u connections, the limit; pausing", s->cfg.max_conns);
-			s->paused_full = true;
-			update_listening(s);
+				pause_full(s);
 			return;
 		}
 		struct sockaddr_storage peer;
@@ -564,11 +591,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 		log_stats(s);
 	if ((reasons & WAKE_REWAKE) && s->rewake_ms == 0)
 		schedule_rewake(s);
-	if ((reasons & WAKE_SLOT_FREED) && s->paused_full && !at_limit(s)) {
-		s->paused_full = false;
-		log_info("accept: below the connection limit; resuming");
-		update_listening(s);
-	}
+	if ((reasons & WAKE_SLOT_FREED) && s->paused_full && !at_limit(s))
+		resume_below_limit(s);
 	if (reasons & WAKE_STOP) {
 		s->stopping = true;
 		update_listening(s);

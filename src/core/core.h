@@ -14,6 +14,7 @@
 #include "histogram.h"
 #include "inbox.h"
 #include "iplimit.h"
+#include "log.h"
 #include "mtserver.h"
 #include "wakeup.h"
 
@@ -121,8 +122,12 @@ struct mts_server {
 	unsigned rewake_ms;		/* 0: none owed */
 	unsigned backoff_ms;		/* 0: not in an episode */
 	bool paused_full;		/* at --max-conns */
-	uint64_t refused_logged_ms;	/* max_conns_per_ip: last refusal logged ... */
-	unsigned refused_unlogged;	/* ... and refusals since then */
+	/* At --max-conns under churn the acceptor pauses and resumes once per
+	 * connection: one pause and its resume are logged per interval. */
+	struct log_limit pause_log;
+	bool pause_logged;		/* this pause's line was printed */
+	uint64_t paused_at_ms;
+	struct log_limit refused_log;	/* max_conns_per_ip refusals */
 	bool stopping;
 	unsigned next_rr;
 

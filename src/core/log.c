@@ -3,6 +3,7 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,7 +37,10 @@ static void log_line(const char *level_name, const char *fmt, va_list ap)
 	char line[1024];
 	int n;
 
-	n = snprintf(line, sizeof(line), "echoserver[%s] %s: ", thread_tag, level_name);
+	/* The library names the program that runs it, never one of its own
+	 * (glibc sets the name from argv[0] before main). */
+	n = snprintf(line, sizeof(line), "%s[%s] %s: ", program_invocation_short_name,
+		     thread_tag, level_name);
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	/* One call per line: stdio locks the stream, so lines never interleave. */
 	fprintf(stderr, "%s\n", line);
@@ -48,6 +52,19 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 
 	if (level <= log_get_level())
 		log_line(names[level], fmt, ap);
+}
+
+bool log_limit_allow(struct log_limit *l, uint64_t now_ms, unsigned interval_ms,
+		     unsigned *skipped)
+{
+	if (l->last_ms != 0 && now_ms - l->last_ms < interval_ms) {
+		l->skipped++;
+		return false;
+	}
+	*skipped = l->skipped;
+	l->skipped = 0;
+	l->last_ms = now_ms != 0 ? now_ms : 1;
+	return true;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -1,8 +1,8 @@
 /*
  * log.h - the one logger of the program.
  *
- * Every line goes to stderr as "echoserver[tag] level: message", where tag
- * names the thread ("main", "w0", "w1", ...), so that interleaved lines from
+ * Every line goes to stderr as "program[tag] level: message", where program
+ * is the running program's name (never the library's) and tag names the thread ("main", "w0", "w1", ...), so that interleaved lines from
  * several threads can be told apart. libevent's own warnings are routed here
  * too (log_route_libevent()).
  *
@@ -11,6 +11,9 @@
  */
 #ifndef ECHOSERVER_LOG_H
 #define ECHOSERVER_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
 
 enum log_level {
 	LOG_ERROR = 0,
@@ -33,6 +36,24 @@ void log_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Sends libevent's internal warnings and errors through log_msg(). */
 void log_route_libevent(void);
+
+/*
+ * A line that an event can repeat at any rate (a refused connection, a pause
+ * at the connection limit) is logged at most once per interval; the events
+ * in between are counted, and the next line says how many there were. One
+ * per kind of event, owned by one thread.
+ */
+struct log_limit {
+	uint64_t last_ms;	/* when a line was last allowed; 0: never */
+	unsigned skipped;	/* events since then that were not logged */
+};
+
+/*
+ * Called once per event: true if this one may be logged now (then *skipped
+ * is how many were not, since the last line), false if it is only counted.
+ */
+bool log_limit_allow(struct log_limit *l, uint64_t now_ms, unsigned interval_ms,
+		     unsigned *skipped);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

@@ -3,10 +3,12 @@
  */
 #include <config.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -35,6 +37,56 @@ void mts_config_defaults(struct mts_config *cfg)
 		.balance = MTS_BALANCE_RR,
 		.dispatch = "wfcq",
 	};
+}
+
+/*
+ * Descriptors open in this process now, or -1 if /proc cannot say (the
+ * budget check below is skipped then).
+ */
+static long open_descriptors(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the directory's own */
+}
+
+/* Left free after the workers: the first connections, and the program's own. */
+#define FD_RESERVE 16
+
+/*
+ * The descriptor budget, checked once worker 0 exists: what it took is what
+ * every other worker will take (an event_base holds its backend's fd and
+ * libevent's signal socketpair; an inbox holds its eventfd or pipe), so
+ * the rest must fit under RLIMIT_NOFILE with FD_RESERVE to spare. Failing
+ * here, with numbers, beats failing inside libevent ("evsig_init_:
+ * socketpair: Too many open files") halfway through the workers.
+ */
+static int check_fd_budget(unsigned threads, long before, char *why, size_t why_len)
+{
+	struct rlimit rl;
+	long now = open_descriptors(), each = now - before, need, fit;
+
+	if (before < 0 || now < 0 || each <= 0 || getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	need = now + each * (long)(threads - 1) + FD_RESERVE;
+	if (need <= (long)rl.rlim_cur)
+		return 0;
+	fit = ((long)rl.rlim_cur - FD_RESERVE - before) / each;
+	snprintf(why, why_len, "not enough file descriptors: %u worker threads take %ld "
+		 "(%ld each), %ld are open already and %d are kept for connections, but the "
+		 "limit is %lu; raise it (ulimit -n %ld) or use at most %ld threads",
+		 threads, each * (long)threads, each, before, FD_RESERVE,
+		 (unsigned long)rl.rlim_cur, need, fit > 0 ? fit : 0);
+	return -EMFILE;
 }
 
 int mts_new(struct mts_server **out, const struct mts_config *cfg,
@@ -85,9 +137,13 @@ int mts_new(struct mts_server **out, const struct mts_config *cfg,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	s->n_workers = cfg->threads;
+	s->n_workers = cfg->threads;	/* mts_free() copes with workers never set up */
 	for (unsigned i = 0; i < s->n_workers; i++) {
+		long before = i == 0 ? open_descriptors() : 0;
+
 		if ((rc = worker_init(&s->workers[i], s, i)) < 0)
+			goto fail;
+		if (i == 0 && (rc = check_fd_budget(cfg->threads, before, why, why_len)) < 0)
 			goto fail;
 	}
 	*out = s;
