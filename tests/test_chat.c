@@ -339,9 +339,9 @@ static int cmp_double(const void *a, const void *b)
 /*
  * One slow reader costs the others at most --max-lag, once. A fast reader's
  * rate while a sender floods, in phases of 1.5 s: alone, then with a 2 KB/s
- * reader (a new one each time), alternately, A B A B A B A. Each B against
- * the mean of the A on either side; the median of the three ratios must be
- * at least one half: interleaving and the median keep a shared machine's
+ * reader (a new one each time), alternately, A B A B ... A (five B). Each B
+ * against the mean of the A on either side; the median of the five ratios
+ * must be at least one half: interleaving and the median keep a shared machine's
  * noise out (this machine moves a phase's rate by 3x under load). With
  * --max-lag 100 the slow reader costs a B phase about 0.3 s (the lag and a
  * sweep). When senders waited for the slowest reader, the fast one got 0.1%
@@ -350,7 +350,7 @@ static int cmp_double(const void *a, const void *b)
  */
 static void test_slow_reader(const char *chat)
 {
-	enum { PAIRS = 3 };
+	enum { PAIRS = 5 };
 	const char *args[] = { "-t", "2", "--max-lag", "100", NULL };
 	struct flow fast = { 0 };
 	struct srv s;
