@@ -60,7 +60,8 @@ struct mts_handler {
 	 * errno to have the core close it (on_close is not called then).
 	 */
 	int (*on_open)(struct mts_conn *c, void *arg);
-	/* The server is stopping: stop reading, flush, then mts_conn_close(). */
+	/* The server is stopping: stop reading, flush, then mts_conn_finish()
+	 * (or mts_conn_close() when nothing can be in flight). */
 	void (*on_shutdown)(struct mts_conn *c, void *arg);
 	/* Release what on_open acquired; the core then closes the fd. */
 	void (*on_close)(struct mts_conn *c, void *arg);
@@ -119,9 +120,10 @@ unsigned mts_worker_count(const struct mts_server *s);
  * worker starts), that worker's own included: posting never waits for the
  * worker, nor for room in a pipe. Returns 0: fn will run or be cancelled,
  * once; or -EINVAL for a worker that does not exist, -ENOMEM, or -ESHUTDOWN
- * once mts_free() has begun: then fn is not called at all. Not
- * async-signal-safe (it allocates). No thread may post while mts_free() runs
- * except the cancelled calls themselves (they get -ESHUTDOWN).
+ * once mts_free() is cancelling what the inboxes hold (after it joined the
+ * workers): then fn is not called at all. Not async-signal-safe (it
+ * allocates). No thread may post while mts_free() runs except the cancelled
+ * calls themselves (they get -ESHUTDOWN).
  */
 int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg);
 

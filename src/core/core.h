@@ -170,7 +170,10 @@ void acceptor_conn_ended(struct mts_server *s);
 /* A post failed to wake its worker: have the acceptor retry (any thread). */
 void acceptor_rewake_later(struct mts_server *s);
 
-/* workq.c: frees the server's work queues (mts_free, workers joined). */
+/* workq.c, for mts_free() once the workers are joined: stops the pools of
+ * queues the program never freed (before posts are closed), then frees
+ * every queue (after the inboxes are drained). */
+void workq_stop_all(struct mts_server *s);
 void workq_free_all(struct mts_server *s);
 
 /* worker.c */

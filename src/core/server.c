@@ -273,7 +273,10 @@ void mts_free(struct mts_server *s)
 	stop_workers(s);	/* no-op after mts_run() */
 	/* Listeners first: nothing new is accepted while the workers go. */
 	acceptor_close(s);
-	/* Every call still queued is cancelled now, and may post no more. */
+	/* No pool thread posts any more (a pool the program left running
+	 * would post into the drain below)... */
+	workq_stop_all(s);
+	/* ... and every call still queued is cancelled now, and may post no more. */
 	atomic_store_explicit(&s->closed, true, memory_order_release);
 	for (unsigned i = 0; i < s->n_workers; i++)
 		worker_drain(&s->workers[i]);

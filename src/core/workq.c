@@ -279,10 +279,25 @@ void mts_workq_free(struct mts_workq *q)
 }
 
 /*
- * mts_free(): the workers are joined, so no `done` can run any more. A queue
- * the program never stopped is stopped here, and its unfinished jobs are
- * dropped without their `done` (mtserver.h asks for mts_workq_free() before
- * mts_stop()).
+ * mts_free(), before it closes the server to posts: a queue the program
+ * never stopped (mtserver.h asks for mts_workq_free() before mts_stop()) is
+ * stopped here, so that no pool thread is still posting a `done` while
+ * mts_free() cancels what the inboxes hold. A job a pool thread finishes
+ * now posts its done, which that drain then cancels.
+ */
+void workq_stop_all(struct mts_server *s)
+{
+	struct mts_workq *q = atomic_load_explicit(&s->workqs, memory_order_acquire);
+
+	for (; q != NULL; q = q->next)
+		if (!atomic_load_explicit(&q->stopping, memory_order_relaxed))
+			stop_pool(q);
+}
+
+/*
+ * mts_free(), after the drain: frees every queue. One that the program
+ * never freed still holds its pool (threads != NULL); the jobs no thread
+ * started are dropped without their `done`, and the drop is logged.
  */
 void workq_free_all(struct mts_server *s)
 {
@@ -291,10 +306,9 @@ void workq_free_all(struct mts_server *s)
 
 	for (; q != NULL; q = next) {
 		next = q->next;
-		if (!atomic_load_explicit(&q->stopping, memory_order_relaxed)) {
+		if (q->threads != NULL) {
 			unsigned dropped = 0;
 
-			stop_pool(q);
 			while ((node = cds_wfcq_dequeue_blocking(&q->head, &q->tail)) != NULL) {
 				free(caa_container_of(node, struct job, node));
 				dropped++;
