@@ -99,6 +99,7 @@ struct client {
 	uint64_t close_at;		/* DRAINING: the log position it stops at */
 	struct evbuffer *in;		/* a partial line, at most max_line bytes */
 	struct evbuffer *notes;		/* the server's own words, sent before the log */
+	bool notes_full;		/* complain() stopped adding to notes */
 	uint64_t stuck_since_ms;	/* output pending and not moving since, or 0 */
 	uint64_t behind_since_ms;	/* holding the room back since, or 0 */
 	bool held;			/* not read while a log is congested */
@@ -211,6 +212,27 @@ static void rearm(struct client *cl)
 static void say(struct client *cl, const char *text)
 {
 	evbuffer_add(cl->notes, text, strlen(text));
+}
+
+/*
+ * The notices a client's own input causes ("line too long") are bounded: a
+ * client that sends over-long lines and reads nothing would otherwise grow
+ * its notes by one notice per line. Past NOTES_MAX they are dropped (one
+ * says so); the server's last words (why it is cut off, shutting down) go
+ * through say() and are never dropped.
+ */
+#define NOTES_MAX 1024
+
+static void complain(struct client *cl, const char *text)
+{
+	size_t have = evbuffer_get_length(cl->notes);
+
+	if (have < NOTES_MAX)
+		say(cl, text);
+	else if (!cl->notes_full) {
+		say(cl, "* error: too many errors unread, the next ones are not sent\n");
+		cl->notes_full = true;
+	}
 }
 
 static void update_congestion(struct room *room);
@@ -474,14 +496,14 @@ static bool take_lines(struct client *cl)
 		}
 		if (eol.pos < 0) {		/* only a partial line is left */
 			if (evbuffer_get_length(cl->in) > max_line) {
-				say(cl, "* error: line too long, discarded\n");
+				complain(cl, "* error: line too long, discarded\n");
 				cl->discarding = true;
 				evbuffer_drain(cl->in, evbuffer_get_length(cl->in));
 			}
 			return true;
 		}
 		if ((size_t)eol.pos > max_line) {
-			say(cl, "* error: line too long, discarded\n");
+			complain(cl, "* error: line too long, discarded\n");
 			evbuffer_drain(cl->in, (size_t)eol.pos + 1);
 			continue;
 		}
@@ -513,6 +535,8 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
 			if (n == -1 && errno != EAGAIN && errno != EINTR)
 				goto gone;
 			moved = n > 0;
+			if (evbuffer_get_length(cl->notes) == 0)
+				cl->notes_full = false;
 		}
 		if (evbuffer_get_length(cl->notes) == 0 && cl->attached) {
 			uint64_t limit = cl->state == DRAINING ? cl->close_at : UINT64_MAX;
@@ -651,10 +675,14 @@ static void start_room(struct event_base *base, void *arg, int cancelled)
 		event_add(room->sweeper, &second);
 }
 
+/* What the signal handlers stop: set while mts_run() runs, cleared before
+ * mts_free() (a late signal must not reach a freed server). */
+static struct mts_server *volatile running;
+
 static void on_signal(int sig)
 {
-	if (server != NULL)
-		mts_stop(server);
+	if (running != NULL)
+		mts_stop(running);
 }
 
 static void usage(FILE *out)
@@ -709,7 +737,7 @@ int main(int argc, char **argv)
 	struct mts_config cfg;
 	struct mts_handler h = { .data_size = sizeof(struct client), .on_open = on_open,
 				 .on_shutdown = on_shutdown, .on_close = on_close };
-	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART }, old_hup;
 	char port[8], why[256];
 	unsigned n;
 	int opt, rc;
@@ -756,7 +784,7 @@ int main(int argc, char **argv)
 	rc = mts_new(&server, &cfg, &h, why, sizeof(why));
 	if (rc < 0) {
 		fprintf(stderr, "chatserver: %s\n", why);
-		return 1;
+		return rc == -EINVAL ? 2 : 1;	/* -EINVAL: the arguments conflict */
 	}
 	n = mts_worker_count(server);
 	rooms = calloc(n, sizeof(*rooms));
@@ -769,10 +797,14 @@ int main(int argc, char **argv)
 		/* Queued now, run by each worker as soon as its loop starts. */
 		mts_post(server, w, start_room, &rooms[w]);
 	}
+	running = server;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);	/* a closed terminal: the same graceful stop */
+	/* A closed terminal: the same graceful stop, unless the program was
+	 * started with SIGHUP ignored (nohup), which it keeps. */
+	if (sigaction(SIGHUP, NULL, &old_hup) == 0 && old_hup.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < mts_listener_count(server); i++)
 		printf("chatserver: listening on %s\n", mts_listener_name(server, i));
@@ -782,6 +814,7 @@ int main(int argc, char **argv)
 	for (unsigned w = 0; rooms != NULL && w < n; w++)
 		if (rooms[w].sweeper != NULL)
 			event_free(rooms[w].sweeper);
+	running = NULL;
 	mts_free(server);
 	for (unsigned w = 0; rooms != NULL && w < n; w++)
 		chat_log_fini(&rooms[w].log);

@@ -109,17 +109,21 @@ static void on_stats_signal(int sig)
 
 static int install_signals(void)
 {
-	struct sigaction sa = { .sa_flags = SA_RESTART };
+	struct sigaction sa = { .sa_flags = SA_RESTART }, old;
 
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = SIG_IGN;	/* a write to a closed socket is an error, not a death */
 	if (sigaction(SIGPIPE, &sa, NULL) == -1)
 		return -errno;
 	sa.sa_handler = on_stop_signal;
+	if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
+		return -errno;
 	/* SIGHUP too: a closed terminal stops the server the graceful way,
-	 * rather than by the default action, which loses pending echo. */
-	if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1 ||
-	    sigaction(SIGHUP, &sa, NULL) == -1)
+	 * rather than by the default action, which loses pending echo. Started
+	 * with it ignored (nohup), the server keeps ignoring it. */
+	if (sigaction(SIGHUP, NULL, &old) == -1)
+		return -errno;
+	if (old.sa_handler != SIG_IGN && sigaction(SIGHUP, &sa, NULL) == -1)
 		return -errno;
 	sa.sa_handler = on_stats_signal;
 	if (sigaction(SIGUSR1, &sa, NULL) == -1)

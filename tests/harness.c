@@ -182,6 +182,25 @@ int srv_stderr_count(const struct srv *s, const char *needle)
 	return count;
 }
 
+bool srv_stderr_number_after(const struct srv *s, const char *needle, unsigned *value)
+{
+	static char buf[1 << 20];
+	const char *p;
+	char *end;
+	size_t n;
+	FILE *f = fopen(s->err_path, "r");
+
+	if (f == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if ((p = strstr(buf, needle)) == NULL)
+		return false;
+	*value = (unsigned)strtoul(p + strlen(needle), &end, 10);
+	return end != p + strlen(needle);
+}
+
 bool srv_stderr_has(const struct srv *s, const char *needle)
 {
 	return srv_stderr_count(s, needle) > 0;

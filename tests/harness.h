@@ -32,6 +32,8 @@ long srv_rss_kb(const struct srv *s);
 /* Whether the server's stderr so far contains `needle`; how many times. */
 bool srv_stderr_has(const struct srv *s, const char *needle);
 int srv_stderr_count(const struct srv *s, const char *needle);
+/* The number right after the first `needle` in its stderr, if there is one. */
+bool srv_stderr_number_after(const struct srv *s, const char *needle, unsigned *value);
 
 /* Runs $ECHOSERVER with args, collects stdout+stderr into buf, returns the
  * exit status (-1 on timeout or signal). */

@@ -345,9 +345,29 @@ static int cmp_double(const void *a, const void *b)
  * noise out (this machine moves a phase's rate by 3x under load). With
  * --max-lag 100 the slow reader costs a B phase about 0.3 s (the lag and a
  * sweep). When senders waited for the slowest reader, the fast one got 0.1%
- * of its rate for as long as the slow one stayed. Then each slow reader
- * drains what reached it, and finds why it was cut, then EOF.
+ * of its rate for as long as the slow one stayed. After its phase each slow
+ * reader drains what reached it, and finds why it was cut, then EOF.
  */
+/* Reads a cut-off reader to its end: 1 if it was told why, then got EOF. */
+static int told_then_eof(int fd, char *all)
+{
+	struct timeval tv = { 5, 0 };
+	char buf[65536];
+	size_t have = 0;
+	ssize_t n;
+	uint64_t end = now_ms() + 5000;	/* a reader never cut would read forever */
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while ((n = recv(fd, buf, sizeof(buf), 0)) > 0 && now_ms() < end) {
+		size_t keep = (size_t)n < (4u << 20) - have ? (size_t)n : (4u << 20) - have;
+
+		memcpy(all + have, buf, keep);
+		have += keep;
+	}
+	close(fd);
+	return n == 0 && memmem(all, have, "* disconnected: send queue exceeded", 35) != NULL;
+}
+
 static void test_slow_reader(const char *chat)
 {
 	enum { PAIRS = 5 };
@@ -357,7 +377,7 @@ static void test_slow_reader(const char *chat)
 	pthread_t t;
 	double alone[PAIRS + 1], with[PAIRS], ratio[PAIRS];
 	int slow[PAIRS], told = 0;
-	char buf[65536], *all = malloc(4 << 20);
+	char *all = malloc(4 << 20);
 
 	setenv("ECHOSERVER", chat, 1);
 	if (srv_start(&s, false, args) != 0)
@@ -371,6 +391,9 @@ static void test_slow_reader(const char *chat)
 		slow[i] = connect_rcvbuf(s.port, 4096);
 		usleep(100000);
 		with[i] = phase(&fast, s.port, slow[i], 1500);
+		/* At once: a notice left unread for --stall (10 s) is dropped
+		 * with the connection. */
+		told += told_then_eof(slow[i], all);
 		alone[i + 1] = phase(&fast, s.port, -1, 1500);
 		ratio[i] = with[i] / ((alone[i] + alone[i + 1]) / 2);
 		diag("a fast reader: %.0f lines/s with a 2 KB/s reader, %.0f and %.0f alone: %.2f",
@@ -380,21 +403,6 @@ static void test_slow_reader(const char *chat)
 	ok(ratio[PAIRS / 2] >= 0.5,
 	   "a fast reader keeps %.0f%% of its rate while a 2 KB/s reader is present (median "
 	   "of %d interleaved pairs; at least half is required)", 100 * ratio[PAIRS / 2], PAIRS);
-	for (int i = 0; i < PAIRS; i++) {
-		struct timeval tv = { 5, 0 };
-		size_t have = 0;
-		ssize_t n;
-
-		setsockopt(slow[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		while ((n = recv(slow[i], buf, sizeof(buf), 0)) > 0) {
-			size_t keep = (size_t)n < (4u << 20) - have ? (size_t)n : (4u << 20) - have;
-			memcpy(all + have, buf, keep);
-			have += keep;
-		}
-		if (n == 0 && memmem(all, have, "* disconnected: send queue exceeded", 35) != NULL)
-			told++;
-		close(slow[i]);
-	}
 	ok(told == PAIRS, "each slow reader is told why it was cut off, then gets EOF (%d of %d)",
 	   told, PAIRS);
 	atomic_store(&fast.stop, true);
@@ -457,6 +465,44 @@ static void test_stop_mid_flood(const char *chat)
 }
 
 /*
+ * A client that sends only over-long lines and reads nothing: each line
+ * earns an error notice, but once its socket is full what waits for it is
+ * bounded (about 1 KiB, then one "too many errors"), not a notice per line
+ * (27,000 lines here: about 950 KB held for a client that reads nothing).
+ */
+static void test_error_notices(const char *chat)
+{
+	const char *args[] = { "--max-line", "8", NULL };
+	enum { LINES = 27000 };
+	static char lines[LINES * 11], got[4 << 20];
+	size_t have = 0;
+	ssize_t n;
+	int fd, notices = 0;
+	struct srv s;
+
+	setenv("ECHOSERVER", chat, 1);
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start chatserver");
+	fd = connect_rcvbuf(s.port, 4096);
+	for (size_t i = 0; i < LINES; i++)
+		memcpy(lines + i * 11, "0123456789\n", 11);	/* over --max-line 8 */
+	send_all(fd, lines, sizeof(lines));
+	usleep(500000);
+	while (have < sizeof(got) - 1 &&
+	       (n = recv_wait(fd, got + have, sizeof(got) - 1 - have, 500)) > 0)
+		have += (size_t)n;
+	got[have] = '\0';
+	for (const char *p = got; (p = strstr(p, "line too long")) != NULL; p++)
+		notices++;
+	ok(notices >= 1 && notices < LINES / 2 && strstr(got, "too many errors") != NULL,
+	   "%d over-long lines, none read meanwhile: %d notices reach the client, then "
+	   "'too many errors'", LINES, notices);
+	close(fd);
+	srv_stop(&s, SIGTERM, 10000);
+	unlink(s.err_path);
+}
+
+/*
  * Small things: a --max-line that does not fit in --max-queue is refused
  * (a reader would be cut off by one long line); SIGHUP is the graceful stop;
  * the library's log lines name this program, not echoserver.
@@ -493,7 +539,7 @@ int main(void)
 	if (chat == NULL)
 		bail("CHATSERVER is not set (make check sets it)");
 	setenv("ECHOSERVER", chat, 1);	/* the harness starts $ECHOSERVER */
-	tap_plan(15 + 3);
+	tap_plan(15 + 4);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start chatserver");
 	ok(strstr(s.banner, "chatserver: listening on 127.0.0.1:") != NULL,
@@ -556,5 +602,6 @@ int main(void)
 	test_slow_reader(chat);
 	test_stop_mid_flood(chat);
 	test_small_things(chat);
+	test_error_notices(chat);
 	return tap_done();
 }

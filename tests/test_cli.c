@@ -296,6 +296,21 @@ static void test_sighup(void)
 	   "SIGHUP: a graceful stop, exit 0");
 	close(fd);
 	unlink(s.err_path);
+
+	/* Started with SIGHUP ignored (nohup): it stays ignored. */
+	signal(SIGHUP, SIG_IGN);
+	if (srv_start(&s, false, NULL) != 0)
+		bail("cannot start echoserver");
+	signal(SIGHUP, SIG_DFL);
+	kill(s.pid, SIGHUP);
+	usleep(200000);
+	fd = tcp_connect(s.port);
+	ok(srv_alive(&s) && fd != -1 && send_all(fd, &c, 1) == 0 && recv_all(fd, &c, 1) == 0,
+	   "started with SIGHUP ignored (nohup): SIGHUP is still ignored, the echo goes on");
+	if (fd != -1)
+		close(fd);
+	srv_stop(&s, SIGTERM, 5000);
+	unlink(s.err_path);
 }
 
 int main(void)
@@ -307,7 +322,7 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan(14 + 3 + 2 + 4 + 3 + 1 + 1);
+	tap_plan(14 + 3 + 2 + 4 + 3 + 1 + 2);
 	test_bad_args();
 	test_help_version();
 	test_address_in_use();

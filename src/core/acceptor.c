@@ -438,6 +438,17 @@ static void pause_full(struct mts_server *s)
 	update_listening(s);
 }
 
+/* At stop: what the rate limit held back since its last lines. */
+static void log_skipped(struct mts_server *s)
+{
+	if (s->pause_log.skipped != 0)
+		log_info("accept: paused at the connection limit %u more times since the "
+			 "last such line", s->pause_log.skipped);
+	if (s->refused_log.skipped != 0)
+		log_warn("accept: refused %u more connections (max_conns_per_ip) since the "
+			 "last such line", s->refused_log.skipped);
+}
+
 /* A slot freed: listen again. Logged only if its pause was. */
 static void resume_below_limit(struct mts_server *s)
 {
@@ -594,6 +605,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	if ((reasons & WAKE_SLOT_FREED) && s->paused_full && !at_limit(s))
 		resume_below_limit(s);
 	if (reasons & WAKE_STOP) {
+		log_skipped(s);
 		s->stopping = true;
 		update_listening(s);
 		event_base_loopbreak(s->base);

@@ -39,8 +39,8 @@ static void log_line(const char *level_name, const char *fmt, va_list ap)
 
 	/* The library names the program that runs it, never one of its own
 	 * (glibc sets the name from argv[0] before main). */
-	n = snprintf(line, sizeof(line), "%s[%s] %s: ", program_invocation_short_name,
-		     thread_tag, level_name);
+	n = snprintf(line, sizeof(line), "%.64s[%.32s] %s: ", program_invocation_short_name,
+		     thread_tag, level_name);	/* < 128: argv[0] can be anything */
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	/* One call per line: stdio locks the stream, so lines never interleave. */
 	fprintf(stderr, "%s\n", line);
