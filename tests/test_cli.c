@@ -287,6 +287,9 @@ static void test_sighup(void)
 	int fd;
 	char c = 'h';
 
+	/* This test may itself run with SIGHUP ignored (under nohup), which
+	 * the server would inherit and keep: start it with the default. */
+	signal(SIGHUP, SIG_DFL);
 	if (srv_start(&s, false, NULL) != 0)
 		bail("cannot start echoserver");
 	fd = tcp_connect(s.port);
