@@ -692,11 +692,13 @@ static void test_limit_churn(void)
 	secs = (now_ms() - t0) / 1000;
 	pausing = srv_stderr_count(&s, "pausing");
 	resuming = srv_stderr_count(&s, "resuming");
-	/* Every churned connection took the last slot: one pause each, logged
-	 * or counted, and what was only counted is reported at the stop. */
+	/* A churned connection takes the last slot and pauses the acceptor,
+	 * unless its close is seen first (often, under sanitizers): at most one
+	 * pause each, logged or counted; what was only counted is reported at
+	 * the stop. */
 	srv_stderr_number_after(&s, "paused at the connection limit ", &more);
 	ok(served == CHURN && pausing >= 1 && pausing <= 1 + (int)(secs / 10) &&
-	   resuming <= pausing && (unsigned)pausing + more == CHURN,
+	   resuming <= pausing && more >= 1 && (unsigned)pausing + more <= CHURN,
 	   "--max-conns 4, %d connections churning through the last slot: all served, %d "
 	   "'pausing' and %d 'resuming' lines in %llu s, and %u more pauses reported at the "
 	   "stop", served, pausing, resuming, (unsigned long long)secs, more);
