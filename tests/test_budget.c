@@ -175,10 +175,17 @@ struct result {
 	bool failed;
 };
 
+/* The flood was real: at a third of the pings or more, over a round was
+ * waiting (under TSan the flooder is slower: 44% in one CI run). */
+static bool flooded(const struct result *r)
+{
+	return r->pings > 0 && r->flooded * 3 >= r->pings && r->st.largest_batch == r->budget;
+}
+
 static bool within_bounds(const struct result *r)
 {
 	return !r->failed && r->worst < WORST_RTT_MS * 1000000ull &&
-	       r->most_ahead <= 2 * r->budget + AHEAD_SLACK;
+	       r->most_ahead <= 2 * r->budget + AHEAD_SLACK && flooded(r);
 }
 
 static void flood_once(const char *dispatch, struct result *r)
@@ -269,7 +276,7 @@ static void test_variant(const char *dispatch)
 	ok(!r.failed && r.most_ahead <= 2 * r.budget + AHEAD_SLACK,
 	   "%s: at most two budgets of calls ran while a byte waited to be read "
 	   "(most: %llu)", dispatch, (unsigned long long)r.most_ahead);
-	ok(r.pings > 0 && r.flooded * 10 >= r.pings * 9 && r.st.largest_batch == r.budget,
+	ok(flooded(&r),
 	   "%s: the inbox really was flooded: more than a round's worth waiting at %llu of "
 	   "%llu pings; %llu calls ran; largest round %llu", dispatch,
 	   (unsigned long long)r.flooded, (unsigned long long)r.pings,
