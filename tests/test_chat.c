@@ -526,6 +526,18 @@ static void test_small_things(const char *chat)
 	ok(srv_stderr_has(&s, "chatserver[main]") && !srv_stderr_has(&s, "echoserver["),
 	   "its log lines say chatserver[main], never echoserver[");
 	unlink(s.err_path);
+
+	/* Started with SIGHUP ignored (nohup), it keeps ignoring it. */
+	signal(SIGHUP, SIG_IGN);
+	rc = srv_start(&s, false, NULL);
+	signal(SIGHUP, SIG_DFL);
+	if (rc != 0)
+		bail("cannot start chatserver");
+	kill(s.pid, SIGHUP);
+	usleep(200000);
+	ok(srv_alive(&s), "started with SIGHUP ignored (nohup): SIGHUP is still ignored");
+	srv_stop(&s, SIGTERM, 10000);
+	unlink(s.err_path);
 }
 
 int main(void)
@@ -540,7 +552,7 @@ int main(void)
 	if (chat == NULL)
 		bail("CHATSERVER is not set (make check sets it)");
 	setenv("ECHOSERVER", chat, 1);	/* the harness starts $ECHOSERVER */
-	tap_plan(15 + 4);
+	tap_plan(15 + 5);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start chatserver");
 	ok(strstr(s.banner, "chatserver: listening on 127.0.0.1:") != NULL,
