@@ -46,7 +46,7 @@
 #include <unistd.h>
 
 #include "bench/cli.h"
-#include "core/histogram.h"
+#include "histogram.h"
 
 #define MAX_THREADS 64
 #define MAX_DEPTH 1024

@@ -2,7 +2,7 @@
  * handoff_bench.c - what does handing a message to another thread's event
  * loop cost? A producer thread (the acceptor's role) posts to W worker
  * threads, each running a real libevent event_base with the variant's inbox,
- * the same code the server uses (src/core/inbox.h). Each message carries the
+ * the same code the server uses (src/core/handoff/inbox.h). Each message carries the
  * time taken just before it was posted; the worker's handler records the
  * difference in a log-bucketed histogram (within 0.4%).
  *
@@ -43,9 +43,9 @@
 #include <event2/event.h>
 
 #include "bench/cli.h"
-#include "core/histogram.h"
-#include "core/inbox.h"
-#include "core/wakeup.h"
+#include "histogram.h"
+#include "inbox.h"
+#include "wakeup.h"
 
 #define MAX_WORKERS 64
 #define MAX_RUNS 64

@@ -2,11 +2,13 @@
  * mtserver.h - the public API of the core: a multithreaded accept-and-dispatch
  * server that knows nothing about the protocol it serves.
  *
- * The main thread runs the acceptor (mts_run()); N worker threads each run
- * their own event_base and serve any number of connections. A new connection
- * travels from the acceptor to a worker through that worker's inbox (a
- * wait-free queue and an eventfd; doc/HANDOFF.md); from then on only that
- * worker touches it.
+ * N worker threads each run their own event_base and serve any number of
+ * connections. How a connection reaches its worker is the accept strategy:
+ * with "handoff" (the default) the main thread accepts (in mts_run()) and
+ * passes each connection to a worker through that worker's inbox (a
+ * wait-free queue and an eventfd; doc/HANDOFF.md); with "reuseport" and
+ * "shared" every worker accepts for itself. Either way, from then on only
+ * that worker touches the connection. doc/ARCHITECTURE.md shows the layers.
  *
  * A protocol plugs in through a struct mts_handler. Its callbacks run on the
  * connection's worker thread, and may use that worker's event_base
@@ -30,28 +32,56 @@ enum mts_balance {
 	MTS_BALANCE_LEAST,		/* fewest live connections */
 };
 
+/* The defaults that mts_config_defaults() fills in are given after each field. */
 struct mts_config {
 	const char *const *listen;	/* host names or literals; NULL: "localhost" */
-	size_t n_listen;
-	const char *port;		/* service; "0": ephemeral */
-	unsigned threads;		/* workers, >= 1 */
-	int backlog;
-	unsigned max_conns;		/* 0: unlimited */
-	unsigned max_conns_per_ip;	/* 0: unlimited; IPv6 counts per /64 */
-	unsigned idle_timeout_s;	/* 0: off */
-	unsigned shutdown_grace_ms;	/* how long "stop" waits for pending output */
-	unsigned linger_ms;		/* how long mts_conn_finish() waits for the peer */
-	size_t linger_bytes;		/* ... and how much of its input it discards */
-	unsigned inbox_budget;		/* messages handled per worker loop turn */
-	enum mts_balance balance;
-	const char *dispatch;		/* handoff variant, see mts_dispatch_name() */
+	size_t n_listen;		/* 0 */
+	const char *port;		/* service; "0": ephemeral. "5555" */
+	unsigned threads;		/* workers, >= 1. The number of online CPUs */
+	int backlog;			/* 1024 */
+	unsigned max_conns;		/* 0: unlimited. 0 */
+	unsigned max_conns_per_ip;	/* 0: unlimited; IPv6 counts per /64. 0 */
+	unsigned idle_timeout_s;	/* 0: off. 0 */
+	unsigned shutdown_grace_ms;	/* how long "stop" waits for pending output. 2000 */
+	unsigned linger_ms;		/* how long mts_conn_finish() waits for the peer. 2000 */
+	size_t linger_bytes;		/* ... and how much of its input it discards. 16 MiB */
+	unsigned inbox_budget;		/* messages handled per worker loop turn. 64 */
+	enum mts_balance balance;	/* handoff only. MTS_BALANCE_RR */
+	const char *dispatch;		/* handoff variant, mts_dispatch_name(). "wfcq" */
+	const char *accept;		/* accept strategy, mts_accept_name(). "handoff" */
+	/*
+	 * Listening sockets the program already has (socket activation, see
+	 * mts_inherited_fds()): used instead of listen/port, and closed by
+	 * mts_free(). Not with accept "reuseport". NULL, 0.
+	 */
+	const int *listen_fds;
+	size_t n_listen_fds;
 };
 
-/* Fills in the defaults documented in echoserver(1). */
 void mts_config_defaults(struct mts_config *cfg);
 
 /* The handoff variants mts_new() accepts: i = 0, 1, ... until NULL. */
 const char *mts_dispatch_name(unsigned i);
+
+/*
+ * The accept strategies, i = 0, 1, ... until NULL:
+ *   handoff    the thread in mts_run() accepts, and posts each connection to
+ *              a worker (round-robin, or the least loaded: `balance`)
+ *   reuseport  each worker accepts on its own sockets (SO_REUSEPORT), no
+ *              handoff; the kernel spreads connections by a hash
+ *   shared     each worker accepts on the same sockets, no handoff; every
+ *              worker is woken for each new connection (the thundering herd:
+ *              mts_worker_stats counts the wake-ups that found nothing)
+ */
+const char *mts_accept_name(unsigned i);
+
+/*
+ * Socket activation (systemd's LISTEN_PID and LISTEN_FDS): the number of
+ * listening descriptors this process inherited, which are 3, 4, ...; 0 if
+ * none were passed to it, or -EINVAL if the variables are malformed. The
+ * variables are removed, so that child processes do not see them.
+ */
+int mts_inherited_fds(void);
 
 struct mts_handler {
 	size_t data_size;	/* bytes of protocol state per connection */
@@ -73,9 +103,10 @@ struct mts_handler {
  * Returns 0 or a negative errno; *why receives a description of what failed
  * ("cannot listen on 127.0.0.1:5555: address already in use"), for the
  * caller's message. -EINVAL means the configuration itself is wrong (an
- * unknown dispatch, a name that does not resolve, listen addresses that
- * overlap); other errors are the system refusing (address in use, out of
- * descriptors).
+ * unknown dispatch or accept strategy, balance "least" without "handoff",
+ * a name that does not resolve, listen addresses that overlap, an inherited
+ * descriptor that is not a listening socket); other errors are the system
+ * refusing (address in use, out of descriptors).
  */
 int mts_new(struct mts_server **out, const struct mts_config *cfg,
 	       const struct mts_handler *handler, char *why, size_t why_len);
@@ -85,16 +116,17 @@ size_t mts_listener_count(const struct mts_server *s);
 const char *mts_listener_name(const struct mts_server *s, size_t i);
 
 /*
- * Starts the workers, then accepts on the calling thread until mts_stop():
- * then stops accepting, posts "stop" to every worker, joins them and returns
- * 0 (or a negative errno if the server could not start).
+ * Starts the workers, then runs the server's control loop on the calling
+ * thread (and, with accept "handoff", accepts there) until mts_stop(): then
+ * stops accepting, posts "stop" to every worker, joins them and returns 0
+ * (or a negative errno if the server could not start).
  */
 int mts_run(struct mts_server *s);
 
 /* Asks mts_run() to finish. Async-signal-safe; any thread. */
 void mts_stop(struct mts_server *s);
 
-/* Asks the acceptor to log per-worker statistics. Async-signal-safe; any thread. */
+/* Asks the main thread to log per-worker statistics. Async-signal-safe; any thread. */
 void mts_request_stats(struct mts_server *s);
 
 /* Frees everything; after mts_run() returned, or instead of it. */
@@ -178,6 +210,8 @@ struct mts_worker_stats {
 	uint64_t handoff_p90_ns;
 	uint64_t handoff_p99_ns;
 	uint64_t handoff_max_ns;
+	uint64_t accept_wakeups;	/* reuseport, shared: accept events handled */
+	uint64_t accept_empty;		/* ... that found no connection (the herd) */
 };
 
 int mts_worker_stats(const struct mts_server *s, unsigned worker,

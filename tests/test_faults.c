@@ -1,5 +1,5 @@
 /*
- * test_faults.c - injected failures (src/core/fault.h) hit one connection,
+ * test_faults.c - injected failures (src/core/base/fault.h) hit one connection,
  * never the server: a failed connection allocation closes that connection; a
  * failed output-buffer allocation closes that connection; a failed worker
  * wake-up delays a connection but loses none. After each, no descriptor is
@@ -75,10 +75,10 @@ static void start(struct srv *s, const char *faults, const char *dispatch)
 {
 	const char *args[] = { "-t", "2", "--dispatch", dispatch, NULL };
 
-	setenv("ECHOSERVER_FAULTS", faults, 1);
+	setenv("MTS_FAULTS", faults, 1);
 	if (srv_start(s, false, args) != 0)
 		bail("cannot start echoserver");
-	unsetenv("ECHOSERVER_FAULTS");
+	unsetenv("MTS_FAULTS");
 }
 
 static void test_conn_alloc(void)

@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-#include "core/histogram.h"
+#include "histogram.h"
 #include "tap.h"
 
 static struct histogram h, other;

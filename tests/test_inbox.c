@@ -31,9 +31,9 @@
 
 #include <event2/event.h>
 
-#include "core/fault.h"
-#include "core/inbox_wfcq.h"
-#include "core/tsan.h"
+#include "fault.h"
+#include "inbox_wfcq.h"
+#include "tsan.h"
 #include "tap.h"
 
 #define MAX_PRODUCERS 8

@@ -9,9 +9,10 @@
  * Thread safety: log_set_level() is called once by main() before any thread
  * starts; everything else may be called from any thread.
  */
-#ifndef ECHOSERVER_LOG_H
-#define ECHOSERVER_LOG_H
+#ifndef MTS_LOG_H
+#define MTS_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +31,8 @@ void log_set_thread_tag(const char *tag);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 /* A report the user asked for (SIGUSR1): printed whatever the level. */
 void log_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

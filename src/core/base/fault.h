@@ -5,9 +5,9 @@
  * build these are empty inlines and the points cost nothing.
  *
  * Failure points: fault_hit(p) says whether this pass through p must fail.
- * The environment variable ECHOSERVER_FAULTS arms them, e.g.
+ * The environment variable MTS_FAULTS arms them, e.g.
  *
- *   ECHOSERVER_FAULTS="conn_alloc=5,wakeup_write=3"
+ *   MTS_FAULTS="conn_alloc=5,wakeup_write=3"
  *
  * makes every 5th connection allocation and every 3rd wake-up write fail;
  * a test inside the process may call fault_arm() instead. (Failures inside
@@ -20,8 +20,8 @@
  * between their check of `stopping` and their enqueue while the queue is
  * freed). A gate does nothing until a test closes it.
  */
-#ifndef ECHOSERVER_FAULT_H
-#define ECHOSERVER_FAULT_H
+#ifndef MTS_FAULT_H
+#define MTS_FAULT_H
 
 #include <stdbool.h>
 

@@ -11,7 +11,7 @@
  * hosts each staying under the limit (a botnet), and it counts every client
  * behind one NAT address as one host.
  *
- * Who may call what: iplimit_admit, the accepting thread; iplimit_release,
+ * Who may call what: iplimit_admit, any accepting thread; iplimit_release,
  * any thread (a worker, when the connection ends). One mutex guards the
  * table: it is taken once per accept and once per close, next to system
  * calls that cost more.

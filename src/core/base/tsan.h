@@ -8,8 +8,8 @@
  * documents both); under TSan we say so on the object handed over. In other
  * builds these are empty.
  */
-#ifndef ECHOSERVER_TSAN_H
-#define ECHOSERVER_TSAN_H
+#ifndef MTS_TSAN_H
+#define MTS_TSAN_H
 
 #ifdef HAVE_TSAN
 void __tsan_acquire(void *addr);

@@ -11,7 +11,6 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "mtserver.h"
 
 /* Written by main() before threads start, read by every thread: relaxed is enough. */
 static atomic_int log_level = LOG_INFO;
@@ -46,7 +45,7 @@ static void log_line(const char *level_name, const char *fmt, va_list ap)
 	fprintf(stderr, "%s\n", line);
 }
 
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 
@@ -73,21 +72,6 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_vmsg(level, fmt, ap);
-	va_end(ap);
-}
-
-/* The public names (mtserver.h); the levels are the same numbers. */
-void mts_log_set_level(enum mts_log_level level)
-{
-	log_set_level((enum log_level)level);
-}
-
-void mts_log(enum mts_log_level level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	log_vmsg((enum log_level)level, fmt, ap);
 	va_end(ap);
 }
 

@@ -6,8 +6,8 @@
  * because no other thread ever writes the counter. Readers load relaxed and
  * see some recent value: statistics order nothing else.
  */
-#ifndef ECHOSERVER_COUNTER_H
-#define ECHOSERVER_COUNTER_H
+#ifndef MTS_COUNTER_H
+#define MTS_COUNTER_H
 
 #include <stdatomic.h>
 #include <stdint.h>

@@ -8,8 +8,8 @@
  * relaxed atomics, so a reader sees each bucket whole but the set of buckets
  * only approximately while recording goes on.
  */
-#ifndef ECHOSERVER_HISTOGRAM_H
-#define ECHOSERVER_HISTOGRAM_H
+#ifndef MTS_HISTOGRAM_H
+#define MTS_HISTOGRAM_H
 
 #include <stdatomic.h>
 #include <stdint.h>

@@ -37,12 +37,13 @@
  *   the handler      runs only on the thread running `base`: the single
  *                    consumer. liburcu's splice and dequeue need mutual
  *                    exclusion; we get it by doing all of them on one thread.
+ *   inbox_retry_with before any post, on the thread that made the inbox
  *   inbox_free       the consumer thread (or any, once it has stopped), once
  *                    no producer can post again
  *   inbox_get_stats  any thread; values are approximate while traffic flows
  */
-#ifndef ECHOSERVER_INBOX_H
-#define ECHOSERVER_INBOX_H
+#ifndef MTS_INBOX_H
+#define MTS_INBOX_H
 
 #include <stdint.h>
 
@@ -121,6 +122,17 @@ int inbox_post(struct inbox *ib, struct inbox_msg *msg);
  * not send is owed again: retry later).
  */
 int inbox_retry_wakeups(struct inbox *ib);
+
+/*
+ * Hands the inbox's debt to a retrier (retry.h): from now on a post whose
+ * wake-up fails kicks it, and it calls inbox_retry_wakeups() until the debt
+ * is paid, so no poster has to retry on its own (inbox_post still returns
+ * the error, for statistics and logs). Call it before anything is posted,
+ * on the thread that made the inbox; inbox_free() unregisters. Returns 0 or
+ * -ENOMEM.
+ */
+struct retrier;
+int inbox_retry_with(struct inbox *ib, struct retrier *r);
 
 /*
  * Frees the inbox. Messages still queued are passed to `dispose` (if not NULL)

@@ -16,8 +16,8 @@
  * starts after a drain has returned leaves the fd readable again. The lost
  * wake-up argument in inbox_wfcq.c relies on exactly this and nothing more.
  */
-#ifndef ECHOSERVER_WAKEUP_H
-#define ECHOSERVER_WAKEUP_H
+#ifndef MTS_WAKEUP_H
+#define MTS_WAKEUP_H
 
 #include <stdbool.h>
 

@@ -21,7 +21,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void parse(void)
 {
-	const char *spec = getenv("ECHOSERVER_FAULTS");
+	const char *spec = getenv("MTS_FAULTS");
 
 	for (int p = 0; spec != NULL && p < FAULT_N_POINTS; p++) {
 		const char *at = strstr(spec, names[p]);

@@ -8,8 +8,8 @@
  * variant owns only its queue. Each variant's struct begins with a struct
  * inbox.
  */
-#ifndef ECHOSERVER_INBOX_IMPL_H
-#define ECHOSERVER_INBOX_IMPL_H
+#ifndef MTS_INBOX_IMPL_H
+#define MTS_INBOX_IMPL_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -53,6 +53,7 @@ struct inbox {
 	 * the unit back if the send failed. Any thread.
 	 */
 	atomic_uint owed;
+	struct retrier *retrier;	/* kicked when a debt is recorded; or NULL */
 	/* Signals that found the fd already full: no byte was added, and none
 	 * was needed. Producers count it, on that rare path only. */
 	atomic_uint_fast64_t full;

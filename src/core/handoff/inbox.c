@@ -59,8 +59,9 @@
  * A signal that cannot be written (any error but a full fd, which is
  * readable and so already a pending wake-up) is owed: the message stays
  * queued, `owed` counts the signal, and inbox_retry_wakeups() sends it
- * later; until then the message waits (the server retries 1 ms after a
- * failure, then backs off). A retry claims one unit before it sends and gives it back if the
+ * later; until then the message waits. The inbox's retrier (retry.h, one
+ * thread for every inbox of a server) is kicked after the debt is recorded
+ * and retries 1 ms later, then backs off; no poster retries on its own. A retry claims one unit before it sends and gives it back if the
  * send fails, so concurrent retriers send exactly as many signals as were
  * owed, never more. The increment releases, and the claim acquires, the
  * post's enqueue: the retrier's signal then comes after the link it stands
@@ -77,6 +78,7 @@
 #include "counter.h"
 #include "fault.h"
 #include "inbox_impl.h"
+#include "retry.h"
 
 static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ] = &inbox_wfcq_ops,
@@ -181,8 +183,11 @@ int inbox_post(struct inbox *ib, struct inbox_msg *msg)
 	if (!ib->ops->enqueue(ib, msg))		/* P1 */
 		return 0;	/* rides along on a wake-up already on its way */
 	rc = send_wakeup(ib);			/* P2 */
-	if (rc < 0)	/* owed; release: the retrier's signal follows P1 */
+	if (rc < 0) {	/* owed; release: the retrier's signal follows P1 */
 		atomic_fetch_add_explicit(&ib->owed, 1, memory_order_release);
+		if (ib->retrier != NULL)
+			retrier_kick(ib->retrier);	/* after the debt: retry.c */
+	}
 	return rc;
 }
 
@@ -205,6 +210,20 @@ int inbox_retry_wakeups(struct inbox *ib)
 		n = atomic_load_explicit(&ib->owed, memory_order_relaxed);
 	}
 	return 0;
+}
+
+static int retry_adapter(void *arg)
+{
+	return inbox_retry_wakeups(arg);
+}
+
+int inbox_retry_with(struct inbox *ib, struct retrier *r)
+{
+	int rc = retrier_add(r, retry_adapter, ib);
+
+	if (rc == 0)
+		ib->retrier = r;
+	return rc;
 }
 
 /* Runs on the consumer thread only: the single-consumer rule of inbox.h. */
@@ -261,6 +280,8 @@ void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg)
 
 	if (ib == NULL)
 		return;
+	if (ib->retrier != NULL)	/* returns once the retrier lets go of it */
+		retrier_remove(ib->retrier, retry_adapter, ib);
 	event_free(ib->ev);
 	event_free(ib->again);
 	while ((msg = ib->ops->leftover(ib)) != NULL)

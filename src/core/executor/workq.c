@@ -1,6 +1,7 @@
 /*
  * workq.c - the work queue: pool threads for blocking jobs, completions back
- * on the submitting worker. API and shutdown contract in mtserver.h.
+ * on the submitting worker as executor tasks. API and shutdown contract in
+ * mtserver.h (mts_workq_*), which the server layer forwards to workq.h.
  *
  *   submitter (any thread)               pool thread
  *   S0 submitting++, then read stopping  W1 sem_wait: a job (or stop) is there
@@ -38,7 +39,15 @@
  *
  * `outstanding` counts jobs submitted whose `done` has not run yet. Only the
  * submitter increments it (before S1) and only `done`'s trampoline decrements
- * it, on a worker; mts_workq_free() waits for it to reach zero.
+ * it, on a worker; mts_workq_free() waits for it to reach zero, on a
+ * condition variable that the decrement to zero signals under its lock (so
+ * the signal cannot fall between free's check and its wait). The trampoline
+ * may still hold that lock when free returns: the lock and the condition
+ * live as long as the struct.
+ *
+ * A job carries its own executor task, so posting its `done` allocates
+ * nothing and cannot fail but for one reason: the executor is closed
+ * (-ESHUTDOWN), and then the done runs at once, cancelled. No retry loop.
  */
 #include <config.h>
 
@@ -48,19 +57,20 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <urcu/wfcqueue.h>
 
-#include "core.h"
+#include "executor.h"
 #include "fault.h"
 #include "log.h"
 #include "tsan.h"
+#include "workq.h"
 
 struct job {
 	struct cds_wfcq_node node;	/* in q->head/tail until a pool thread takes it */
-	mts_job_fn work;
-	mts_done_fn done;
+	struct exec_task task;		/* posts `done` to the worker */
+	workq_job_fn work;
+	exec_call_fn done;
 	void *arg;
 	unsigned worker;
 	int cancelled;
@@ -68,39 +78,51 @@ struct job {
 };
 
 struct mts_workq {
-	struct mts_server *srv;
+	struct executor *ex;
 	struct cds_wfcq_head head;	/* with liburcu's dequeue lock: many consumers */
 	struct cds_wfcq_tail tail;
 	sem_t ready;			/* one post per job, and one per thread at stop */
 	atomic_bool stopping;		/* set once by mts_workq_free() */
 	atomic_uint submitting;		/* submitters between S0 and S3 */
 	atomic_uint outstanding;	/* submitted, done not yet run */
+	pthread_mutex_t idle_lock;	/* with idle: outstanding reached 0 */
+	pthread_cond_t idle;
 	unsigned n_threads;
 	pthread_t *threads;
-	/* In srv->workqs, which frees the struct; set before it is pushed. */
+	/* In the list that frees the struct; set before it is pushed. */
 	struct mts_workq *next;
 };
 
-/* On the job's worker (or cancelled at mts_free()): the job's last step. */
-static void run_done(struct event_base *base, void *arg, int cancelled)
+/* The job's last step: on its worker, or cancelled at the executor's close. */
+static void run_done(struct job *j, struct event_base *base, int cancelled)
 {
-	struct job *j = arg;
 	struct mts_workq *q = j->q;
 
 	j->done(base, j->arg, j->cancelled || cancelled);
 	free(j);
-	atomic_fetch_sub_explicit(&q->outstanding, 1, memory_order_release);
+	if (atomic_fetch_sub_explicit(&q->outstanding, 1, memory_order_acq_rel) == 1) {
+		pthread_mutex_lock(&q->idle_lock);
+		pthread_cond_broadcast(&q->idle);
+		pthread_mutex_unlock(&q->idle_lock);
+	}
+}
+
+static void done_run(struct exec_task *t, struct event_base *base, unsigned worker)
+{
+	run_done(caa_container_of(t, struct job, task), base, 0);
+}
+
+static void done_cancel(struct exec_task *t)
+{
+	run_done(caa_container_of(t, struct job, task), NULL, 1);
 }
 
 static void finish(struct job *j)
 {
-	int rc;
-
-	/* Retry only on memory exhaustion; the worker exists (checked at submit). */
-	while ((rc = mts_post(j->q->srv, j->worker, run_done, j)) == -ENOMEM)
-		usleep(1000);
-	if (rc == -ESHUTDOWN)
-		run_done(NULL, j, 1);	/* the server is going: its last step, here */
+	j->task = (struct exec_task){ .run = done_run, .cancel = done_cancel };
+	/* The worker exists (checked at submit): only a closed executor refuses. */
+	if (exec_post(j->q->ex, j->worker, &j->task) < 0)
+		run_done(j, NULL, 1);	/* the server is going: its last step, here */
 }
 
 /*
@@ -184,7 +206,8 @@ static void release_pool(struct mts_workq *q)
 	q->threads = NULL;
 }
 
-int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads)
+int workq_new(struct mts_workq **out, struct executor *ex, struct workq_list *list,
+	      unsigned threads)
 {
 	struct mts_workq *q;
 	int rc = 0;
@@ -194,7 +217,7 @@ int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads
 	q = calloc(1, sizeof(*q));
 	if (q == NULL)
 		return -ENOMEM;
-	q->srv = s;
+	q->ex = ex;
 	cds_wfcq_init(&q->head, &q->tail);
 	if (sem_init(&q->ready, 0, 0) == -1) {
 		rc = -errno;
@@ -202,6 +225,8 @@ int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads
 		free(q);
 		return rc;
 	}
+	pthread_mutex_init(&q->idle_lock, NULL);
+	pthread_cond_init(&q->idle, NULL);
 	q->threads = calloc(threads, sizeof(*q->threads));
 	for (; q->threads != NULL && q->n_threads < threads; q->n_threads++) {
 		rc = -pthread_create(&q->threads[q->n_threads], NULL, pool_main, q);
@@ -211,13 +236,15 @@ int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads
 	if (q->threads == NULL || rc < 0) {
 		stop_pool(q);		/* nothing was submitted yet */
 		release_pool(q);
+		pthread_cond_destroy(&q->idle);
+		pthread_mutex_destroy(&q->idle_lock);
 		free(q);
 		return rc < 0 ? rc : -ENOMEM;
 	}
-	/* Published to the server, which frees it (mts_free): a push onto a
-	 * list that only grows while the server runs. */
-	q->next = atomic_load_explicit(&s->workqs, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(&s->workqs, &q->next, q,
+	/* Published to the list, which frees it (workq_free_all): a push onto
+	 * a list that only grows while the server runs. */
+	q->next = atomic_load_explicit(&list->head, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&list->head, &q->next, q,
 						      memory_order_release,
 						      memory_order_relaxed))
 		;
@@ -225,13 +252,13 @@ int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads
 	return 0;
 }
 
-int mts_workq_submit(struct mts_workq *q, unsigned worker, mts_job_fn work,
-		     mts_done_fn done, void *arg)
+int workq_submit(struct mts_workq *q, unsigned worker, workq_job_fn work,
+		 exec_call_fn done, void *arg)
 {
 	struct job *j;
 	int rc = 0;
 
-	if (worker >= mts_worker_count(q->srv) || work == NULL || done == NULL)
+	if (worker >= exec_workers(q->ex) || work == NULL || done == NULL)
 		return -EINVAL;
 	/* S0: announce, then look; see "SUBMIT AGAINST FREE" above. */
 	atomic_fetch_add_explicit(&q->submitting, 1, memory_order_seq_cst);
@@ -256,68 +283,73 @@ leave:
 	return rc;
 }
 
-void mts_workq_free(struct mts_workq *q)
+/* After stop_pool(): what no pool thread started is cancelled; its done
+ * still runs, on its worker (or at the executor's close). Returns how many. */
+static unsigned cancel_queued(struct mts_workq *q)
 {
 	struct cds_wfcq_node *node;
+	unsigned n = 0;
 
-	if (q == NULL || atomic_load_explicit(&q->stopping, memory_order_relaxed))
-		return;
-	stop_pool(q);
-	/* What no thread started is cancelled; its done still runs, on its worker. */
 	while ((node = cds_wfcq_dequeue_blocking(&q->head, &q->tail)) != NULL) {
 		struct job *j = caa_container_of(node, struct job, node);
 		TSAN_ACQUIRE(j);
 		j->cancelled = 1;
 		finish(j);
+		n++;
 	}
+	return n;
+}
+
+void workq_free(struct mts_workq *q)
+{
+	if (q == NULL || atomic_load_explicit(&q->stopping, memory_order_relaxed))
+		return;
+	stop_pool(q);
+	cancel_queued(q);
 	/* Every done has run (or runs now): then nothing refers to the pool. */
+	pthread_mutex_lock(&q->idle_lock);
 	while (atomic_load_explicit(&q->outstanding, memory_order_acquire) != 0)
-		usleep(1000);
+		pthread_cond_wait(&q->idle, &q->idle_lock);
+	pthread_mutex_unlock(&q->idle_lock);
 	/* The struct stays until mts_free(): a submit that comes now, or comes
 	 * late, still finds `stopping` there and is refused. */
 	release_pool(q);
 }
 
 /*
- * mts_free(), before it closes the server to posts: a queue the program
- * never stopped (mtserver.h asks for mts_workq_free() before mts_stop()) is
- * stopped here, so that no pool thread is still posting a `done` while
- * mts_free() cancels what the inboxes hold. A job a pool thread finishes
- * now posts its done, which that drain then cancels.
+ * Before the executor is closed: a queue the program never stopped
+ * (mtserver.h asks for mts_workq_free() before mts_stop()) is stopped here,
+ * so that no pool thread is still posting a `done` while exec_close()
+ * cancels what the inboxes hold. A job a pool thread finishes now posts its
+ * done, and so do the jobs not started (cancelled): that close then cancels
+ * every one of those dones, so each job still ends in exactly one.
  */
-void workq_stop_all(struct mts_server *s)
+void workq_stop_all(struct workq_list *list)
 {
-	struct mts_workq *q = atomic_load_explicit(&s->workqs, memory_order_acquire);
+	struct mts_workq *q = atomic_load_explicit(&list->head, memory_order_acquire);
 
 	for (; q != NULL; q = q->next)
-		if (!atomic_load_explicit(&q->stopping, memory_order_relaxed))
+		if (!atomic_load_explicit(&q->stopping, memory_order_relaxed)) {
 			stop_pool(q);
+			log_warn("a work queue was not freed before the server stopped; "
+				 "%u jobs not started are cancelled", cancel_queued(q));
+		}
 }
 
 /*
- * mts_free(), after the drain: frees every queue. One that the program
- * never freed still holds its pool (threads != NULL); the jobs no thread
- * started are dropped without their `done`, and the drop is logged.
+ * After exec_close(): frees every queue (workq_stop_all() stopped them).
  */
-void workq_free_all(struct mts_server *s)
+void workq_free_all(struct workq_list *list)
 {
-	struct mts_workq *q = atomic_load_explicit(&s->workqs, memory_order_acquire), *next;
-	struct cds_wfcq_node *node;
+	struct mts_workq *q = atomic_load_explicit(&list->head, memory_order_acquire), *next;
 
 	for (; q != NULL; q = next) {
 		next = q->next;
-		if (q->threads != NULL) {
-			unsigned dropped = 0;
-
-			while ((node = cds_wfcq_dequeue_blocking(&q->head, &q->tail)) != NULL) {
-				free(caa_container_of(node, struct job, node));
-				dropped++;
-			}
-			log_warn("a work queue was not freed before the server stopped; "
-				 "%u jobs dropped without their done", dropped);
+		if (q->threads != NULL)
 			release_pool(q);
-		}
+		pthread_cond_destroy(&q->idle);
+		pthread_mutex_destroy(&q->idle_lock);
 		free(q);
 	}
-	atomic_store_explicit(&s->workqs, NULL, memory_order_relaxed);
+	atomic_store_explicit(&list->head, NULL, memory_order_relaxed);
 }

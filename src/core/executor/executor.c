@@ -1,0 +1,282 @@
+/*
+ * executor.c - worker threads, each with its own event_base and inbox, and
+ * the tasks they run. Contract in executor.h.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "executor.h"
+#include "log.h"
+
+enum msg_kind {
+	MSG_TASK = 1,		/* a struct exec_task: run it */
+	MSG_STOP,		/* the worker's own stop_msg */
+};
+
+struct exec_worker {
+	struct executor *ex;
+	unsigned id;
+	char tag[16];			/* "w3": thread name and log tag */
+	pthread_t thread;
+	bool started;
+	/* Made by exec_new() before the thread starts; from then on the
+	 * worker thread's alone (until it is joined). */
+	struct event_base *base;
+	struct inbox *inbox;
+	struct inbox_msg stop_msg;	/* preallocated: stopping cannot fail */
+};
+
+struct executor {
+	struct exec_config cfg;
+	struct exec_worker *workers;
+	unsigned n;
+	/* Set by exec_close(): posts are refused from then on, so a cancelled
+	 * task that posts cannot reach an inbox being drained. */
+	atomic_bool closed;
+};
+
+/* exec_post_call()'s task. */
+struct call {
+	struct exec_task task;
+	exec_call_fn fn;
+	void *arg;
+};
+
+static void on_msg(struct inbox_msg *msg, void *arg)
+{
+	struct exec_worker *w = arg;
+
+	if (msg->kind == MSG_STOP) {
+		if (w->ex->cfg.on_stop != NULL)
+			w->ex->cfg.on_stop(w->id, w->ex->cfg.arg);
+		else
+			exec_leave(w->ex, w->id);
+		return;
+	}
+	struct exec_task *t = caa_container_of(msg, struct exec_task, msg);
+	t->run(t, w->base, w->id);
+}
+
+/* exec_close(): a task that never ran is cancelled, its other way to end. */
+static void on_leftover(struct inbox_msg *msg, void *arg)
+{
+	if (msg->kind == MSG_TASK) {
+		struct exec_task *t = caa_container_of(msg, struct exec_task, msg);
+		t->cancel(t);
+	}
+}
+
+static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
+{
+	struct event_config *ecfg;
+	int rc;
+
+	w->ex = ex;
+	w->id = id;
+	snprintf(w->tag, sizeof(w->tag), "w%u", id);
+	w->stop_msg.kind = MSG_STOP;
+	/*
+	 * This event_base belongs to the worker thread alone: it is made here,
+	 * before the thread starts, and from exec_start() on no other thread
+	 * touches it. So libevent's locking is not needed, and not enabled.
+	 */
+	ecfg = event_config_new();
+	if (ecfg == NULL)
+		return -ENOMEM;
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (w->base == NULL)
+		return -ENOMEM;
+	rc = inbox_new(&w->inbox, ex->cfg.variant, w->base, on_msg, w, ex->cfg.inbox_budget);
+	if (rc == 0)
+		rc = inbox_retry_with(w->inbox, ex->cfg.retrier);
+	return rc;
+}
+
+int exec_new(struct executor **out, const struct exec_config *cfg, char *why, size_t why_len)
+{
+	struct executor *ex;
+	int rc;
+
+	snprintf(why, why_len, "cannot set up the workers: out of memory");
+	if (cfg->threads < 1 || cfg->retrier == NULL)
+		return -EINVAL;
+	ex = calloc(1, sizeof(*ex));
+	if (ex == NULL)
+		return -ENOMEM;
+	ex->cfg = *cfg;
+	ex->workers = calloc(cfg->threads, sizeof(*ex->workers));
+	if (ex->workers == NULL) {
+		free(ex);
+		return -ENOMEM;
+	}
+	ex->n = cfg->threads;	/* exec_free() copes with workers never set up */
+	for (unsigned i = 0; i < ex->n; i++) {
+		if ((rc = worker_init(ex, &ex->workers[i], i)) < 0) {
+			snprintf(why, why_len, "cannot set up worker %u: %s", i, strerror(-rc));
+			exec_free(ex);
+			return rc;
+		}
+		if (i == 0 && cfg->after_first != NULL &&
+		    (rc = cfg->after_first(cfg->after_first_arg, why, why_len)) < 0) {
+			exec_free(ex);
+			return rc;
+		}
+	}
+	*out = ex;
+	return 0;
+}
+
+unsigned exec_workers(const struct executor *ex)
+{
+	return ex->n;
+}
+
+struct event_base *exec_base(const struct executor *ex, unsigned i)
+{
+	return ex->workers[i].base;
+}
+
+const char *exec_tag(const struct executor *ex, unsigned i)
+{
+	return ex->workers[i].tag;
+}
+
+void exec_inbox_stats(const struct executor *ex, unsigned i, struct inbox_stats *st)
+{
+	inbox_get_stats(ex->workers[i].inbox, st);
+}
+
+static void *worker_main(void *arg)
+{
+	struct exec_worker *w = arg;
+
+	log_set_thread_tag(w->tag);
+	log_debug("worker started");
+	/* Runs until the "stop" message has made the worker leave. */
+	event_base_dispatch(w->base);
+	log_debug("worker leaving");
+	return NULL;
+}
+
+int exec_start(struct executor *ex)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	/* Signals are the main thread's business: workers block them all. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 0; i < ex->n && rc == 0; i++) {
+		struct exec_worker *w = &ex->workers[i];
+
+		rc = -pthread_create(&w->thread, NULL, worker_main, w);
+		w->started = rc == 0;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+void exec_stop(struct executor *ex)
+{
+	/*
+	 * "stop" travels the same path as tasks: behind everything posted
+	 * before. Its wake-up cannot be lost: a failed one is the retrier's
+	 * debt, and the join below waits for the worker however late it comes.
+	 */
+	for (unsigned i = 0; i < ex->n; i++)
+		if (ex->workers[i].started)
+			(void)inbox_post(ex->workers[i].inbox, &ex->workers[i].stop_msg);
+	for (unsigned i = 0; i < ex->n; i++)
+		if (ex->workers[i].started) {
+			pthread_join(ex->workers[i].thread, NULL);
+			ex->workers[i].started = false;
+		}
+}
+
+void exec_leave(struct executor *ex, unsigned i)
+{
+	event_base_loopbreak(ex->workers[i].base);
+}
+
+void exec_close(struct executor *ex)
+{
+	atomic_store_explicit(&ex->closed, true, memory_order_release);
+	for (unsigned i = 0; i < ex->n; i++) {
+		struct exec_worker *w = &ex->workers[i];
+
+		inbox_free(w->inbox, on_leftover, w);
+		w->inbox = NULL;
+	}
+}
+
+void exec_free(struct executor *ex)
+{
+	if (ex == NULL)
+		return;
+	exec_stop(ex);			/* no-op once stopped */
+	if (!atomic_load_explicit(&ex->closed, memory_order_relaxed))
+		exec_close(ex);
+	for (unsigned i = 0; i < ex->n; i++)
+		if (ex->workers[i].base != NULL)
+			event_base_free(ex->workers[i].base);
+	free(ex->workers);
+	free(ex);
+}
+
+int exec_post(struct executor *ex, unsigned worker, struct exec_task *t)
+{
+	if (worker >= ex->n || t->run == NULL || t->cancel == NULL)
+		return -EINVAL;
+	if (atomic_load_explicit(&ex->closed, memory_order_acquire))
+		return -ESHUTDOWN;
+	t->msg.kind = MSG_TASK;
+	/* From here the task is the worker's; a failed wake-up is the
+	 * retrier's to send (inbox_retry_with in worker_init). */
+	(void)inbox_post(ex->workers[worker].inbox, &t->msg);
+	return 0;
+}
+
+static void call_run(struct exec_task *t, struct event_base *base, unsigned worker)
+{
+	struct call *c = caa_container_of(t, struct call, task);
+
+	c->fn(base, c->arg, 0);
+	free(c);
+}
+
+static void call_cancel(struct exec_task *t)
+{
+	struct call *c = caa_container_of(t, struct call, task);
+
+	c->fn(NULL, c->arg, 1);
+	free(c);
+}
+
+int exec_post_call(struct executor *ex, unsigned worker, exec_call_fn fn, void *arg)
+{
+	struct call *c;
+	int rc;
+
+	if (worker >= ex->n || fn == NULL)
+		return -EINVAL;
+	if (atomic_load_explicit(&ex->closed, memory_order_acquire))
+		return -ESHUTDOWN;
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	*c = (struct call){ .task = { .run = call_run, .cancel = call_cancel }, .fn = fn, .arg = arg };
+	if ((rc = exec_post(ex, worker, &c->task)) < 0)
+		free(c);
+	return rc;
+}

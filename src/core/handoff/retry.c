@@ -1,0 +1,198 @@
+/*
+ * retry.c - the retrier: one thread that sends failed wake-ups again.
+ * Contract in retry.h.
+ *
+ * NO KICK IS LOST
+ *
+ * An object that fails to send a wake-up first records the debt (its own
+ * counter, with release), then kicks (sem_post). The retrier consumes kicks
+ * (sem_wait, which acquires) before every pass over the registered objects.
+ * A debt recorded before a pass is seen by that pass; one recorded after it
+ * began comes with a kick that the pass has not consumed, so the semaphore
+ * is still positive when the retrier goes back to sleep, and it wakes for
+ * another pass at once. Kicks that arrive while an episode waits between
+ * passes are consumed by that wait: the next pass covers their debts too.
+ *
+ * THE BACK-OFF
+ *
+ * A failing write usually means the system is short of something (memory,
+ * descriptors), so passes are spaced 1, 2, 4 ... ms apart, clamped at
+ * RETRY_MAX_MS: a debt is paid at most that long after the system recovers.
+ * Kicks during the wait do not shorten it (a stream of failing posts would
+ * otherwise make the retrier spin).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+#include "retry.h"
+
+#define RETRY_MIN_MS 1
+#define RETRY_MAX_MS 100
+
+struct debtor {
+	retry_fn fn;
+	void *arg;
+};
+
+struct retrier {
+	pthread_t thread;
+	sem_t kick;			/* posted by retrier_kick() and at stop */
+	atomic_bool stopping;
+	atomic_ulong episodes;		/* kicks that found it asleep */
+	/* The registered objects. The lock is held by the thread during a
+	 * pass, and by add/remove: never by a kick. */
+	pthread_mutex_t lock;
+	struct debtor *debtors;
+	size_t n, cap;
+};
+
+/* Waits for a kick; with ms > 0, until ms have passed whatever comes. */
+static void wait_kick(struct retrier *r, unsigned ms)
+{
+	struct timespec until;
+
+	if (ms == 0) {
+		while (sem_wait(&r->kick) == -1)
+			;	/* EINTR */
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)ms * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	while (!atomic_load_explicit(&r->stopping, memory_order_acquire) &&
+	       (sem_timedwait(&r->kick, &until) == 0 || errno == EINTR))
+		;	/* a kick during the wait: its debt is in the next pass */
+}
+
+/* One pass: true when some object still owes. */
+static bool pass(struct retrier *r)
+{
+	bool owed = false;
+
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->debtors[i].fn(r->debtors[i].arg) < 0)
+			owed = true;
+	pthread_mutex_unlock(&r->lock);
+	return owed;
+}
+
+static void *retrier_main(void *arg)
+{
+	struct retrier *r = arg;
+
+	log_set_thread_tag("retry");
+	for (;;) {
+		unsigned ms = RETRY_MIN_MS;
+
+		wait_kick(r, 0);
+		if (atomic_load_explicit(&r->stopping, memory_order_acquire))
+			return NULL;
+		log_warn("a wake-up failed; retrying until it is delivered");
+		atomic_fetch_add_explicit(&r->episodes, 1, memory_order_relaxed);
+		for (;;) {
+			wait_kick(r, ms);
+			if (atomic_load_explicit(&r->stopping, memory_order_acquire))
+				return NULL;
+			if (!pass(r))
+				break;
+			ms = ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ms * 2;
+		}
+		log_info("owed wake-ups delivered");
+	}
+}
+
+int retrier_new(struct retrier **out)
+{
+	struct retrier *r = calloc(1, sizeof(*r));
+	sigset_t all, old;
+	int rc;
+
+	if (r == NULL)
+		return -ENOMEM;
+	if (sem_init(&r->kick, 0, 0) == -1) {
+		rc = -errno;
+		free(r);
+		return rc;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	/* Signals are the main thread's business. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = -pthread_create(&r->thread, NULL, retrier_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0) {
+		pthread_mutex_destroy(&r->lock);
+		sem_destroy(&r->kick);
+		free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void retrier_free(struct retrier *r)
+{
+	if (r == NULL)
+		return;
+	atomic_store_explicit(&r->stopping, true, memory_order_release);
+	sem_post(&r->kick);
+	pthread_join(r->thread, NULL);
+	pthread_mutex_destroy(&r->lock);
+	sem_destroy(&r->kick);
+	free(r->debtors);
+	free(r);
+}
+
+int retrier_add(struct retrier *r, retry_fn fn, void *arg)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 8;
+		struct debtor *grown = realloc(r->debtors, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		r->debtors = grown;
+		r->cap = cap;
+	}
+	r->debtors[r->n++] = (struct debtor){ fn, arg };
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+void retrier_remove(struct retrier *r, retry_fn fn, void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->n; i++)
+		if (r->debtors[i].fn == fn && r->debtors[i].arg == arg) {
+			r->debtors[i] = r->debtors[--r->n];
+			break;
+		}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void retrier_kick(struct retrier *r)
+{
+	sem_post(&r->kick);
+}
+
+unsigned long retrier_episodes(const struct retrier *r)
+{
+	return atomic_load_explicit(&r->episodes, memory_order_relaxed);
+}

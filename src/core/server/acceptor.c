@@ -1,0 +1,263 @@
+/*
+ * acceptor.c - an accept loop (accept unit). Contract and error policy in
+ * acceptor.h.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "acceptor.h"
+#include "counter.h"
+#include "histogram.h"
+#include "listen.h"
+
+#define ACCEPT_BUDGET 64	/* accepts per readable event, then yield */
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 1000
+
+/*
+ * Lines that clients can make a unit repeat at any rate (a host that keeps
+ * trying; a churn at the connection limit) are printed at most once per
+ * LIMIT_LOG_MS, with how many were not (log_limit_allow()).
+ */
+#define LIMIT_LOG_MS 10000
+
+static uint64_t now_ms(void)
+{
+	return clock_now_ns() / 1000000;
+}
+
+/* ---- pausing and resuming --------------------------------------------- */
+
+/* Listening is on exactly when no reason to pause holds. */
+static void update_listening(struct accept_unit *u)
+{
+	bool on = !u->stopping && !u->paused_full && u->backoff_ms == 0;
+
+	for (size_t i = 0; i < u->n; i++) {
+		if (on)
+			event_add(u->evs[i], NULL);
+		else
+			event_del(u->evs[i]);
+	}
+}
+
+static void on_backoff(evutil_socket_t fd, short what, void *arg)
+{
+	struct accept_unit *u = arg;
+
+	/*
+	 * Try again; keep backoff_ms as the episode's memory so a repeated
+	 * failure doubles it. It is cleared after an accept succeeds.
+	 */
+	for (size_t i = 0; i < u->n && !u->stopping && !u->paused_full; i++)
+		event_active(u->evs[i], EV_READ, 0);
+}
+
+static void start_backoff(struct accept_unit *u, int err)
+{
+	struct timeval tv;
+
+	if (u->backoff_ms == 0) {
+		log_warn("accept: %s; pausing new connections (will retry)", strerror(err));
+		u->backoff_ms = BACKOFF_MIN_MS;
+	} else if (u->backoff_ms < BACKOFF_MAX_MS) {
+		u->backoff_ms *= 2;
+		if (u->backoff_ms > BACKOFF_MAX_MS)
+			u->backoff_ms = BACKOFF_MAX_MS;
+	}
+	update_listening(u);
+	tv = (struct timeval){ .tv_sec = u->backoff_ms / 1000,
+			       .tv_usec = (u->backoff_ms % 1000) * 1000 };
+	evtimer_add(u->backoff_ev, &tv);
+}
+
+static void end_backoff(struct accept_unit *u)
+{
+	log_info("accept: resumed after running out of resources");
+	u->backoff_ms = 0;
+	update_listening(u);
+}
+
+/* At --max-conns: stop listening (the backlog holds newcomers). */
+static void pause_full(struct accept_unit *u)
+{
+	unsigned skipped;
+
+	if (u->paused_full)
+		return;
+	u->paused_full = true;
+	u->paused_at_ms = now_ms();
+	u->pause_logged = log_limit_allow(&u->pause_log, u->paused_at_ms, LIMIT_LOG_MS,
+					  &skipped);
+	if (u->pause_logged)
+		log_info("accept: %u connections, the limit; pausing (%u more pauses since "
+			 "the last such line)", u->limit->max, skipped);
+	update_listening(u);
+}
+
+/* A connection over max_per_ip is closed at once. */
+static void refuse(struct accept_unit *u, int fd, const struct sockaddr *peer)
+{
+	unsigned skipped;
+	char name[80];
+
+	close(fd);
+	if (!log_limit_allow(&u->refused_log, now_ms(), LIMIT_LOG_MS, &skipped))
+		return;
+	listen_format_addr(peer, name, sizeof(name));
+	log_warn("accept: refused a connection from %s, which has %u already "
+		 "(max_conns_per_ip); %u more refused since the last such line",
+		 name, u->max_per_ip, skipped);
+}
+
+/* fd has its slot: count its address, then deliver it. */
+static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
+{
+	struct ip_entry *ip = NULL;
+	int rc;
+
+	if (u->iplimit != NULL && (rc = iplimit_admit(u->iplimit, peer, &ip)) < 0) {
+		if (rc == -EBUSY) {
+			refuse(u, fd, peer);
+		} else {
+			log_warn("accept: out of memory counting a connection; closing it");
+			close(fd);
+		}
+		connlimit_release(u->limit);
+		return;
+	}
+	u->deliver(u, fd, ip);
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct accept_unit *u = arg;
+
+	counter_add(&u->wakeups, 1);
+	for (int n = 0; n < ACCEPT_BUDGET; n++) {
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+		int fd;
+
+		if (connlimit_full(u->limit)) {
+			pause_full(u);	/* leave newcomers in the backlog */
+			return;
+		}
+		/* The peer's address is asked for only when it is counted. */
+		fd = accept4(lfd, u->iplimit ? (struct sockaddr *)&peer : NULL,
+			     u->iplimit ? &peer_len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+				if (n == 0)
+					counter_add(&u->empty, 1);
+				if (u->backoff_ms)
+					end_backoff(u);
+				return;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				start_backoff(u, errno);
+				return;
+			default:
+				/* ECONNABORTED, EINTR, EPROTO, network errors: next one. */
+				log_debug("accept: %s", strerror(errno));
+				continue;
+			}
+		}
+		if (u->backoff_ms)
+			end_backoff(u);
+		if (!connlimit_try_take(u->limit)) {
+			/* Another unit took the last slot since the check: hold it. */
+			u->held_fd = fd;
+			u->held_peer = peer;
+			pause_full(u);
+			return;
+		}
+		admit(u, fd, (struct sockaddr *)&peer);
+	}
+}
+
+void accept_unit_resume(struct accept_unit *u)
+{
+	if (!u->paused_full || u->stopping)
+		return;
+	if (u->held_fd >= 0) {
+		if (!connlimit_try_take(u->limit))
+			return;		/* still full: the next release tells us */
+		admit(u, u->held_fd, (struct sockaddr *)&u->held_peer);
+		u->held_fd = -1;
+	}
+	if (connlimit_full(u->limit))
+		return;
+	u->paused_full = false;
+	if (u->pause_logged)
+		log_info("accept: below the connection limit; resuming after %llu ms",
+			 (unsigned long long)(now_ms() - u->paused_at_ms));
+	u->pause_logged = false;
+	update_listening(u);
+}
+
+void accept_unit_stop(struct accept_unit *u)
+{
+	u->stopping = true;
+	update_listening(u);
+	if (u->held_fd >= 0) {	/* never delivered: no protocol saw it */
+		close(u->held_fd);
+		u->held_fd = -1;
+	}
+	if (u->pause_log.skipped != 0)
+		log_info("accept: paused at the connection limit %u more times since the "
+			 "last such line", u->pause_log.skipped);
+	if (u->refused_log.skipped != 0)
+		log_warn("accept: refused %u more connections (max_conns_per_ip) since the "
+			 "last such line", u->refused_log.skipped);
+}
+
+int accept_unit_init(struct accept_unit *u, struct event_base *base, const int *fds,
+		     size_t n, struct connlimit *limit, struct iplimit *iplimit,
+		     unsigned max_per_ip, accept_deliver_fn deliver, void *arg)
+{
+	*u = (struct accept_unit){ .base = base, .limit = limit, .iplimit = iplimit,
+				   .max_per_ip = max_per_ip, .deliver = deliver, .arg = arg,
+				   .held_fd = -1 };
+	u->evs = calloc(n, sizeof(*u->evs));
+	u->backoff_ev = evtimer_new(base, on_backoff, u);
+	if (u->evs == NULL || u->backoff_ev == NULL)
+		return -ENOMEM;
+	for (; u->n < n; u->n++) {
+		u->evs[u->n] = event_new(base, fds[u->n], EV_READ | EV_PERSIST, on_accept, u);
+		if (u->evs[u->n] == NULL)
+			return -ENOMEM;
+	}
+	update_listening(u);
+	return 0;
+}
+
+void accept_unit_destroy(struct accept_unit *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		event_free(u->evs[i]);
+	free(u->evs);
+	u->evs = NULL;
+	u->n = 0;
+	if (u->backoff_ev != NULL)
+		event_free(u->backoff_ev);
+	u->backoff_ev = NULL;
+	if (u->held_fd >= 0)
+		close(u->held_fd);
+	u->held_fd = -1;
+}

@@ -1,0 +1,93 @@
+/*
+ * acceptor.h - an accept loop: the listening sockets one event loop watches,
+ * and what it does when accepting is not possible.
+ *
+ * One unit per accepting loop: with --accept handoff, one on the main
+ * thread, which delivers each connection to a worker; with reuseport, one
+ * per worker on its own sockets; with shared, one per worker on the same
+ * sockets. What a unit does with a new connection is its `deliver`.
+ *
+ * Accept errors, by severity:
+ *   EAGAIN                     the backlog is empty: done for this round
+ *   EINTR, ECONNABORTED,
+ *   EPROTO, ENETDOWN ...       that one connection is gone: try the next
+ *   EMFILE, ENFILE, ENOBUFS,
+ *   ENOMEM                     out of a resource: pause accepting, retry
+ *                              after 10 ms, doubling up to 1 s (the socket
+ *                              stays readable, so not pausing would spin)
+ *
+ * --max-conns: a connection takes its slot (connlimit.h) once accepted. At
+ * the limit the unit stops listening (new connections wait in the kernel
+ * backlog) and resumes when told that a slot freed (accept_unit_resume(),
+ * which the server arranges from the limit's on_slot_freed). A connection
+ * accepted when another unit took the last slot first is held, not
+ * dropped: it is the first one delivered on resume.
+ *
+ * Everything here runs on the unit's thread (the thread of `base`); the
+ * counters are read by any thread.
+ */
+#ifndef MTS_ACCEPTOR_H
+#define MTS_ACCEPTOR_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "connlimit.h"
+#include "iplimit.h"
+#include "log.h"
+
+struct event;
+struct event_base;
+struct accept_unit;
+
+/* Gets fd (a slot taken, its address counted as ip, or ip NULL). */
+typedef void (*accept_deliver_fn)(struct accept_unit *u, int fd, struct ip_entry *ip);
+
+struct accept_unit {
+	/* Set by accept_unit_init(). */
+	struct event_base *base;
+	struct connlimit *limit;
+	struct iplimit *iplimit;	/* or NULL */
+	unsigned max_per_ip;		/* for the log */
+	accept_deliver_fn deliver;
+	void *arg;			/* the deliverer's */
+	struct event **evs;		/* one per listening fd */
+	size_t n;
+
+	/* The unit's thread only. */
+	struct event *backoff_ev;	/* EMFILE/ENFILE pause */
+	unsigned backoff_ms;		/* 0: not in an episode */
+	bool paused_full;		/* at --max-conns */
+	bool stopping;
+	int held_fd;			/* accepted while full; -1: none */
+	struct sockaddr_storage held_peer;
+	/* At --max-conns under churn a unit pauses and resumes once per
+	 * connection: one pause and its resume are logged per interval. */
+	struct log_limit pause_log;
+	bool pause_logged;
+	uint64_t paused_at_ms;
+	struct log_limit refused_log;	/* max_per_ip refusals */
+
+	/* Written by the unit's thread, read by any (counter.h): the thundering
+	 * herd with --accept shared shows as wake-ups that found nothing. */
+	atomic_uint_fast64_t wakeups;	/* readable events handled */
+	atomic_uint_fast64_t empty;	/* ... whose first accept found nothing */
+};
+
+/*
+ * Watches fds[0..n) on base (before base's thread runs it, or on it).
+ * Listening starts at once. Returns 0 or -ENOMEM.
+ */
+int accept_unit_init(struct accept_unit *u, struct event_base *base, const int *fds,
+		     size_t n, struct connlimit *limit, struct iplimit *iplimit,
+		     unsigned max_per_ip, accept_deliver_fn deliver, void *arg);
+/* A slot may have freed: listen again if paused at the limit. */
+void accept_unit_resume(struct accept_unit *u);
+/* Stops accepting for good, and logs what the rate limits held back. */
+void accept_unit_stop(struct accept_unit *u);
+/* After the unit's thread is done with it; does not close the fds. */
+void accept_unit_destroy(struct accept_unit *u);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * conn.h - connections on their worker: adoption, the protocol's callbacks,
+ * lingering close, graceful stop. The struct mts_conn of mtserver.h.
+ *
+ * Each worker has a conn_home: the connections it holds and what they share
+ * (scratch buffer, idle timeout, statistics). A home is touched only by its
+ * worker's thread, but for the counters and `live`, read by any thread.
+ *
+ * A connection reaches its home in one of two ways: posted to the worker as
+ * an executor task (conn_post(), --accept handoff), or adopted in place by
+ * the worker that accepted it (conn_adopt(), --accept reuseport/shared).
+ * Either way it ends in conn_release(), which gives back its slot in the
+ * connection limit and its per-address count: a posted connection that the
+ * executor cancels at shutdown is released the same way.
+ */
+#ifndef MTS_CONN_H
+#define MTS_CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "connlimit.h"
+#include "executor.h"
+#include "histogram.h"
+#include "iplimit.h"
+#include "mtserver.h"
+
+/* What every home of one server shares; set up by the server, read-only after. */
+struct conn_shared {
+	struct mts_handler handler;
+	unsigned linger_ms;
+	size_t linger_bytes;
+	unsigned grace_ms;
+	unsigned idle_timeout_s;
+	struct connlimit *limit;
+	struct iplimit *iplimit;	/* or NULL */
+	struct executor *ex;
+};
+
+struct mts_conn {
+	struct exec_task task;		/* the handoff (conn_post) */
+	int fd;
+	struct conn_home *home;		/* set when posted or adopted */
+	uint64_t accepted_ns;		/* clock at accept: accept-to-worker latency */
+	TAILQ_ENTRY(mts_conn) link;	/* in home->conns; worker thread only */
+	struct lingering *linger;	/* after mts_conn_finish(): the protocol is gone */
+	struct ip_entry *ip;		/* what it counts against, or NULL */
+	_Alignas(max_align_t) unsigned char data[];	/* the protocol's, data_size bytes */
+};
+
+struct conn_home {
+	const struct conn_shared *sh;
+	unsigned id;			/* the worker's index */
+	struct event_base *base;
+	const struct timeval *idle_tv;	/* common timeout, or NULL */
+	char *scratch;
+	size_t scratch_len;
+
+	/* Worker thread only. */
+	TAILQ_HEAD(, mts_conn) conns;
+	bool stopping;
+	struct event *deadline;		/* shutdown grace timer */
+
+	/* Written by the worker, read by any thread (counter.h): statistics,
+	 * and `live` for --balance least (a stale value only skews it). */
+	atomic_uint live;
+	atomic_uint_fast64_t accepted;
+	atomic_uint_fast64_t bytes_in;
+	atomic_uint_fast64_t bytes_out;
+	struct histogram handoff_ns;	/* accept to adoption */
+};
+
+/* On the owning thread before the worker starts. 0 or a negative errno. */
+int conn_home_init(struct conn_home *h, const struct conn_shared *sh, unsigned id,
+		   struct event_base *base);
+/* After the worker is joined and its tasks are cancelled. */
+void conn_home_destroy(struct conn_home *h);
+
+/*
+ * A new connection for fd (whose slot in sh->limit is taken, and whose
+ * address `ip` is counted, or NULL). Returns NULL if out of memory, having
+ * released the fd, the slot and the count.
+ */
+struct mts_conn *conn_new(const struct conn_shared *sh, int fd, struct ip_entry *ip);
+/* Hands c to home h's worker (any thread); c is the worker's from here. */
+void conn_post(struct conn_home *h, struct mts_conn *c);
+/* On h's worker thread: c lives here from now on. */
+void conn_adopt(struct conn_home *h, struct mts_conn *c);
+/* A connection that never reached a home's list: closes and frees it. */
+void conn_release(const struct conn_shared *sh, struct mts_conn *c);
+
+/* On h's worker, when "stop" arrives: tells the protocol, waits for the
+ * connections to end (up to grace_ms), then has the worker leave. */
+void conn_home_stop(struct conn_home *h);
+
+#endif

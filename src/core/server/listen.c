@@ -1,0 +1,314 @@
+/*
+ * listen.c - the listening sockets. Contract in listen.h.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "listen.h"
+
+void listen_format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(buf, len, "[%s]:%u", host, port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+		snprintf(buf, len, "%s:%u", host, port);
+	}
+}
+
+static void set_port(struct sockaddr *sa, unsigned short port)
+{
+	if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons(port);
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return -errno;
+	return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+					: ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/*
+ * One listening socket for one address; returns the fd or a negative errno.
+ * With reuseport, several sockets may bind the same address and port (one
+ * per worker): the kernel spreads new connections among them by a hash of
+ * the addresses.
+ */
+static int listen_on(struct sockaddr *sa, socklen_t len, int backlog, bool reuseport)
+{
+	const int one = 1;
+	int fd, err;
+
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
+	/* So that 127.0.0.1 and ::1 can share a port without colliding. */
+	if (sa->sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, sa, len) == -1 || listen(fd, backlog) == -1)
+		goto fail;
+	return fd;
+fail:
+	err = errno;
+	close(fd);
+	return -err;
+}
+
+static int add_listener(struct listen_set *set, int fd)
+{
+	struct listener *l, *grown;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	grown = realloc(set->l, (set->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -ENOMEM;
+	set->l = grown;
+	l = &set->l[set->n++];
+	*l = (struct listener){ .fd = fd };
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		listen_format_addr((struct sockaddr *)&ss, l->name, sizeof(l->name));
+	return 0;
+}
+
+/* An address to listen on, and the --listen argument it came from. */
+struct candidate {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *host;
+};
+
+/* The same address, port aside (every listener gets the same port). */
+static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+	       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+}
+
+/* 0.0.0.0 or :: (which, with IPV6_V6ONLY, covers IPv6 alone). */
+static bool is_wildcard(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+/*
+ * Resolves every --listen address. The same address twice (given twice, or
+ * by a name and a literal, such as localhost and 127.0.0.1) is kept once; a
+ * wildcard and another address of its family would collide on one port, so
+ * that is refused as a conflict in the configuration (-EINVAL), naming both.
+ * Returns the number of candidates, or a negative errno.
+ */
+static int resolve_all(const struct mts_config *cfg, struct candidate **out, char *why,
+		       size_t why_len)
+{
+	static const char *const default_hosts[] = { "localhost" };
+	const char *const *hosts = cfg->n_listen ? cfg->listen : default_hosts;
+	size_t n_hosts = cfg->n_listen ? cfg->n_listen : 1;
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
+	};
+	struct candidate *c = NULL, *grown;
+	int n = 0;
+
+	for (size_t h = 0; h < n_hosts; h++) {
+		struct addrinfo *res, *ai;
+		int gai;
+
+		gai = getaddrinfo(hosts[h], cfg->port, &hints, &res);
+		if (gai == EAI_ADDRFAMILY || gai == EAI_NONAME) {
+			/* AI_ADDRCONFIG can hide loopback-only families: ask again. */
+			struct addrinfo plain = hints;
+			plain.ai_flags = AI_PASSIVE;
+			gai = getaddrinfo(hosts[h], cfg->port, &plain, &res);
+		}
+		if (gai != 0) {
+			snprintf(why, why_len, "cannot resolve %s: %s", hosts[h], gai_strerror(gai));
+			free(c);
+			return -EINVAL;
+		}
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			bool dup = false;
+
+			if (ai->ai_addrlen > sizeof(struct sockaddr_storage))
+				continue;
+			for (int i = 0; i < n && !dup; i++)
+				dup = same_address((struct sockaddr *)&c[i].ss, ai->ai_addr);
+			if (dup)
+				continue;	/* given twice: listen once */
+			grown = realloc(c, (size_t)(n + 1) * sizeof(*c));
+			if (grown == NULL) {
+				freeaddrinfo(res);
+				free(c);
+				snprintf(why, why_len, "out of memory");
+				return -ENOMEM;
+			}
+			c = grown;
+			memset(&c[n], 0, sizeof(c[n]));
+			memcpy(&c[n].ss, ai->ai_addr, ai->ai_addrlen);
+			c[n].len = ai->ai_addrlen;
+			c[n].host = hosts[h];
+			n++;
+		}
+		freeaddrinfo(res);
+	}
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++) {
+			const struct sockaddr *wild = (struct sockaddr *)&c[i].ss;
+			const struct sockaddr *other = (struct sockaddr *)&c[j].ss;
+
+			if (i != j && is_wildcard(wild) && other->sa_family == wild->sa_family) {
+				char a[80], b[80];
+
+				listen_format_addr(wild, a, sizeof(a));
+				listen_format_addr(other, b, sizeof(b));
+				snprintf(why, why_len, "listen addresses overlap: %s (from '%s') already "
+					 "covers %s (from '%s'); give one of them", a, c[i].host, b,
+					 c[j].host);
+				free(c);
+				return -EINVAL;
+			}
+		}
+	*out = c;
+	return n;
+}
+
+/*
+ * An inherited descriptor (socket activation) must be a listening stream
+ * socket; it is made non-blocking and close-on-exec like our own.
+ */
+static int adopt_inherited(struct listen_set *set, int fd, char *why, size_t why_len)
+{
+	int type = 0, listening = 0, fl;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM ||
+	    (len = sizeof(listening),
+	     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1) ||
+	    !listening) {
+		snprintf(why, why_len, "inherited descriptor %d is not a listening stream socket",
+			 fd);
+		return -EINVAL;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+		snprintf(why, why_len, "inherited descriptor %d: %s", fd, strerror(errno));
+		return -errno;
+	}
+	if (add_listener(set, fd) < 0) {
+		snprintf(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Listens on every resolved address, `copies` times. With port 0, the first
+ * socket's ephemeral port is reused for the others, so that "localhost"
+ * gives one port on both families (and the reuseport copies share it).
+ */
+int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned copies,
+		bool reuseport, char *why, size_t why_len)
+{
+	struct candidate *c = NULL;
+	int n, chosen_port = -1, rc = 0;
+
+	*set = (struct listen_set){ .copies = copies };
+	if (cfg->n_listen_fds > 0) {
+		set->copies = 1;
+		for (size_t i = 0; i < cfg->n_listen_fds && rc == 0; i++)
+			rc = adopt_inherited(set, cfg->listen_fds[i], why, why_len);
+		if (rc < 0) {	/* the program's descriptors: not ours to close */
+			free(set->l);
+			*set = (struct listen_set){ .copies = 1 };
+		}
+		return rc;
+	}
+	if ((n = resolve_all(cfg, &c, why, why_len)) < 0)
+		return n;
+	for (int i = 0; i < n && rc == 0; i++) {
+		struct sockaddr *sa = (struct sockaddr *)&c[i].ss;
+		char name[80];
+
+		for (unsigned k = 0; k < copies; k++) {
+			int fd;
+
+			if (chosen_port >= 0)
+				set_port(sa, (unsigned short)chosen_port);
+			fd = listen_on(sa, c[i].len, cfg->backlog, reuseport);
+			if (k == 0 && (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT))
+				break;	/* e.g. ::1 on a host without IPv6: skip that family */
+			if (fd < 0) {
+				listen_format_addr(sa, name, sizeof(name));
+				snprintf(why, why_len, "cannot listen on %s: %s", name,
+					 fd == -EADDRINUSE ? "address already in use" : strerror(-fd));
+				rc = fd;
+				break;
+			}
+			if ((rc = add_listener(set, fd)) < 0) {
+				close(fd);
+				snprintf(why, why_len, "out of memory");
+				break;
+			}
+			if (chosen_port < 0 && strcmp(cfg->port, "0") == 0)
+				chosen_port = bound_port(fd);
+		}
+	}
+	free(c);
+	if (rc == 0 && set->n == 0) {
+		snprintf(why, why_len, "no address to listen on");
+		rc = -EADDRNOTAVAIL;
+	}
+	if (rc < 0)
+		listen_close(set);
+	return rc;
+}
+
+void listen_close(struct listen_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		close(set->l[i].fd);
+	free(set->l);
+	set->l = NULL;
+	set->n = 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * listen.h - the listening sockets: resolved from the configuration and
+ * opened, or inherited from systemd socket activation.
+ *
+ * A listen set holds `copies` sockets per address, at l[a * copies + k]:
+ * one per address for --accept handoff and shared, one per address and
+ * worker for reuseport (SO_REUSEPORT; worker k accepts on copy k). Names
+ * are those of copy 0 of each address.
+ *
+ * Main thread only, before the workers start and after they stop.
+ */
+#ifndef MTS_LISTEN_H
+#define MTS_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mtserver.h"
+
+struct listener {
+	int fd;
+	char name[64];			/* "127.0.0.1:5555", "[::1]:5555" */
+};
+
+struct listen_set {
+	struct listener *l;
+	size_t n;			/* addresses * copies */
+	unsigned copies;
+};
+
+/*
+ * Opens cfg's addresses (cfg->listen, cfg->port, cfg->backlog), `copies`
+ * sockets each, with SO_REUSEPORT if reuseport; or, when cfg->n_listen_fds
+ * is set, takes those descriptors (copies must be 1). Returns 0 or a
+ * negative errno with *why saying what failed; -EINVAL for a configuration
+ * that cannot work (an unresolvable name, overlapping addresses, an
+ * inherited descriptor that is not a listening stream socket).
+ */
+int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned copies,
+		bool reuseport, char *why, size_t why_len);
+void listen_close(struct listen_set *set);
+
+static inline size_t listen_addresses(const struct listen_set *set)
+{
+	return set->copies ? set->n / set->copies : 0;
+}
+
+/* Formats an address as "1.2.3.4:5" or "[::1]:5". */
+struct sockaddr;
+void listen_format_addr(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif

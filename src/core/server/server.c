@@ -1,0 +1,596 @@
+/*
+ * server.c - the server's lifecycle (build, run, stop, free), the accept
+ * strategies, the control channel, and the public entry points that the
+ * layers below implement (mts_post, mts_workq_*, mts_log).
+ *
+ * Layers (doc/ARCHITECTURE.md): this file is the top of the core. It calls
+ * down into the executor (workers, tasks) and the handoff layer (retrier,
+ * wake-up); they call back up only through function pointers given here
+ * (the executor's on_stop hook, the tasks' run and cancel, the connection
+ * limit's on_slot_freed).
+ */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "server.h"
+
+static const char *const strategy_names[ACCEPT_N_STRATEGIES] = {
+	[ACCEPT_HANDOFF] = "handoff",
+	[ACCEPT_REUSEPORT] = "reuseport",
+	[ACCEPT_SHARED] = "shared",
+};
+
+const char *mts_dispatch_name(unsigned i)
+{
+	return i < INBOX_N_VARIANTS ? inbox_variant_name((enum inbox_variant)i) : NULL;
+}
+
+const char *mts_accept_name(unsigned i)
+{
+	return i < ACCEPT_N_STRATEGIES ? strategy_names[i] : NULL;
+}
+
+void mts_config_defaults(struct mts_config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*cfg = (struct mts_config){
+		.port = "5555",
+		.threads = cpus > 0 ? (unsigned)cpus : 1,
+		.backlog = 1024,
+		.shutdown_grace_ms = 2000,
+		.linger_ms = 2000,
+		.linger_bytes = 16u << 20,
+		.inbox_budget = 64,
+		.balance = MTS_BALANCE_RR,
+		.dispatch = "wfcq",
+		.accept = "handoff",
+	};
+}
+
+/* ---- socket activation ------------------------------------------------- */
+
+/*
+ * systemd's protocol (sd_listen_fds(3)): LISTEN_PID names the process the
+ * descriptors are for, LISTEN_FDS how many there are, starting at 3. Read
+ * directly: a library for two variables is not worth its dependency.
+ */
+#define LISTEN_FDS_START 3
+
+int mts_inherited_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	char *end;
+	unsigned long p, n;
+
+	if (pid == NULL || fds == NULL)
+		return 0;
+	p = strtoul(pid, &end, 10);
+	if (*pid == '\0' || *end != '\0' || p != (unsigned long)getpid())
+		return 0;	/* meant for another process */
+	n = strtoul(fds, &end, 10);
+	unsetenv("LISTEN_PID");	/* not for our children */
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (*fds == '\0' || *end != '\0' || n > 1024)
+		return -EINVAL;
+	return (int)n;
+}
+
+/* ---- the descriptor budget --------------------------------------------- */
+
+/*
+ * Descriptors open in this process now, or -1 if /proc cannot say (the
+ * budget check below is skipped then).
+ */
+static long open_descriptors(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the directory's own */
+}
+
+/* Left free after the workers: the first connections, and the program's own. */
+#define FD_RESERVE 16
+
+/*
+ * The descriptor budget, checked once worker 0 exists (the executor's
+ * after_first hook): what it took is what every other worker will take (an
+ * event_base holds its backend's fd and libevent's signal socketpair; an
+ * inbox holds its eventfd or pipe), so the rest must fit under
+ * RLIMIT_NOFILE with FD_RESERVE to spare. Failing here, with numbers,
+ * beats failing inside libevent ("evsig_init_: socketpair: Too many open
+ * files") halfway through the workers.
+ */
+struct fd_budget {
+	unsigned threads;
+	long before;
+};
+
+static int check_fd_budget(void *arg, char *why, size_t why_len)
+{
+	const struct fd_budget *b = arg;
+	struct rlimit rl;
+	long now = open_descriptors(), each = now - b->before, need, fit;
+
+	if (b->before < 0 || now < 0 || each <= 0 || getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	need = now + each * (long)(b->threads - 1) + FD_RESERVE;
+	if (need <= (long)rl.rlim_cur)
+		return 0;
+	fit = ((long)rl.rlim_cur - FD_RESERVE - b->before) / each;
+	snprintf(why, why_len, "not enough file descriptors: %u worker threads take %ld "
+		 "(%ld each), %ld are open already and %d are kept for connections, but the "
+		 "limit is %lu; raise it (ulimit -n %ld) or use at most %ld threads",
+		 b->threads, each * (long)b->threads, each, b->before, FD_RESERVE,
+		 (unsigned long)rl.rlim_cur, need, fit > 0 ? fit : 0);
+	return -EMFILE;
+}
+
+/* ---- the control channel ----------------------------------------------- */
+
+static void control_signal(struct mts_server *s)
+{
+	if (wakeup_signal(&s->wake) < 0) {
+		/* Owed: the retrier sends it (async-signal-safe: a store, a sem_post). */
+		atomic_store_explicit(&s->wake_owed, true, memory_order_release);
+		if (s->retrier != NULL)
+			retrier_kick(s->retrier);
+	}
+}
+
+/* The retrier's side of the control channel's debt. */
+static int control_retry(void *arg)
+{
+	struct mts_server *s = arg;
+
+	if (!atomic_exchange_explicit(&s->wake_owed, false, memory_order_acquire))
+		return 0;
+	if (wakeup_signal(&s->wake) < 0) {
+		atomic_store_explicit(&s->wake_owed, true, memory_order_release);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static void control_wake(struct mts_server *s, unsigned reason)
+{
+	/* Set the reason, then signal: the main thread drains, then takes. */
+	atomic_fetch_or_explicit(&s->reasons, reason, memory_order_release);
+	control_signal(s);
+}
+
+static void stop_accepting(struct mts_server *s)
+{
+	if (s->main_unit_ready)
+		accept_unit_stop(&s->main_unit);
+}
+
+static void on_control(evutil_socket_t fd, short what, void *arg)
+{
+	struct mts_server *s = arg;
+	unsigned reasons;
+
+	wakeup_drain(&s->wake);		/* first, as in inbox.c */
+	reasons = atomic_exchange_explicit(&s->reasons, 0, memory_order_acquire);
+
+	if (reasons & WAKE_STATS)
+		stats_log(s);
+	if ((reasons & WAKE_SLOT_FREED) && s->main_unit_ready)
+		accept_unit_resume(&s->main_unit);
+	if (reasons & WAKE_STOP) {
+		stop_accepting(s);
+		event_base_loopbreak(s->base);
+	}
+}
+
+void mts_stop(struct mts_server *s)
+{
+	control_wake(s, WAKE_STOP);
+}
+
+void mts_request_stats(struct mts_server *s)
+{
+	control_wake(s, WAKE_STATS);
+}
+
+/* ---- accept strategies ------------------------------------------------- */
+
+/* handoff: the worker for the next connection. */
+static struct conn_home *pick_home(struct mts_server *s)
+{
+	unsigned start = s->next_rr++ % s->n_workers;
+	struct conn_home *best = &s->homes[start];
+
+	if (s->cfg.balance == MTS_BALANCE_LEAST) {
+		/* Start the scan at the round-robin cursor so ties rotate. */
+		unsigned best_live = atomic_load_explicit(&best->live, memory_order_relaxed);
+		for (unsigned k = 1; k < s->n_workers; k++) {
+			struct conn_home *h = &s->homes[(start + k) % s->n_workers];
+			unsigned live = atomic_load_explicit(&h->live, memory_order_relaxed);
+			if (live < best_live) {
+				best = h;
+				best_live = live;
+			}
+		}
+	}
+	return best;
+}
+
+/* handoff: the main thread's unit posts each connection to a worker. */
+static void deliver_handoff(struct accept_unit *u, int fd, struct ip_entry *ip)
+{
+	struct mts_server *s = u->arg;
+	struct mts_conn *c = conn_new(&s->sh, fd, ip);
+
+	if (c != NULL)
+		conn_post(pick_home(s), c);
+}
+
+/* reuseport, shared: the worker that accepted serves it, no handoff. */
+static void deliver_here(struct accept_unit *u, int fd, struct ip_entry *ip)
+{
+	struct worker_accept *wa = u->arg;
+	struct mts_conn *c = conn_new(&wa->srv->sh, fd, ip);
+
+	if (c != NULL)
+		conn_adopt(&wa->srv->homes[wa->id], c);
+}
+
+static void resume_run(struct exec_task *t, struct event_base *base, unsigned worker)
+{
+	struct worker_accept *wa = caa_container_of(t, struct worker_accept, resume);
+
+	/* Cleared first: a slot that frees from here on posts again. */
+	atomic_store_explicit(&wa->resume_posted, false, memory_order_seq_cst);
+	accept_unit_resume(&wa->unit);
+}
+
+static void resume_cancel(struct exec_task *t)
+{
+	struct worker_accept *wa = caa_container_of(t, struct worker_accept, resume);
+
+	atomic_store_explicit(&wa->resume_posted, false, memory_order_relaxed);
+}
+
+/* The connection limit's callback: any thread, once per max -> max - 1. */
+static void on_slot_freed(void *arg)
+{
+	struct mts_server *s = arg;
+
+	if (s->accept == ACCEPT_HANDOFF) {
+		control_wake(s, WAKE_SLOT_FREED);
+		return;
+	}
+	/* Any worker's unit may be the one paused: tell each, once. */
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		struct worker_accept *wa = &s->waccept[i];
+
+		if (!atomic_exchange_explicit(&wa->resume_posted, true, memory_order_seq_cst))
+			if (exec_post(s->ex, i, &wa->resume) < 0)
+				atomic_store_explicit(&wa->resume_posted, false,
+						      memory_order_relaxed);
+	}
+}
+
+/* The executor's on_stop hook, on worker `i`: stop accepting, then finish
+ * the connections (the worker leaves when they are gone). */
+static void on_worker_stop(unsigned i, void *arg)
+{
+	struct mts_server *s = arg;
+
+	if (s->waccept != NULL && s->waccept[i].ready)
+		accept_unit_stop(&s->waccept[i].unit);
+	conn_home_stop(&s->homes[i]);
+}
+
+static int start_accepting(struct mts_server *s)
+{
+	size_t n_addr = listen_addresses(&s->ls);
+	int *fds = calloc(s->ls.n ? s->ls.n : 1, sizeof(*fds));
+	int rc = 0;
+
+	if (fds == NULL)
+		return -ENOMEM;
+	if (s->accept == ACCEPT_HANDOFF) {
+		for (size_t i = 0; i < s->ls.n; i++)
+			fds[i] = s->ls.l[i].fd;
+		rc = accept_unit_init(&s->main_unit, s->base, fds, s->ls.n, &s->limit,
+				      s->iplimit, s->cfg.max_conns_per_ip, deliver_handoff, s);
+		s->main_unit_ready = true;
+		free(fds);
+		return rc;
+	}
+	s->waccept = calloc(s->n_workers, sizeof(*s->waccept));
+	if (s->waccept == NULL) {
+		free(fds);
+		return -ENOMEM;
+	}
+	for (unsigned w = 0; w < s->n_workers && rc == 0; w++) {
+		struct worker_accept *wa = &s->waccept[w];
+
+		/* reuseport: copy w of every address; shared: every socket. */
+		for (size_t a = 0; a < n_addr; a++)
+			fds[a] = s->ls.l[a * s->ls.copies +
+					 (s->accept == ACCEPT_REUSEPORT ? w : 0)].fd;
+		wa->srv = s;
+		wa->id = w;
+		wa->resume = (struct exec_task){ .run = resume_run, .cancel = resume_cancel };
+		/* The worker's base, before its thread runs: no lock needed. */
+		rc = accept_unit_init(&wa->unit, exec_base(s->ex, w), fds, n_addr, &s->limit,
+				      s->iplimit, s->cfg.max_conns_per_ip, deliver_here, wa);
+		wa->ready = true;
+	}
+	free(fds);
+	return rc;
+}
+
+/* ---- building and freeing ---------------------------------------------- */
+
+static int strategy_from_name(const char *name)
+{
+	for (int i = 0; i < ACCEPT_N_STRATEGIES; i++)
+		if (strcmp(strategy_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/* Whether the configuration can work at all; -EINVAL with *why if not. */
+static int check_config(const struct mts_config *cfg, char *why, size_t why_len)
+{
+	int accept = strategy_from_name(cfg->accept ? cfg->accept : "handoff");
+
+	if (cfg->threads < 1) {
+		snprintf(why, why_len, "invalid configuration: no worker threads");
+		return -EINVAL;
+	}
+	if (inbox_variant_from_name(cfg->dispatch) < 0) {
+		snprintf(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
+		return -EINVAL;
+	}
+	if (accept < 0) {
+		snprintf(why, why_len, "unknown accept strategy '%s'", cfg->accept);
+		return -EINVAL;
+	}
+	if (accept != ACCEPT_HANDOFF && cfg->balance == MTS_BALANCE_LEAST) {
+		snprintf(why, why_len, "balance 'least' needs accept 'handoff': with '%s' "
+			 "the kernel picks the worker", cfg->accept);
+		return -EINVAL;
+	}
+	if (accept == ACCEPT_REUSEPORT && cfg->n_listen_fds > 0) {
+		snprintf(why, why_len, "accept 'reuseport' opens a socket per worker, so it "
+			 "cannot use inherited sockets; use 'handoff' or 'shared'");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_up(struct mts_server *s, const struct mts_config *cfg,
+		  const struct mts_handler *handler, char *why, size_t why_len)
+{
+	struct fd_budget budget = { .threads = cfg->threads };
+	struct exec_config ecfg = {
+		.threads = cfg->threads,
+		.variant = (enum inbox_variant)inbox_variant_from_name(cfg->dispatch),
+		.inbox_budget = cfg->inbox_budget,
+		.on_stop = on_worker_stop,
+		.arg = s,
+		.after_first = check_fd_budget,
+		.after_first_arg = &budget,
+	};
+	int rc;
+
+	snprintf(why, why_len, "out of memory");
+	if (cfg->max_conns_per_ip > 0 && (rc = iplimit_new(&s->iplimit, cfg->max_conns_per_ip)) < 0)
+		return rc;
+	s->limit = (struct connlimit){ .max = cfg->max_conns, .on_slot_freed = on_slot_freed,
+				       .arg = s };
+	if ((rc = retrier_new(&s->retrier)) < 0)
+		return rc;
+	if ((rc = listen_open(&s->ls, cfg, s->accept == ACCEPT_REUSEPORT ? cfg->threads : 1,
+			      s->accept == ACCEPT_REUSEPORT, why, why_len)) < 0)
+		return rc;
+
+	/* The main thread's base: the control channel, and the handoff unit. */
+	snprintf(why, why_len, "cannot set up the control channel");
+	if ((s->base = event_base_new()) == NULL)
+		return -ENOMEM;
+	if ((rc = wakeup_init(&s->wake, WAKEUP_EVENTFD)) < 0)
+		return rc;
+	if ((rc = retrier_add(s->retrier, control_retry, s)) < 0)
+		return rc;
+	s->wake_registered = true;
+	s->wake_ev = event_new(s->base, wakeup_fd(&s->wake), EV_READ | EV_PERSIST, on_control, s);
+	if (s->wake_ev == NULL || event_add(s->wake_ev, NULL) == -1)
+		return -ENOMEM;
+
+	ecfg.retrier = s->retrier;
+	budget.before = open_descriptors();
+	if ((rc = exec_new(&s->ex, &ecfg, why, why_len)) < 0)
+		return rc;
+
+	snprintf(why, why_len, "cannot set up the workers");
+	s->sh = (struct conn_shared){
+		.handler = *handler,
+		.linger_ms = cfg->linger_ms,
+		.linger_bytes = cfg->linger_bytes,
+		.grace_ms = cfg->shutdown_grace_ms,
+		.idle_timeout_s = cfg->idle_timeout_s,
+		.limit = &s->limit,
+		.iplimit = s->iplimit,
+		.ex = s->ex,
+	};
+	if ((s->homes = calloc(cfg->threads, sizeof(*s->homes))) == NULL)
+		return -ENOMEM;
+	s->n_workers = cfg->threads;	/* mts_free() copes with homes never set up */
+	for (unsigned i = 0; i < s->n_workers; i++)
+		if ((rc = conn_home_init(&s->homes[i], &s->sh, i, exec_base(s->ex, i))) < 0)
+			return rc;
+	snprintf(why, why_len, "cannot set up accepting");
+	return start_accepting(s);
+}
+
+int mts_new(struct mts_server **out, const struct mts_config *cfg,
+	    const struct mts_handler *handler, char *why, size_t why_len)
+{
+	struct mts_server *s;
+	int rc;
+
+	if ((rc = check_config(cfg, why, why_len)) < 0)
+		return rc;
+	log_route_libevent();
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	s->cfg = *cfg;
+	s->cfg.listen = NULL;		/* only needed while opening the listeners */
+	s->cfg.listen_fds = NULL;
+	s->accept = (enum accept_strategy)strategy_from_name(cfg->accept ? cfg->accept : "handoff");
+	s->wake.read_fd = s->wake.write_fd = -1;
+	if ((rc = set_up(s, cfg, handler, why, why_len)) < 0) {
+		mts_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+size_t mts_listener_count(const struct mts_server *s)
+{
+	return listen_addresses(&s->ls);
+}
+
+const char *mts_listener_name(const struct mts_server *s, size_t i)
+{
+	return i < listen_addresses(&s->ls) ? s->ls.l[i * s->ls.copies].name : NULL;
+}
+
+int mts_run(struct mts_server *s)
+{
+	int rc = exec_start(s->ex);
+
+	if (rc < 0) {
+		log_error("cannot start the workers: %s", strerror(-rc));
+	} else {
+		/* The control channel (and, for handoff, accepting) until mts_stop(). */
+		event_base_dispatch(s->base);
+		log_info("stopping: no longer accepting; finishing connections");
+	}
+	/* "stop" reaches each worker behind what was posted before; with
+	 * reuseport and shared, the worker stops its own accepting then. */
+	exec_stop(s->ex);
+	return rc;
+}
+
+void mts_free(struct mts_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->ex != NULL)
+		exec_stop(s->ex);	/* no-op after mts_run() */
+	/* The workers are joined: every unit's thread is done with it. */
+	if (s->main_unit_ready)
+		accept_unit_destroy(&s->main_unit);
+	for (unsigned i = 0; s->waccept != NULL && i < s->n_workers; i++)
+		if (s->waccept[i].ready)
+			accept_unit_destroy(&s->waccept[i].unit);
+	listen_close(&s->ls);		/* nothing new is accepted from here */
+	/* No pool thread posts any more (a pool the program left running
+	 * would post into the close below)... */
+	workq_stop_all(&s->workqs);
+	/* ... and every task still queued is cancelled now (connections are
+	 * released, calls and dones get cancelled = 1); no more posts. */
+	if (s->ex != NULL)
+		exec_close(s->ex);
+	workq_free_all(&s->workqs);	/* after the close: cancelled dones touch a queue */
+	for (unsigned i = 0; s->homes != NULL && i < s->n_workers; i++)
+		conn_home_destroy(&s->homes[i]);
+	exec_free(s->ex);		/* the workers' bases, after everything on them */
+	free(s->homes);
+	free(s->waccept);
+	iplimit_free(s->iplimit);	/* every connection has released its entry */
+	if (s->wake_registered)
+		retrier_remove(s->retrier, control_retry, s);
+	retrier_free(s->retrier);	/* nothing is left to kick it */
+	if (s->wake_ev != NULL)
+		event_free(s->wake_ev);
+	wakeup_close(&s->wake);
+	if (s->base != NULL)
+		event_base_free(s->base);
+	free(s);
+}
+
+/* ---- what the layers below implement ----------------------------------- */
+
+unsigned mts_worker_count(const struct mts_server *s)
+{
+	return s->n_workers;
+}
+
+int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg)
+{
+	return exec_post_call(s->ex, worker, fn, arg);
+}
+
+int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg)
+{
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		int rc = mts_post(s, i, fn, arg);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int mts_workq_new(struct mts_workq **out, struct mts_server *s, unsigned threads)
+{
+	return workq_new(out, s->ex, &s->workqs, threads);
+}
+
+int mts_workq_submit(struct mts_workq *q, unsigned worker, mts_job_fn work,
+		     mts_done_fn done, void *arg)
+{
+	return workq_submit(q, worker, work, done, arg);
+}
+
+void mts_workq_free(struct mts_workq *q)
+{
+	workq_free(q);
+}
+
+/* The levels are the same numbers as log.h's. */
+void mts_log_set_level(enum mts_log_level level)
+{
+	log_set_level((enum log_level)level);
+}
+
+void mts_log(enum mts_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg((enum log_level)level, fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,71 @@
+/*
+ * stats.c - a worker's statistics, gathered in one place from the three
+ * owners that count them: the connection home (connections, bytes,
+ * accept-to-worker latency), the executor's inbox (wake-ups, batches) and,
+ * with --accept reuseport or shared, the worker's own accept unit (the
+ * herd: wake-ups that found nothing to accept). Each counter has one
+ * writer; reading is relaxed and approximate while traffic flows.
+ */
+#include <config.h>
+
+#include <errno.h>
+
+#include "counter.h"
+#include "log.h"
+#include "server.h"
+
+int mts_worker_stats(const struct mts_server *s, unsigned worker,
+		     struct mts_worker_stats *out)
+{
+	const struct conn_home *h;
+	struct inbox_stats ist;
+
+	if (worker >= s->n_workers)
+		return -EINVAL;
+	h = &s->homes[worker];
+	exec_inbox_stats(s->ex, worker, &ist);
+	*out = (struct mts_worker_stats){
+		.live = atomic_load_explicit(&h->live, memory_order_relaxed),
+		.accepted = counter_get(&h->accepted),
+		.bytes_in = counter_get(&h->bytes_in),
+		.bytes_out = counter_get(&h->bytes_out),
+		.wakeups = ist.wakeups,
+		.wakeups_saved = ist.elided,
+		.largest_batch = ist.largest_batch,
+		.rounds = ist.rounds,
+		.wouldblock = ist.wouldblock,
+		.handoff_p50_ns = hist_quantile(&h->handoff_ns, 0.50),
+		.handoff_p90_ns = hist_quantile(&h->handoff_ns, 0.90),
+		.handoff_p99_ns = hist_quantile(&h->handoff_ns, 0.99),
+		.handoff_max_ns = hist_max(&h->handoff_ns),
+	};
+	if (s->waccept != NULL) {
+		out->accept_wakeups = counter_get(&s->waccept[worker].unit.wakeups);
+		out->accept_empty = counter_get(&s->waccept[worker].unit.empty);
+	}
+	return 0;
+}
+
+/* SIGUSR1: one line per worker, on the main thread. */
+void stats_log(const struct mts_server *s)
+{
+	struct mts_worker_stats st;
+
+	for (unsigned i = 0; i < s->n_workers; i++) {
+		mts_worker_stats(s, i, &st);
+		log_report("%s: live %u accepted %llu bytes_in %llu bytes_out %llu "
+			   "wakeups_sent %llu wakeups_saved %llu largest_batch %llu "
+			   "rounds %llu wouldblock %llu accept_wakeups %llu accept_empty %llu; "
+			   "handoff_us p50 %.1f p90 %.1f p99 %.1f max %.1f, wakeups/conn %.3f",
+			   exec_tag(s->ex, i), st.live, (unsigned long long)st.accepted,
+			   (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+			   (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_saved,
+			   (unsigned long long)st.largest_batch, (unsigned long long)st.rounds,
+			   (unsigned long long)st.wouldblock,
+			   (unsigned long long)st.accept_wakeups,
+			   (unsigned long long)st.accept_empty,
+			   st.handoff_p50_ns / 1e3, st.handoff_p90_ns / 1e3,
+			   st.handoff_p99_ns / 1e3, st.handoff_max_ns / 1e3,
+			   st.accepted ? (double)st.wakeups / (double)st.accepted : 0.0);
+	}
+}
