@@ -774,19 +774,27 @@ static void test_fd_exhaustion(void)
 }
 
 /*
- * The variant comes from the first argument, a file named VARIANT.dispatch
- * (how make check runs this once per variant), or from $DISPATCH.
+ * What to run comes from the first argument, a file named VARIANT.dispatch
+ * or STRATEGY.accept (how make check runs this once per dispatch variant and
+ * once per accept strategy), or from $DISPATCH and $ACCEPT. Sets the
+ * server's extra arguments; returns the dispatch variant.
  */
-static const char *pick_variant(int argc, char **argv)
+static const char *pick_variant(int argc, char **argv, const char **accept)
 {
 	static char name[64];
 	const char *base, *env = getenv("DISPATCH");
 	char *dot;
 
+	*accept = getenv("ACCEPT") != NULL ? getenv("ACCEPT") : "handoff";
 	if (argc < 2)
 		return env != NULL ? env : "wfcq";
 	base = strrchr(argv[1], '/') ? strrchr(argv[1], '/') + 1 : argv[1];
 	snprintf(name, sizeof(name), "%s", base);
+	if ((dot = strstr(name, ".accept")) != NULL) {
+		*dot = '\0';
+		*accept = name;
+		return "wfcq";
+	}
 	if ((dot = strstr(name, ".dispatch")) != NULL)
 		*dot = '\0';
 	return name;
@@ -797,13 +805,16 @@ int main(int argc, char **argv)
 	struct srv s;
 	struct mresult r;
 	const char *args[] = { "-t", "4", NULL };
-	const char *variant = pick_variant(argc, argv);
+	const char *accept;
+	const char *variant = pick_variant(argc, argv, &accept);
 
 	signal(SIGPIPE, SIG_IGN);
 	harness_extra_args[0] = "--dispatch";
 	harness_extra_args[1] = variant;
+	harness_extra_args[2] = "--accept";
+	harness_extra_args[3] = accept;
 	tap_plan(48);
-	diag("dispatch variant: %s", variant);
+	diag("dispatch variant: %s, accept strategy: %s", variant, accept);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start echoserver");
 	diag("echoserver pid %d on 127.0.0.1:%d", (int)s.pid, s.port);
