@@ -45,7 +45,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bench/cli.h"
+#include "cli/cli.h"
 #include "core/histogram.h"
 
 #define MAX_THREADS 64
@@ -538,9 +538,9 @@ static void parse(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, ":H:p:c:T:m:s:S:d:t:r:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': opt.host = optarg; break;
-		case 'p': cli_num("--port", optarg, 1, 65535); opt.port = optarg; break;
-		case 'c': opt.conns = (unsigned)cli_num("--connections", optarg, 1, 1000000); break;
-		case 'T': opt.threads = (unsigned)cli_num("--threads", optarg, 1, MAX_THREADS); break;
+		case 'p': cli_ulong("--port", optarg, 1, 65535); opt.port = optarg; break;
+		case 'c': opt.conns = (unsigned)cli_ulong("--connections", optarg, 1, 1000000); break;
+		case 'T': opt.threads = (unsigned)cli_ulong("--threads", optarg, 1, MAX_THREADS); break;
 		case 'm':
 			for (ch = 0; ch < N_MODES && strcmp(optarg, mode_names[ch]) != 0; ch++)
 				;
@@ -548,11 +548,11 @@ static void parse(int argc, char **argv)
 				cli_bad("--mode", optarg);
 			opt.mode = (enum mode)ch;
 			break;
-		case 's': opt.size = (size_t)cli_num("--size", optarg, 1, 64 << 20); break;
-		case 'S': opt.size_max = (size_t)cli_num("--size-max", optarg, 1, 64 << 20); break;
-		case 'd': opt.depth = (unsigned)cli_num("--depth", optarg, 1, MAX_DEPTH); break;
-		case 't': opt.seconds = cli_num("--seconds", optarg, 0.1, 86400); break;
-		case 'r': opt.rate = cli_num("--rate", optarg, 1, 1e9); break;
+		case 's': opt.size = (size_t)cli_ulong("--size", optarg, 1, 64 << 20); break;
+		case 'S': opt.size_max = (size_t)cli_ulong("--size-max", optarg, 1, 64 << 20); break;
+		case 'd': opt.depth = (unsigned)cli_ulong("--depth", optarg, 1, MAX_DEPTH); break;
+		case 't': opt.seconds = cli_double("--seconds", optarg, 0.1, 86400); break;
+		case 'r': opt.rate = cli_double("--rate", optarg, 1, 1e9); break;
 		case O_NOVERIFY: opt.verify = false; break;
 		case O_CSV: opt.csv = true; break;
 		case 'q': opt.quiet = true; break;
@@ -589,7 +589,7 @@ int main(int argc, char **argv)
 	unsigned idx = 0;
 
 	signal(SIGPIPE, SIG_IGN);
-	cli_prog = "echo-bench";
+	cli_set_prog("echo-bench");
 	parse(argc, argv);
 	resolve();
 	check_fd_limit();
