@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "core/counter.h"
 #include "core/histogram.h"
 
 #define MAX_THREADS 64
@@ -97,7 +98,8 @@ struct client {
 	unsigned n;
 	int ep;
 	struct histogram hist;		/* this thread's latencies, ns */
-	/* Read by main for the progress line and the totals (relaxed). */
+	/* Written by this thread only, read by main for the progress line
+	 * and the totals: counters in the sense of core/counter.h. */
 	atomic_uint_fast64_t messages, bytes, errors, connect_errors;
 	uint64_t lost;			/* replies still missing at the end */
 };
@@ -105,18 +107,13 @@ struct client {
 static struct client clients[MAX_THREADS];
 static uint64_t run_start, run_deadline;
 static atomic_bool all_connected_flag;
+/* Every client thread adds to it: a read-modify-write, not counter_add(). */
 static atomic_uint connected_count;
 
 /* The byte at stream offset k of a connection with this seed. */
 static inline uint8_t pattern(uint8_t seed, uint64_t k)
 {
 	return (uint8_t)((k ^ (k >> 8) ^ (k >> 16)) * 167u + seed);
-}
-
-static inline void add(atomic_uint_fast64_t *v, uint64_t n)
-{
-	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-			      memory_order_relaxed);
 }
 
 /* ---- connections --------------------------------------------------- */
@@ -276,11 +273,11 @@ static int pump_in(struct client *cl, struct bconn *c, uint8_t *buf, size_t cap,
 				if (buf[i] != pattern(c->seed, c->recvd + (uint64_t)i))
 					return -1;
 		c->recvd += (uint64_t)n;
-		add(&cl->bytes, (uint64_t)n);
+		counter_add(&cl->bytes, (uint64_t)n);
 		if (opt.mode == M_STREAM) {
 			uint64_t done = c->recvd / opt.size;
 			if (done > c->completed) {
-				add(&cl->messages, done - c->completed);
+				counter_add(&cl->messages, done - c->completed);
 				c->completed = done;
 			}
 			continue;
@@ -288,7 +285,7 @@ static int pump_in(struct client *cl, struct bconn *c, uint8_t *buf, size_t cap,
 		while (c->completed < c->issued && c->recvd >= c->end[c->completed % opt.depth]) {
 			hist_record(&cl->hist, now - c->stamp[c->completed % opt.depth]);
 			c->completed++;
-			add(&cl->messages, 1);
+			counter_add(&cl->messages, 1);
 		}
 		if ((size_t)n < cap)
 			return 0;
@@ -297,7 +294,7 @@ static int pump_in(struct client *cl, struct bconn *c, uint8_t *buf, size_t cap,
 
 static void fail(struct client *cl, struct bconn *c)
 {
-	add(&cl->errors, 1);
+	counter_add(&cl->errors, 1);
 	close_conn(cl, c);
 }
 
@@ -350,7 +347,7 @@ static void *client_main(void *arg)
 		c->started = clock_now_ns();
 		rc = open_conn(cl, c);
 		if (rc < 0) {
-			add(&cl->connect_errors, 1);
+			counter_add(&cl->connect_errors, 1);
 			if (rc == -EMFILE || rc == -ENFILE)
 				fprintf(stderr, "echo-bench: out of file descriptors at connection %u\n",
 					c->index);
@@ -371,7 +368,7 @@ static void *client_main(void *arg)
 				if (opt.mode == M_CHURN) {
 					c->started = now;
 					if (open_conn(cl, c) < 0)
-						add(&cl->connect_errors, 1);
+						counter_add(&cl->connect_errors, 1);
 					continue;
 				}
 				if (c->fd >= 0 && !c->connecting) {
@@ -409,7 +406,7 @@ static void *client_main(void *arg)
 				socklen_t len = sizeof(err);
 				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
 				if (err != 0 || (evs[e].events & (EPOLLERR | EPOLLHUP))) {
-					add(&cl->connect_errors, 1);
+					counter_add(&cl->connect_errors, 1);
 					close_conn(cl, c);
 					continue;
 				}
@@ -431,7 +428,7 @@ static void *client_main(void *arg)
 				if (go) {
 					c->started = clock_now_ns();
 					if (open_conn(cl, c) < 0)
-						add(&cl->connect_errors, 1);
+						counter_add(&cl->connect_errors, 1);
 				}
 				continue;
 			}
@@ -573,10 +570,10 @@ static void totals(uint64_t *msgs, uint64_t *bytes, uint64_t *errs, uint64_t *ce
 {
 	*msgs = *bytes = *errs = *cerrs = 0;
 	for (unsigned t = 0; t < opt.threads; t++) {
-		*msgs += atomic_load_explicit(&clients[t].messages, memory_order_relaxed);
-		*bytes += atomic_load_explicit(&clients[t].bytes, memory_order_relaxed);
-		*errs += atomic_load_explicit(&clients[t].errors, memory_order_relaxed);
-		*cerrs += atomic_load_explicit(&clients[t].connect_errors, memory_order_relaxed);
+		*msgs += counter_get(&clients[t].messages);
+		*bytes += counter_get(&clients[t].bytes);
+		*errs += counter_get(&clients[t].errors);
+		*cerrs += counter_get(&clients[t].connect_errors);
 	}
 }
 
