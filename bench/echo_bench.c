@@ -335,7 +335,6 @@ static void *client_main(void *arg)
 	struct client *cl = arg;
 	struct epoll_event evs[256];
 	static _Thread_local uint8_t buf[65536];
-	unsigned live = 0;
 	bool running = false;
 
 	cl->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -351,9 +350,7 @@ static void *client_main(void *arg)
 			if (rc == -EMFILE || rc == -ENFILE)
 				fprintf(stderr, "echo-bench: out of file descriptors at connection %u\n",
 					c->index);
-			continue;
 		}
-		live++;
 	}
 	for (;;) {
 		uint64_t now = clock_now_ns();
