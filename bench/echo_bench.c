@@ -330,16 +330,17 @@ static uint64_t next_due(const struct client *cl, uint64_t fallback)
 	return t;
 }
 
-static void *client_main(void *arg)
-{
-	struct client *cl = arg;
-	struct epoll_event evs[256];
-	static _Thread_local uint8_t buf[65536];
-	bool running = false;
+/* Each client thread's scratch for what it sends and what it reads back. */
+static _Thread_local uint8_t io_buf[65536];
 
-	cl->ep = epoll_create1(EPOLL_CLOEXEC);
-	/* Churn opens its connections when the clock starts; the others first. */
-	for (unsigned i = 0; i < cl->n && opt.mode != M_CHURN; i++) {
+/*
+ * Before the clock starts: opens every connection of this thread (not in
+ * churn mode, which opens them when it starts). One that cannot be opened
+ * is a connect error; running out of descriptors is also said out loud.
+ */
+static void open_all(struct client *cl)
+{
+	for (unsigned i = 0; i < cl->n; i++) {
 		struct bconn *c = &cl->conns[i];
 		int rc;
 
@@ -352,102 +353,170 @@ static void *client_main(void *arg)
 					c->index);
 		}
 	}
+}
+
+/*
+ * The clock has started: staggers the connections' first due times over
+ * one period of --rate (each connection's period is conns / rate seconds),
+ * opens churn's connections, and sends the first messages of the others.
+ */
+static void start_run(struct client *cl, uint64_t now)
+{
+	for (unsigned i = 0; i < cl->n; i++) {
+		struct bconn *c = &cl->conns[i];
+
+		c->next_due = run_start + (uint64_t)(1e9 * i * opt.threads / (opt.rate > 0 ? opt.rate : 1));
+		if (opt.mode == M_CHURN) {
+			c->started = now;
+			if (open_conn(cl, c) < 0)
+				counter_add(&cl->connect_errors, 1);
+			continue;
+		}
+		if (c->fd >= 0 && !c->connecting) {
+			issue(c, now, true);
+			if (pump_out(cl, c, io_buf, sizeof(io_buf)) < 0)
+				fail(cl, c);
+		}
+	}
+}
+
+/*
+ * The replies connection c still waits for. A closed connection waits for
+ * none (it failed, and that was counted, or churn was done with it), and
+ * neither does stream mode, which keeps a window in flight, not messages.
+ */
+static uint64_t replies_missing(const struct bconn *c)
+{
+	if (c->fd < 0 || opt.mode == M_STREAM || c->completed >= c->issued)
+		return 0;
+	return c->issued - c->completed;
+}
+
+static bool replies_pending(const struct client *cl)
+{
+	for (unsigned i = 0; i < cl->n; i++)
+		if (replies_missing(&cl->conns[i]) > 0)
+			return true;
+	return false;
+}
+
+/*
+ * One epoll event on connection c: finishes a connect, reads and checks
+ * what came back, and sends what may go. `go`: the run is on (the clock
+ * started and the deadline is ahead), so new messages may be issued.
+ */
+static void on_event(struct client *cl, struct bconn *c, uint32_t events, bool go,
+		     uint64_t now)
+{
+	if (c->fd < 0)
+		return;
+	if (c->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+			counter_add(&cl->connect_errors, 1);
+			close_conn(cl, c);
+			return;
+		}
+		c->connecting = false;
+		atomic_fetch_add(&connected_count, 1);
+		if (!go)
+			set_out(cl, c, false);
+		else
+			issue(c, now, go);
+	}
+	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) &&
+	    pump_in(cl, c, io_buf, sizeof(io_buf), now) < 0) {
+		fail(cl, c);
+		return;
+	}
+	if (opt.mode == M_CHURN && c->completed == 1) {
+		/* Request done: close and start the next one. */
+		close_conn(cl, c);
+		if (go) {
+			c->started = clock_now_ns();
+			if (open_conn(cl, c) < 0)
+				counter_add(&cl->connect_errors, 1);
+		}
+		return;
+	}
+	issue(c, now, go);
+	if (pump_out(cl, c, io_buf, sizeof(io_buf)) < 0)
+		fail(cl, c);
+}
+
+/* --rate: issues and sends the messages that have come due since. */
+static void issue_due(struct client *cl, uint64_t now)
+{
+	for (unsigned i = 0; i < cl->n; i++) {
+		struct bconn *c = &cl->conns[i];
+		if (c->fd >= 0 && !c->connecting && issue(c, now, true) > 0 &&
+		    pump_out(cl, c, io_buf, sizeof(io_buf)) < 0)
+			fail(cl, c);
+	}
+}
+
+/*
+ * The send/receive loop: waits for the clock to start (main starts it once
+ * every connection is up or has failed, after 30 s at most), runs until the
+ * deadline, then stops issuing and waits for the replies in flight, for
+ * DRAIN_NS at most.
+ */
+static void run(struct client *cl)
+{
+	struct epoll_event evs[256];
+	bool running = false;
+
 	for (;;) {
 		uint64_t now = clock_now_ns();
 		uint64_t until = now + (running ? 100000000u : 1000000u);
+		bool go;
 		int k;
 
 		if (!running && atomic_load(&all_connected_flag)) {
 			running = true;
-			for (unsigned i = 0; i < cl->n; i++) {
-				struct bconn *c = &cl->conns[i];
-				c->next_due = run_start + (uint64_t)(1e9 * i * opt.threads / (opt.rate > 0 ? opt.rate : 1));
-				if (opt.mode == M_CHURN) {
-					c->started = now;
-					if (open_conn(cl, c) < 0)
-						counter_add(&cl->connect_errors, 1);
-					continue;
-				}
-				if (c->fd >= 0 && !c->connecting) {
-					issue(c, now, true);
-					if (pump_out(cl, c, buf, sizeof(buf)) < 0)
-						fail(cl, c);
-				}
-			}
+			start_run(cl, now);
 		}
-		if (running && now >= run_deadline) {
-			/* Stop issuing; wait for what is in flight, then stop. */
-			bool pending = false;
-			for (unsigned i = 0; i < cl->n; i++) {
-				struct bconn *c = &cl->conns[i];
-				if (c->fd >= 0 && opt.mode != M_STREAM && c->completed < c->issued)
-					pending = true;
-			}
-			if (!pending || opt.mode == M_STREAM || now >= run_deadline + DRAIN_NS)
-				break;
-		}
+		/* Past the deadline: done once nothing is in flight, or DRAIN_NS later. */
+		if (running && now >= run_deadline &&
+		    (opt.mode == M_STREAM || !replies_pending(cl) || now >= run_deadline + DRAIN_NS))
+			return;
 		if (running && now < run_deadline && opt.rate > 0)
 			until = next_due(cl, now + 1000000u);
 		else if (running && now >= run_deadline)
 			until = now + 1000000u;
 		k = wait_events(cl->ep, evs, 256, until);
 		now = clock_now_ns();
-		for (int e = 0; e < k; e++) {
-			struct bconn *c = evs[e].data.ptr;
-			bool go = running && now < run_deadline;
-
-			if (c->fd < 0)
-				continue;
-			if (c->connecting) {
-				int err = 0;
-				socklen_t len = sizeof(err);
-				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-				if (err != 0 || (evs[e].events & (EPOLLERR | EPOLLHUP))) {
-					counter_add(&cl->connect_errors, 1);
-					close_conn(cl, c);
-					continue;
-				}
-				c->connecting = false;
-				atomic_fetch_add(&connected_count, 1);
-				if (!go)
-					set_out(cl, c, false);
-				else
-					issue(c, now, go);
-			}
-			if ((evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) &&
-			    pump_in(cl, c, buf, sizeof(buf), now) < 0) {
-				fail(cl, c);
-				continue;
-			}
-			if (opt.mode == M_CHURN && c->completed == 1) {
-				/* Request done: close and start the next one. */
-				close_conn(cl, c);
-				if (go) {
-					c->started = clock_now_ns();
-					if (open_conn(cl, c) < 0)
-						counter_add(&cl->connect_errors, 1);
-				}
-				continue;
-			}
-			issue(c, now, go);
-			if (pump_out(cl, c, buf, sizeof(buf)) < 0)
-				fail(cl, c);
-		}
-		if (opt.rate > 0 && running && now < run_deadline) {
-			for (unsigned i = 0; i < cl->n; i++) {
-				struct bconn *c = &cl->conns[i];
-				if (c->fd >= 0 && !c->connecting && issue(c, now, true) > 0 &&
-				    pump_out(cl, c, buf, sizeof(buf)) < 0)
-					fail(cl, c);
-			}
-		}
+		go = running && now < run_deadline;
+		for (int e = 0; e < k; e++)
+			on_event(cl, evs[e].data.ptr, evs[e].events, go, now);
+		if (opt.rate > 0 && go)
+			issue_due(cl, now);
 	}
+}
+
+/* After the loop: counts the replies that never came, closes everything. */
+static void finish(struct client *cl)
+{
 	for (unsigned i = 0; i < cl->n; i++) {
 		struct bconn *c = &cl->conns[i];
-		if (c->fd >= 0 && opt.mode != M_STREAM && c->completed < c->issued)
-			cl->lost += c->issued - c->completed;
+		cl->lost += replies_missing(c);
 		close_conn(cl, c);
 	}
+}
+
+/* A client thread: its share of the connections, from open to result. */
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+
+	cl->ep = epoll_create1(EPOLL_CLOEXEC);
+	/* Churn opens its connections when the clock starts; the others first. */
+	if (opt.mode != M_CHURN)
+		open_all(cl);
+	run(cl);
+	finish(cl);
 	close(cl->ep);
 	return NULL;
 }
