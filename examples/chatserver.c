@@ -64,7 +64,6 @@
 #include <event2/event_struct.h>
 
 #include "chat_log.h"
-#include "cli/cli.h"
 #include "mtserver.h"
 
 #define READ_MAX (16 * 1024)	/* bytes read from a client per event */
@@ -707,6 +706,18 @@ static void usage(FILE *out)
 "SIGINT, SIGTERM and SIGHUP stop it gracefully.\n");
 }
 
+static unsigned long number(const char *opt, const char *arg, unsigned long min, unsigned long max)
+{
+	char *end;
+	unsigned long v = strtoul(arg, &end, 10);
+
+	if (*arg == '\0' || *arg == '-' || *end != '\0' || v < min || v > max) {
+		fprintf(stderr, "chatserver: invalid value '%s' for %s\n", arg, opt);
+		exit(2);
+	}
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_MAX_LINE = 256, O_MAX_QUEUE, O_STALL, O_MAX_LAG };
@@ -731,43 +742,49 @@ int main(int argc, char **argv)
 	unsigned n;
 	int opt, rc;
 
-	cli_set_prog("chatserver");
 	mts_config_defaults(&cfg);
 	cfg.listen = listen;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, ":p:l:t:qh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			snprintf(port, sizeof(port), "%lu", cli_ulong("--port", optarg, 0, 65535));
+			snprintf(port, sizeof(port), "%lu", number("--port", optarg, 0, 65535));
 			cfg.port = port;
 			break;
 		case 'l':
-			if (cfg.n_listen == 16)
-				cli_usage_error("too many --listen addresses");
+			if (cfg.n_listen == 16) {
+				fprintf(stderr, "chatserver: too many --listen addresses\n");
+				return 2;
+			}
 			listen[cfg.n_listen++] = optarg;
 			break;
-		case 't': cfg.threads = (unsigned)cli_ulong("--threads", optarg, 1, 1024); break;
-		case O_MAX_LINE: max_line = cli_ulong("--max-line", optarg, 1, 1 << 20); break;
-		case O_MAX_QUEUE: max_queue = cli_ulong("--max-queue", optarg, 1024, 1 << 30); break;
-		case O_STALL: stall_s = (unsigned)cli_ulong("--stall", optarg, 1, 86400); break;
-		case O_MAX_LAG: max_lag_ms = (unsigned)cli_ulong("--max-lag", optarg, 1, 3600000); break;
+		case 't': cfg.threads = (unsigned)number("--threads", optarg, 1, 1024); break;
+		case O_MAX_LINE: max_line = number("--max-line", optarg, 1, 1 << 20); break;
+		case O_MAX_QUEUE: max_queue = number("--max-queue", optarg, 1024, 1 << 30); break;
+		case O_STALL: stall_s = (unsigned)number("--stall", optarg, 1, 86400); break;
+		case O_MAX_LAG: max_lag_ms = (unsigned)number("--max-lag", optarg, 1, 3600000); break;
 		case 'q': mts_log_set_level(MTS_LOG_ERROR); break;
 		case 'h': usage(stdout); return 0;
 		default:
-			cli_usage_error("unknown option or missing value '%s'", argv[optind - 1]);
+			fprintf(stderr, "chatserver: unknown option or missing value '%s'\n",
+				argv[optind - 1]);
+			return 2;
 		}
 	}
-	if (optind < argc)
-		cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (optind < argc) {
+		fprintf(stderr, "chatserver: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
 	/* The longest line, with its "#ID: " and newline, must fit in a queue. */
-	if (max_line + 64 > max_queue)
-		cli_usage_error("--max-line %zu does not fit in --max-queue %zu "
-				"(it must be at most --max-queue - 64)", max_line, max_queue);
+	if (max_line + 64 > max_queue) {
+		fprintf(stderr, "chatserver: --max-line %zu does not fit in --max-queue %zu "
+			"(it must be at most --max-queue - 64)\n", max_line, max_queue);
+		return 2;
+	}
 	rc = mts_new(&server, &cfg, &h, why, sizeof(why));
 	if (rc < 0) {
-		if (rc == -EINVAL)	/* the arguments conflict */
-			cli_usage_error("%s", why);
-		cli_die("%s", why);
+		fprintf(stderr, "chatserver: %s\n", why);
+		return rc == -EINVAL ? 2 : 1;	/* -EINVAL: the arguments conflict */
 	}
 	n = mts_worker_count(server);
 	rooms = calloc(n, sizeof(*rooms));

@@ -2,10 +2,12 @@
  * cli.h - what the programs' command lines share: one way to read a number
  * from an option, and one way to say that an argument is wrong.
  *
- * Used by echoserver, examples/chatserver, echo-bench and handoff-bench.
- * It is not part of libmtserver or libmtcore: each program compiles it as
- * one of its own sources, because a library does not exit and these
- * functions do. They are for main() and its option parsing only.
+ * Used by echoserver, echo-bench and handoff-bench. It is not part of
+ * libmtserver or libmtcore: each program compiles it as one of its own
+ * sources, because a library does not exit and these functions do. They are
+ * for main() and its option parsing only. (examples/chatserver has its own:
+ * it must build from its two files and the installed library alone, which
+ * tests/test_install.sh checks.)
  *
  * Exit statuses, the same in every program:
  *   1  the system refused (cli_die): out of memory, cannot resolve, ...
