@@ -45,7 +45,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bench/cli.h"
+#include "cli/cli.h"
+#include "counter.h"
 #include "histogram.h"
 
 #define MAX_THREADS 64
@@ -97,7 +98,8 @@ struct client {
 	unsigned n;
 	int ep;
 	struct histogram hist;		/* this thread's latencies, ns */
-	/* Read by main for the progress line and the totals (relaxed). */
+	/* Written by this thread only, read by main for the progress line
+	 * and the totals: counters in the sense of core/counter.h. */
 	atomic_uint_fast64_t messages, bytes, errors, connect_errors;
 	uint64_t lost;			/* replies still missing at the end */
 };
@@ -105,18 +107,13 @@ struct client {
 static struct client clients[MAX_THREADS];
 static uint64_t run_start, run_deadline;
 static atomic_bool all_connected_flag;
+/* Every client thread adds to it: a read-modify-write, not counter_add(). */
 static atomic_uint connected_count;
 
 /* The byte at stream offset k of a connection with this seed. */
 static inline uint8_t pattern(uint8_t seed, uint64_t k)
 {
 	return (uint8_t)((k ^ (k >> 8) ^ (k >> 16)) * 167u + seed);
-}
-
-static inline void add(atomic_uint_fast64_t *v, uint64_t n)
-{
-	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
-			      memory_order_relaxed);
 }
 
 /* ---- connections --------------------------------------------------- */
@@ -276,11 +273,11 @@ static int pump_in(struct client *cl, struct bconn *c, uint8_t *buf, size_t cap,
 				if (buf[i] != pattern(c->seed, c->recvd + (uint64_t)i))
 					return -1;
 		c->recvd += (uint64_t)n;
-		add(&cl->bytes, (uint64_t)n);
+		counter_add(&cl->bytes, (uint64_t)n);
 		if (opt.mode == M_STREAM) {
 			uint64_t done = c->recvd / opt.size;
 			if (done > c->completed) {
-				add(&cl->messages, done - c->completed);
+				counter_add(&cl->messages, done - c->completed);
 				c->completed = done;
 			}
 			continue;
@@ -288,7 +285,7 @@ static int pump_in(struct client *cl, struct bconn *c, uint8_t *buf, size_t cap,
 		while (c->completed < c->issued && c->recvd >= c->end[c->completed % opt.depth]) {
 			hist_record(&cl->hist, now - c->stamp[c->completed % opt.depth]);
 			c->completed++;
-			add(&cl->messages, 1);
+			counter_add(&cl->messages, 1);
 		}
 		if ((size_t)n < cap)
 			return 0;
@@ -297,7 +294,7 @@ static int pump_in(struct client *cl, struct bconn *c, uint8_t *buf, size_t cap,
 
 static void fail(struct client *cl, struct bconn *c)
 {
-	add(&cl->errors, 1);
+	counter_add(&cl->errors, 1);
 	close_conn(cl, c);
 }
 
@@ -333,127 +330,193 @@ static uint64_t next_due(const struct client *cl, uint64_t fallback)
 	return t;
 }
 
-static void *client_main(void *arg)
-{
-	struct client *cl = arg;
-	struct epoll_event evs[256];
-	static _Thread_local uint8_t buf[65536];
-	unsigned live = 0;
-	bool running = false;
+/* Each client thread's scratch for what it sends and what it reads back. */
+static _Thread_local uint8_t io_buf[65536];
 
-	cl->ep = epoll_create1(EPOLL_CLOEXEC);
-	/* Churn opens its connections when the clock starts; the others first. */
-	for (unsigned i = 0; i < cl->n && opt.mode != M_CHURN; i++) {
+/*
+ * Before the clock starts: opens every connection of this thread (not in
+ * churn mode, which opens them when it starts). One that cannot be opened
+ * is a connect error; running out of descriptors is also said out loud.
+ */
+static void open_all(struct client *cl)
+{
+	for (unsigned i = 0; i < cl->n; i++) {
 		struct bconn *c = &cl->conns[i];
 		int rc;
 
 		c->started = clock_now_ns();
 		rc = open_conn(cl, c);
 		if (rc < 0) {
-			add(&cl->connect_errors, 1);
+			counter_add(&cl->connect_errors, 1);
 			if (rc == -EMFILE || rc == -ENFILE)
 				fprintf(stderr, "echo-bench: out of file descriptors at connection %u\n",
 					c->index);
+		}
+	}
+}
+
+/*
+ * The clock has started: staggers the connections' first due times over
+ * one period of --rate (each connection's period is conns / rate seconds),
+ * opens churn's connections, and sends the first messages of the others.
+ */
+static void start_run(struct client *cl, uint64_t now)
+{
+	for (unsigned i = 0; i < cl->n; i++) {
+		struct bconn *c = &cl->conns[i];
+
+		c->next_due = run_start + (uint64_t)(1e9 * i * opt.threads / (opt.rate > 0 ? opt.rate : 1));
+		if (opt.mode == M_CHURN) {
+			c->started = now;
+			if (open_conn(cl, c) < 0)
+				counter_add(&cl->connect_errors, 1);
 			continue;
 		}
-		live++;
+		if (c->fd >= 0 && !c->connecting) {
+			issue(c, now, true);
+			if (pump_out(cl, c, io_buf, sizeof(io_buf)) < 0)
+				fail(cl, c);
+		}
 	}
+}
+
+/*
+ * The replies connection c still waits for. A closed connection waits for
+ * none (it failed, and that was counted, or churn was done with it), and
+ * neither does stream mode, which keeps a window in flight, not messages.
+ */
+static uint64_t replies_missing(const struct bconn *c)
+{
+	if (c->fd < 0 || opt.mode == M_STREAM || c->completed >= c->issued)
+		return 0;
+	return c->issued - c->completed;
+}
+
+static bool replies_pending(const struct client *cl)
+{
+	for (unsigned i = 0; i < cl->n; i++)
+		if (replies_missing(&cl->conns[i]) > 0)
+			return true;
+	return false;
+}
+
+/*
+ * One epoll event on connection c: finishes a connect, reads and checks
+ * what came back, and sends what may go. `go`: the run is on (the clock
+ * started and the deadline is ahead), so new messages may be issued.
+ */
+static void on_event(struct client *cl, struct bconn *c, uint32_t events, bool go,
+		     uint64_t now)
+{
+	if (c->fd < 0)
+		return;
+	if (c->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+			counter_add(&cl->connect_errors, 1);
+			close_conn(cl, c);
+			return;
+		}
+		c->connecting = false;
+		atomic_fetch_add(&connected_count, 1);
+		if (!go)
+			set_out(cl, c, false);
+		else
+			issue(c, now, go);
+	}
+	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) &&
+	    pump_in(cl, c, io_buf, sizeof(io_buf), now) < 0) {
+		fail(cl, c);
+		return;
+	}
+	if (opt.mode == M_CHURN && c->completed == 1) {
+		/* Request done: close and start the next one. */
+		close_conn(cl, c);
+		if (go) {
+			c->started = clock_now_ns();
+			if (open_conn(cl, c) < 0)
+				counter_add(&cl->connect_errors, 1);
+		}
+		return;
+	}
+	issue(c, now, go);
+	if (pump_out(cl, c, io_buf, sizeof(io_buf)) < 0)
+		fail(cl, c);
+}
+
+/* --rate: issues and sends the messages that have come due since. */
+static void issue_due(struct client *cl, uint64_t now)
+{
+	for (unsigned i = 0; i < cl->n; i++) {
+		struct bconn *c = &cl->conns[i];
+		if (c->fd >= 0 && !c->connecting && issue(c, now, true) > 0 &&
+		    pump_out(cl, c, io_buf, sizeof(io_buf)) < 0)
+			fail(cl, c);
+	}
+}
+
+/*
+ * The send/receive loop: waits for the clock to start (main starts it once
+ * every connection is up or has failed, after 30 s at most), runs until the
+ * deadline, then stops issuing and waits for the replies in flight, for
+ * DRAIN_NS at most.
+ */
+static void run(struct client *cl)
+{
+	struct epoll_event evs[256];
+	bool running = false;
+
 	for (;;) {
 		uint64_t now = clock_now_ns();
 		uint64_t until = now + (running ? 100000000u : 1000000u);
+		bool go;
 		int k;
 
 		if (!running && atomic_load(&all_connected_flag)) {
 			running = true;
-			for (unsigned i = 0; i < cl->n; i++) {
-				struct bconn *c = &cl->conns[i];
-				c->next_due = run_start + (uint64_t)(1e9 * i * opt.threads / (opt.rate > 0 ? opt.rate : 1));
-				if (opt.mode == M_CHURN) {
-					c->started = now;
-					if (open_conn(cl, c) < 0)
-						add(&cl->connect_errors, 1);
-					continue;
-				}
-				if (c->fd >= 0 && !c->connecting) {
-					issue(c, now, true);
-					if (pump_out(cl, c, buf, sizeof(buf)) < 0)
-						fail(cl, c);
-				}
-			}
+			start_run(cl, now);
 		}
-		if (running && now >= run_deadline) {
-			/* Stop issuing; wait for what is in flight, then stop. */
-			bool pending = false;
-			for (unsigned i = 0; i < cl->n; i++) {
-				struct bconn *c = &cl->conns[i];
-				if (c->fd >= 0 && opt.mode != M_STREAM && c->completed < c->issued)
-					pending = true;
-			}
-			if (!pending || opt.mode == M_STREAM || now >= run_deadline + DRAIN_NS)
-				break;
-		}
+		/* Past the deadline: done once nothing is in flight, or DRAIN_NS later. */
+		if (running && now >= run_deadline &&
+		    (opt.mode == M_STREAM || !replies_pending(cl) || now >= run_deadline + DRAIN_NS))
+			return;
 		if (running && now < run_deadline && opt.rate > 0)
 			until = next_due(cl, now + 1000000u);
 		else if (running && now >= run_deadline)
 			until = now + 1000000u;
 		k = wait_events(cl->ep, evs, 256, until);
 		now = clock_now_ns();
-		for (int e = 0; e < k; e++) {
-			struct bconn *c = evs[e].data.ptr;
-			bool go = running && now < run_deadline;
-
-			if (c->fd < 0)
-				continue;
-			if (c->connecting) {
-				int err = 0;
-				socklen_t len = sizeof(err);
-				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-				if (err != 0 || (evs[e].events & (EPOLLERR | EPOLLHUP))) {
-					add(&cl->connect_errors, 1);
-					close_conn(cl, c);
-					continue;
-				}
-				c->connecting = false;
-				atomic_fetch_add(&connected_count, 1);
-				if (!go)
-					set_out(cl, c, false);
-				else
-					issue(c, now, go);
-			}
-			if ((evs[e].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) &&
-			    pump_in(cl, c, buf, sizeof(buf), now) < 0) {
-				fail(cl, c);
-				continue;
-			}
-			if (opt.mode == M_CHURN && c->completed == 1) {
-				/* Request done: close and start the next one. */
-				close_conn(cl, c);
-				if (go) {
-					c->started = clock_now_ns();
-					if (open_conn(cl, c) < 0)
-						add(&cl->connect_errors, 1);
-				}
-				continue;
-			}
-			issue(c, now, go);
-			if (pump_out(cl, c, buf, sizeof(buf)) < 0)
-				fail(cl, c);
-		}
-		if (opt.rate > 0 && running && now < run_deadline) {
-			for (unsigned i = 0; i < cl->n; i++) {
-				struct bconn *c = &cl->conns[i];
-				if (c->fd >= 0 && !c->connecting && issue(c, now, true) > 0 &&
-				    pump_out(cl, c, buf, sizeof(buf)) < 0)
-					fail(cl, c);
-			}
-		}
+		go = running && now < run_deadline;
+		for (int e = 0; e < k; e++)
+			on_event(cl, evs[e].data.ptr, evs[e].events, go, now);
+		if (opt.rate > 0 && go)
+			issue_due(cl, now);
 	}
+}
+
+/* After the loop: counts the replies that never came, closes everything. */
+static void finish(struct client *cl)
+{
 	for (unsigned i = 0; i < cl->n; i++) {
 		struct bconn *c = &cl->conns[i];
-		if (c->fd >= 0 && opt.mode != M_STREAM && c->completed < c->issued)
-			cl->lost += c->issued - c->completed;
+		cl->lost += replies_missing(c);
 		close_conn(cl, c);
 	}
+}
+
+/* A client thread: its share of the connections, from open to result. */
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+
+	cl->ep = epoll_create1(EPOLL_CLOEXEC);
+	/* Churn opens its connections when the clock starts; the others first. */
+	if (opt.mode != M_CHURN)
+		open_all(cl);
+	run(cl);
+	finish(cl);
 	close(cl->ep);
 	return NULL;
 }
@@ -538,9 +601,9 @@ static void parse(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, ":H:p:c:T:m:s:S:d:t:r:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': opt.host = optarg; break;
-		case 'p': cli_num("--port", optarg, 1, 65535); opt.port = optarg; break;
-		case 'c': opt.conns = (unsigned)cli_num("--connections", optarg, 1, 1000000); break;
-		case 'T': opt.threads = (unsigned)cli_num("--threads", optarg, 1, MAX_THREADS); break;
+		case 'p': cli_ulong("--port", optarg, 1, 65535); opt.port = optarg; break;
+		case 'c': opt.conns = (unsigned)cli_ulong("--connections", optarg, 1, 1000000); break;
+		case 'T': opt.threads = (unsigned)cli_ulong("--threads", optarg, 1, MAX_THREADS); break;
 		case 'm':
 			for (ch = 0; ch < N_MODES && strcmp(optarg, mode_names[ch]) != 0; ch++)
 				;
@@ -548,11 +611,11 @@ static void parse(int argc, char **argv)
 				cli_bad("--mode", optarg);
 			opt.mode = (enum mode)ch;
 			break;
-		case 's': opt.size = (size_t)cli_num("--size", optarg, 1, 64 << 20); break;
-		case 'S': opt.size_max = (size_t)cli_num("--size-max", optarg, 1, 64 << 20); break;
-		case 'd': opt.depth = (unsigned)cli_num("--depth", optarg, 1, MAX_DEPTH); break;
-		case 't': opt.seconds = cli_num("--seconds", optarg, 0.1, 86400); break;
-		case 'r': opt.rate = cli_num("--rate", optarg, 1, 1e9); break;
+		case 's': opt.size = (size_t)cli_ulong("--size", optarg, 1, 64 << 20); break;
+		case 'S': opt.size_max = (size_t)cli_ulong("--size-max", optarg, 1, 64 << 20); break;
+		case 'd': opt.depth = (unsigned)cli_ulong("--depth", optarg, 1, MAX_DEPTH); break;
+		case 't': opt.seconds = cli_double("--seconds", optarg, 0.1, 86400); break;
+		case 'r': opt.rate = cli_double("--rate", optarg, 1, 1e9); break;
 		case O_NOVERIFY: opt.verify = false; break;
 		case O_CSV: opt.csv = true; break;
 		case 'q': opt.quiet = true; break;
@@ -573,10 +636,10 @@ static void totals(uint64_t *msgs, uint64_t *bytes, uint64_t *errs, uint64_t *ce
 {
 	*msgs = *bytes = *errs = *cerrs = 0;
 	for (unsigned t = 0; t < opt.threads; t++) {
-		*msgs += atomic_load_explicit(&clients[t].messages, memory_order_relaxed);
-		*bytes += atomic_load_explicit(&clients[t].bytes, memory_order_relaxed);
-		*errs += atomic_load_explicit(&clients[t].errors, memory_order_relaxed);
-		*cerrs += atomic_load_explicit(&clients[t].connect_errors, memory_order_relaxed);
+		*msgs += counter_get(&clients[t].messages);
+		*bytes += counter_get(&clients[t].bytes);
+		*errs += counter_get(&clients[t].errors);
+		*cerrs += counter_get(&clients[t].connect_errors);
 	}
 }
 
@@ -589,7 +652,7 @@ int main(int argc, char **argv)
 	unsigned idx = 0;
 
 	signal(SIGPIPE, SIG_IGN);
-	cli_prog = "echo-bench";
+	cli_set_prog("echo-bench");
 	parse(argc, argv);
 	resolve();
 	check_fd_limit();

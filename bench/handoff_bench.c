@@ -42,7 +42,7 @@
 
 #include <event2/event.h>
 
-#include "bench/cli.h"
+#include "cli/cli.h"
 #include "histogram.h"
 #include "inbox.h"
 #include "wakeup.h"
@@ -477,12 +477,12 @@ static void parse(int argc, char **argv)
 		switch (c) {
 		case O_VARIANT: opt.variant = pick("--variant", optarg, variant_names, N_VARIANTS); break;
 		case O_MODE: opt.mode = pick("--mode", optarg, mode_names, N_MODES); break;
-		case O_SECONDS: opt.seconds = cli_num("--seconds", optarg, 0.01, 3600); break;
-		case O_WORKERS: opt.workers = (unsigned)cli_num("--workers", optarg, 1, MAX_WORKERS); break;
-		case O_REPEAT: opt.repeat = (unsigned)cli_num("--repeat", optarg, 1, MAX_RUNS); break;
-		case O_RATE: opt.rate = cli_num("--rate", optarg, 1, 1e9); break;
-		case O_GAP: opt.gap_us = (unsigned)cli_num("--gap-us", optarg, 0, 1e6); break;
-		case O_INFLIGHT: opt.inflight = (unsigned)cli_num("--inflight", optarg, 1, 1 << 24); break;
+		case O_SECONDS: opt.seconds = cli_double("--seconds", optarg, 0.01, 3600); break;
+		case O_WORKERS: opt.workers = (unsigned)cli_ulong("--workers", optarg, 1, MAX_WORKERS); break;
+		case O_REPEAT: opt.repeat = (unsigned)cli_ulong("--repeat", optarg, 1, MAX_RUNS); break;
+		case O_RATE: opt.rate = cli_double("--rate", optarg, 1, 1e9); break;
+		case O_GAP: opt.gap_us = (unsigned)cli_ulong("--gap-us", optarg, 0, 1000000); break;
+		case O_INFLIGHT: opt.inflight = (unsigned)cli_ulong("--inflight", optarg, 1, 1 << 24); break;
 		case O_PIN: opt.pin = true; break;
 		case O_CSV: opt.csv = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -517,7 +517,7 @@ int main(int argc, char **argv)
 {
 	static struct result results[N_VARIANTS][N_MODES][MAX_RUNS];
 
-	cli_prog = "handoff-bench";
+	cli_set_prog("handoff-bench");
 	parse(argc, argv);
 	describe_machine();
 	print_header();

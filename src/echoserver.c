@@ -1,7 +1,8 @@
 /*
  * echoserver.c - the command line: parse options, set up the process
  * (signals, file-descriptor limit, logging), build the echo handler and the
- * core server, run it. The only place that exits.
+ * core server, run it. The only place that exits (itself, or through the
+ * command-line helpers of cli/cli.h).
  */
 #include <config.h>
 
@@ -9,18 +10,16 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include <event2/event.h>
 
 #include "mtserver.h"
+#include "cli/cli.h"
 #include "echo/echo.h"
 
-#define EXIT_USAGE 2
 #define MAX_LISTEN 16
 
 /* For the signal handlers only: mts_stop() is async-signal-safe. */
@@ -59,40 +58,6 @@ static void usage(FILE *out)
 "\n"
 "Signals: SIGINT, SIGTERM and SIGHUP shut down gracefully; SIGUSR1 prints\n"
 "statistics.\n");
-}
-
-__attribute__((format(printf, 1, 2), noreturn))
-static void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "echoserver: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nTry 'echoserver --help' for more information.\n");
-	exit(EXIT_USAGE);
-}
-
-/* Parses an unsigned decimal in [min, max] or exits with status 2. */
-static unsigned long parse_num(const char *opt, const char *arg,
-			       unsigned long min, unsigned long max)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	if (arg[0] == '-' || arg[0] == '+' || arg[0] == '\0')
-		goto bad;
-	v = strtoul(arg, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		goto bad;
-	return v;
-bad:
-	fprintf(stderr, "echoserver: invalid value '%s' for %s (expected %lu..%lu)\n",
-		arg, opt, min, max);
-	fprintf(stderr, "Try 'echoserver --help' for more information.\n");
-	exit(EXIT_USAGE);
 }
 
 static void on_stop_signal(int sig)
@@ -186,47 +151,49 @@ int main(int argc, char **argv)
 	int level = MTS_LOG_INFO;
 	int opt, rc;
 
+	cli_set_prog("echoserver");
 	mts_config_defaults(&cfg);
 	cfg.listen = listen;
 	opterr = 0;	/* we print our own messages, naming the option */
 	while ((opt = getopt_long(argc, argv, ":p:l:t:b:c:vqVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			snprintf(port, sizeof(port), "%lu", parse_num("--port", optarg, 0, 65535));
+			snprintf(port, sizeof(port), "%lu", cli_ulong("--port", optarg, 0, 65535));
 			cfg.port = port;
 			break;
 		case 'l':
 			if (cfg.n_listen == MAX_LISTEN)
-				die_usage("too many --listen addresses (at most %d)", MAX_LISTEN);
+				cli_usage_error("too many --listen addresses (at most %d)",
+						MAX_LISTEN);
 			if (optarg[0] == '\0')
-				die_usage("empty address for --listen");
+				cli_usage_error("empty address for --listen");
 			listen[cfg.n_listen++] = optarg;
 			break;
 		case 't':
-			cfg.threads = (unsigned)parse_num("--threads", optarg, 1, 1024);
+			cfg.threads = (unsigned)cli_ulong("--threads", optarg, 1, 1024);
 			break;
 		case 'b':
-			cfg.backlog = (int)parse_num("--backlog", optarg, 1, INT_MAX);
+			cfg.backlog = (int)cli_ulong("--backlog", optarg, 1, INT_MAX);
 			break;
 		case 'c':
-			cfg.max_conns = (unsigned)parse_num("--max-conns", optarg, 1, UINT_MAX);
+			cfg.max_conns = (unsigned)cli_ulong("--max-conns", optarg, 1, UINT_MAX);
 			break;
 		case OPT_IDLE_TIMEOUT:
-			cfg.idle_timeout_s = (unsigned)parse_num("--idle-timeout", optarg, 0, 86400 * 365);
+			cfg.idle_timeout_s = (unsigned)cli_ulong("--idle-timeout", optarg, 0, 86400 * 365);
 			break;
 		case OPT_MAX_PER_IP:
-			cfg.max_conns_per_ip = (unsigned)parse_num("--max-conns-per-ip", optarg, 1,
+			cfg.max_conns_per_ip = (unsigned)cli_ulong("--max-conns-per-ip", optarg, 1,
 								   UINT_MAX);
 			break;
 		case OPT_GRACE:
-			cfg.shutdown_grace_ms = 1000 * (unsigned)parse_num("--grace", optarg, 0, 3600);
+			cfg.shutdown_grace_ms = 1000 * (unsigned)cli_ulong("--grace", optarg, 0, 3600);
 			cfg.linger_ms = cfg.shutdown_grace_ms;
 			break;
 		case OPT_HIGH_WM:
-			echo.high_watermark = parse_num("--high-watermark", optarg, 1, 1ul << 30);
+			echo.high_watermark = cli_ulong("--high-watermark", optarg, 1, 1ul << 30);
 			break;
 		case OPT_LOW_WM:
-			echo.low_watermark = parse_num("--low-watermark", optarg, 0, 1ul << 30);
+			echo.low_watermark = cli_ulong("--low-watermark", optarg, 0, 1ul << 30);
 			break;
 		case OPT_DISPATCH: {
 			const char *name;
@@ -235,8 +202,8 @@ int main(int argc, char **argv)
 				if (strcmp(name, optarg) == 0)
 					break;
 			if (name == NULL)
-				die_usage("unknown --dispatch '%s' (wfcq, mutex-eventfd or mutex-pipe)",
-					  optarg);
+				cli_usage_error("unknown --dispatch '%s' "
+						"(wfcq, mutex-eventfd or mutex-pipe)", optarg);
 			cfg.dispatch = name;
 			break;
 		}
@@ -246,7 +213,7 @@ int main(int argc, char **argv)
 			else if (strcmp(optarg, "least") == 0)
 				cfg.balance = MTS_BALANCE_LEAST;
 			else
-				die_usage("unknown --balance '%s' (rr or least)", optarg);
+				cli_usage_error("unknown --balance '%s' (rr or least)", optarg);
 			break;
 		case 'v':
 			if (level < MTS_LOG_DEBUG)
@@ -262,20 +229,20 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		case ':':
-			die_usage("option '%s' needs a value", argv[optind - 1]);
+			cli_usage_error("option '%s' needs a value", argv[optind - 1]);
 			break;
 		default:
 			/* optopt names a bad short option even inside "-vZ". */
 			if (optopt != 0)
-				die_usage("unknown option '-%c'", optopt);
-			die_usage("unknown option '%s'", argv[optind - 1]);
+				cli_usage_error("unknown option '-%c'", optopt);
+			cli_usage_error("unknown option '%s'", argv[optind - 1]);
 			break;
 		}
 	}
 	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
+		cli_usage_error("unexpected argument '%s'", argv[optind]);
 	if (echo.low_watermark > echo.high_watermark)
-		die_usage("--low-watermark must not exceed --high-watermark");
+		cli_usage_error("--low-watermark must not exceed --high-watermark");
 
 	mts_log_set_level((enum mts_log_level)level);
 	raise_nofile();
@@ -285,10 +252,9 @@ int main(int argc, char **argv)
 	if (rc < 0) {
 		/* -EINVAL: the arguments do not make sense together (2), not the
 		 * system refusing what they ask for (1). */
-		fprintf(stderr, "echoserver: %s\n", why);
 		if (rc == -EINVAL)
-			fprintf(stderr, "Try 'echoserver --help' for more information.\n");
-		return rc == -EINVAL ? EXIT_USAGE : 1;
+			cli_usage_error("%s", why);
+		cli_die("%s", why);
 	}
 	running_server = srv;
 	if ((rc = install_signals()) < 0) {
