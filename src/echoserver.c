@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -47,10 +48,14 @@ static void usage(FILE *out)
 "      --high-watermark BYTES  stop reading from a client with this much\n"
 "                           unsent echo (default 262144)\n"
 "      --low-watermark BYTES   resume reading below this (default 65536)\n"
-"      --dispatch NAME      acceptor-to-worker handoff: wfcq (default),\n"
+"      --accept NAME        who accepts: handoff (default: one thread accepts\n"
+"                           and hands each connection to a worker), reuseport\n"
+"                           (each worker on its own SO_REUSEPORT socket) or\n"
+"                           shared (each worker on the one socket)\n"
+"      --dispatch NAME      handoff to the workers: wfcq (default),\n"
 "                           mutex-eventfd or mutex-pipe (doc/HANDOFF.md)\n"
-"      --balance rr|least   worker choice: round-robin (default) or fewest\n"
-"                           live connections\n"
+"      --balance rr|least   worker choice for --accept handoff: round-robin\n"
+"                           (default) or fewest live connections\n"
 "  -v, --verbose            more log output (repeat for debug)\n"
 "  -q, --quiet              only errors\n"
 "  -V, --version            print the version and exit\n"
@@ -111,6 +116,7 @@ static void raise_nofile(void)
 enum {
 	OPT_IDLE_TIMEOUT = 256,
 	OPT_DISPATCH,
+	OPT_ACCEPT,
 	OPT_BALANCE,
 	OPT_HIGH_WM,
 	OPT_LOW_WM,
@@ -130,6 +136,7 @@ int main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "dispatch", required_argument, NULL, OPT_DISPATCH },
+		{ "accept", required_argument, NULL, OPT_ACCEPT },
 		{ "balance", required_argument, NULL, OPT_BALANCE },
 		{ "high-watermark", required_argument, NULL, OPT_HIGH_WM },
 		{ "low-watermark", required_argument, NULL, OPT_LOW_WM },
@@ -149,7 +156,8 @@ int main(int argc, char **argv)
 	struct mts_server *srv;
 	char port[8], why[256];
 	int level = MTS_LOG_INFO;
-	int opt, rc;
+	int opt, rc, n_inherited, inherited[MAX_LISTEN];
+	bool balance_given = false, port_given = false;
 
 	cli_set_prog("echoserver");
 	mts_config_defaults(&cfg);
@@ -160,6 +168,7 @@ int main(int argc, char **argv)
 		case 'p':
 			snprintf(port, sizeof(port), "%lu", cli_ulong("--port", optarg, 0, 65535));
 			cfg.port = port;
+			port_given = true;
 			break;
 		case 'l':
 			if (cfg.n_listen == MAX_LISTEN)
@@ -207,7 +216,20 @@ int main(int argc, char **argv)
 			cfg.dispatch = name;
 			break;
 		}
+		case OPT_ACCEPT: {
+			const char *name;
+			unsigned i;
+			for (i = 0; (name = mts_accept_name(i)) != NULL; i++)
+				if (strcmp(name, optarg) == 0)
+					break;
+			if (name == NULL)
+				cli_usage_error("unknown --accept '%s' "
+						"(handoff, reuseport or shared)", optarg);
+			cfg.accept = name;
+			break;
+		}
 		case OPT_BALANCE:
+			balance_given = true;
 			if (strcmp(optarg, "rr") == 0)
 				cfg.balance = MTS_BALANCE_RR;
 			else if (strcmp(optarg, "least") == 0)
@@ -241,6 +263,26 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (balance_given && strcmp(cfg.accept, "handoff") != 0)
+		cli_usage_error("--balance applies only to --accept handoff: with --accept %s "
+				"the kernel picks the worker", cfg.accept);
+	/* Socket activation: listen on what systemd (or systemd-socket-activate)
+	 * passed, instead of -l/-p, which then make no sense. */
+	n_inherited = mts_inherited_fds();
+	if (n_inherited < 0)
+		cli_usage_error("malformed LISTEN_FDS from socket activation");
+	if (n_inherited > 0) {
+		if (cfg.n_listen > 0 || port_given)
+			cli_usage_error("-l and -p cannot be used with socket activation "
+					"(%d listening sockets were passed in)", n_inherited);
+		if (n_inherited > MAX_LISTEN)
+			cli_usage_error("too many sockets from socket activation (at most %d)",
+					MAX_LISTEN);
+		for (int i = 0; i < n_inherited; i++)
+			inherited[i] = 3 + i;	/* LISTEN_FDS_START */
+		cfg.listen_fds = inherited;
+		cfg.n_listen_fds = (size_t)n_inherited;
+	}
 	if (echo.low_watermark > echo.high_watermark)
 		cli_usage_error("--low-watermark must not exceed --high-watermark");
 
@@ -265,7 +307,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < mts_listener_count(srv); i++)
 		printf("echoserver: listening on %s\n", mts_listener_name(srv, i));
 	fflush(stdout);
-	mts_log(MTS_LOG_INFO, "%u worker threads, dispatch %s", cfg.threads, cfg.dispatch);
+	mts_log(MTS_LOG_INFO, "%u worker threads, accept %s, dispatch %s%s", cfg.threads,
+		cfg.accept, cfg.dispatch, n_inherited > 0 ? ", sockets from socket activation" : "");
 
 	rc = mts_run(srv);
 	running_server = NULL;

@@ -94,11 +94,15 @@ static void pause_full(struct accept_unit *u)
 		return;
 	u->paused_full = true;
 	u->paused_at_ms = now_ms();
-	u->pause_logged = log_limit_allow(&u->pause_log, u->paused_at_ms, LIMIT_LOG_MS,
+	pthread_mutex_lock(&u->sh->log_lock);
+	/* Only the first unit to pause makes it the server's pause. */
+	u->pause_logged = u->sh->paused++ == 0 &&
+			  log_limit_allow(&u->sh->pause_log, u->paused_at_ms, LIMIT_LOG_MS,
 					  &skipped);
+	pthread_mutex_unlock(&u->sh->log_lock);
 	if (u->pause_logged)
 		log_info("accept: %u connections, the limit; pausing (%u more pauses since "
-			 "the last such line)", u->limit->max, skipped);
+			 "the last such line)", u->sh->limit->max, skipped);
 	update_listening(u);
 }
 
@@ -107,14 +111,18 @@ static void refuse(struct accept_unit *u, int fd, const struct sockaddr *peer)
 {
 	unsigned skipped;
 	char name[80];
+	bool allowed;
 
 	close(fd);
-	if (!log_limit_allow(&u->refused_log, now_ms(), LIMIT_LOG_MS, &skipped))
+	pthread_mutex_lock(&u->sh->log_lock);
+	allowed = log_limit_allow(&u->sh->refused_log, now_ms(), LIMIT_LOG_MS, &skipped);
+	pthread_mutex_unlock(&u->sh->log_lock);
+	if (!allowed)
 		return;
 	listen_format_addr(peer, name, sizeof(name));
 	log_warn("accept: refused a connection from %s, which has %u already "
 		 "(max_conns_per_ip); %u more refused since the last such line",
-		 name, u->max_per_ip, skipped);
+		 name, u->sh->max_per_ip, skipped);
 }
 
 /* fd has its slot: count its address, then deliver it. */
@@ -123,14 +131,14 @@ static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
 	struct ip_entry *ip = NULL;
 	int rc;
 
-	if (u->iplimit != NULL && (rc = iplimit_admit(u->iplimit, peer, &ip)) < 0) {
+	if (u->sh->iplimit != NULL && (rc = iplimit_admit(u->sh->iplimit, peer, &ip)) < 0) {
 		if (rc == -EBUSY) {
 			refuse(u, fd, peer);
 		} else {
 			log_warn("accept: out of memory counting a connection; closing it");
 			close(fd);
 		}
-		connlimit_release(u->limit);
+		connlimit_release(u->sh->limit);
 		return;
 	}
 	u->deliver(u, fd, ip);
@@ -148,13 +156,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		socklen_t peer_len = sizeof(peer);
 		int fd;
 
-		if (connlimit_full(u->limit)) {
+		if (connlimit_full(u->sh->limit)) {
 			pause_full(u);	/* leave newcomers in the backlog */
 			return;
 		}
 		/* The peer's address is asked for only when it is counted. */
-		fd = accept4(lfd, u->iplimit ? (struct sockaddr *)&peer : NULL,
-			     u->iplimit ? &peer_len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(lfd, u->sh->iplimit ? (struct sockaddr *)&peer : NULL,
+			     u->sh->iplimit ? &peer_len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			switch (errno) {
 			case EAGAIN:
@@ -180,7 +188,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		}
 		if (u->backoff_ms)
 			end_backoff(u);
-		if (!connlimit_try_take(u->limit)) {
+		if (!connlimit_try_take(u->sh->limit)) {
 			/* Another unit took the last slot since the check: hold it. */
 			u->held_fd = fd;
 			u->held_peer = peer;
@@ -196,14 +204,17 @@ void accept_unit_resume(struct accept_unit *u)
 	if (!u->paused_full || u->stopping)
 		return;
 	if (u->held_fd >= 0) {
-		if (!connlimit_try_take(u->limit))
+		if (!connlimit_try_take(u->sh->limit))
 			return;		/* still full: the next release tells us */
 		admit(u, u->held_fd, (struct sockaddr *)&u->held_peer);
 		u->held_fd = -1;
 	}
-	if (connlimit_full(u->limit))
+	if (connlimit_full(u->sh->limit))
 		return;
 	u->paused_full = false;
+	pthread_mutex_lock(&u->sh->log_lock);
+	u->sh->paused--;
+	pthread_mutex_unlock(&u->sh->log_lock);
 	if (u->pause_logged)
 		log_info("accept: below the connection limit; resuming after %llu ms",
 			 (unsigned long long)(now_ms() - u->paused_at_ms));
@@ -219,20 +230,31 @@ void accept_unit_stop(struct accept_unit *u)
 		close(u->held_fd);
 		u->held_fd = -1;
 	}
-	if (u->pause_log.skipped != 0)
+}
+
+void accept_shared_init(struct accept_shared *sh, struct connlimit *limit,
+			struct iplimit *iplimit, unsigned max_per_ip)
+{
+	*sh = (struct accept_shared){ .limit = limit, .iplimit = iplimit,
+				      .max_per_ip = max_per_ip };
+	pthread_mutex_init(&sh->log_lock, NULL);
+}
+
+void accept_shared_finish(struct accept_shared *sh)
+{
+	if (sh->pause_log.skipped != 0)
 		log_info("accept: paused at the connection limit %u more times since the "
-			 "last such line", u->pause_log.skipped);
-	if (u->refused_log.skipped != 0)
+			 "last such line", sh->pause_log.skipped);
+	if (sh->refused_log.skipped != 0)
 		log_warn("accept: refused %u more connections (max_conns_per_ip) since the "
-			 "last such line", u->refused_log.skipped);
+			 "last such line", sh->refused_log.skipped);
+	sh->pause_log.skipped = sh->refused_log.skipped = 0;
 }
 
 int accept_unit_init(struct accept_unit *u, struct event_base *base, const int *fds,
-		     size_t n, struct connlimit *limit, struct iplimit *iplimit,
-		     unsigned max_per_ip, accept_deliver_fn deliver, void *arg)
+		     size_t n, struct accept_shared *sh, accept_deliver_fn deliver, void *arg)
 {
-	*u = (struct accept_unit){ .base = base, .limit = limit, .iplimit = iplimit,
-				   .max_per_ip = max_per_ip, .deliver = deliver, .arg = arg,
+	*u = (struct accept_unit){ .base = base, .sh = sh, .deliver = deliver, .arg = arg,
 				   .held_fd = -1 };
 	u->evs = calloc(n, sizeof(*u->evs));
 	u->backoff_ev = evtimer_new(base, on_backoff, u);

@@ -38,9 +38,36 @@
 #include "iplimit.h"
 #include "log.h"
 
+#include <pthread.h>
+
 struct event;
 struct event_base;
 struct accept_unit;
+
+/*
+ * What every unit of one server shares. The rate-limited log lines are
+ * the server's, not each unit's: a pause is the server's when the first
+ * unit pauses (with a unit per worker, the others usually follow within
+ * the same episode), and one such pause and its resume are logged per
+ * interval. The lock guards `paused` and the two log_limits (taken only on
+ * those rare paths).
+ */
+struct accept_shared {
+	struct connlimit *limit;
+	struct iplimit *iplimit;	/* or NULL */
+	unsigned max_per_ip;		/* for the log */
+	pthread_mutex_t log_lock;
+	unsigned paused;		/* units paused at --max-conns now */
+	struct log_limit pause_log;	/* server pauses: no unit paused -> one */
+	struct log_limit refused_log;	/* max_per_ip refusals */
+};
+
+/* Sets up sh (limit and iplimit must outlive it). */
+void accept_shared_init(struct accept_shared *sh, struct connlimit *limit,
+			struct iplimit *iplimit, unsigned max_per_ip);
+/* At stop, once no unit runs: what the rate limits held back since their
+ * last lines; then releases sh. */
+void accept_shared_finish(struct accept_shared *sh);
 
 /* Gets fd (a slot taken, its address counted as ip, or ip NULL). */
 typedef void (*accept_deliver_fn)(struct accept_unit *u, int fd, struct ip_entry *ip);
@@ -48,9 +75,7 @@ typedef void (*accept_deliver_fn)(struct accept_unit *u, int fd, struct ip_entry
 struct accept_unit {
 	/* Set by accept_unit_init(). */
 	struct event_base *base;
-	struct connlimit *limit;
-	struct iplimit *iplimit;	/* or NULL */
-	unsigned max_per_ip;		/* for the log */
+	struct accept_shared *sh;
 	accept_deliver_fn deliver;
 	void *arg;			/* the deliverer's */
 	struct event **evs;		/* one per listening fd */
@@ -65,10 +90,8 @@ struct accept_unit {
 	struct sockaddr_storage held_peer;
 	/* At --max-conns under churn a unit pauses and resumes once per
 	 * connection: one pause and its resume are logged per interval. */
-	struct log_limit pause_log;
-	bool pause_logged;
+	bool pause_logged;		/* this pause's line was printed */
 	uint64_t paused_at_ms;
-	struct log_limit refused_log;	/* max_per_ip refusals */
 
 	/* Written by the unit's thread, read by any (counter.h): the thundering
 	 * herd with --accept shared shows as wake-ups that found nothing. */
@@ -81,11 +104,10 @@ struct accept_unit {
  * Listening starts at once. Returns 0 or -ENOMEM.
  */
 int accept_unit_init(struct accept_unit *u, struct event_base *base, const int *fds,
-		     size_t n, struct connlimit *limit, struct iplimit *iplimit,
-		     unsigned max_per_ip, accept_deliver_fn deliver, void *arg);
+		     size_t n, struct accept_shared *sh, accept_deliver_fn deliver, void *arg);
 /* A slot may have freed: listen again if paused at the limit. */
 void accept_unit_resume(struct accept_unit *u);
-/* Stops accepting for good, and logs what the rate limits held back. */
+/* Stops accepting for good. */
 void accept_unit_stop(struct accept_unit *u);
 /* After the unit's thread is done with it; does not close the fds. */
 void accept_unit_destroy(struct accept_unit *u);

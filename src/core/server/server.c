@@ -310,13 +310,15 @@ static int start_accepting(struct mts_server *s)
 	int *fds = calloc(s->ls.n ? s->ls.n : 1, sizeof(*fds));
 	int rc = 0;
 
+	accept_shared_init(&s->accept_sh, &s->limit, s->iplimit, s->cfg.max_conns_per_ip);
+	s->accept_ready = true;
 	if (fds == NULL)
 		return -ENOMEM;
 	if (s->accept == ACCEPT_HANDOFF) {
 		for (size_t i = 0; i < s->ls.n; i++)
 			fds[i] = s->ls.l[i].fd;
-		rc = accept_unit_init(&s->main_unit, s->base, fds, s->ls.n, &s->limit,
-				      s->iplimit, s->cfg.max_conns_per_ip, deliver_handoff, s);
+		rc = accept_unit_init(&s->main_unit, s->base, fds, s->ls.n, &s->accept_sh,
+				      deliver_handoff, s);
 		s->main_unit_ready = true;
 		free(fds);
 		return rc;
@@ -337,8 +339,8 @@ static int start_accepting(struct mts_server *s)
 		wa->id = w;
 		wa->resume = (struct exec_task){ .run = resume_run, .cancel = resume_cancel };
 		/* The worker's base, before its thread runs: no lock needed. */
-		rc = accept_unit_init(&wa->unit, exec_base(s->ex, w), fds, n_addr, &s->limit,
-				      s->iplimit, s->cfg.max_conns_per_ip, deliver_here, wa);
+		rc = accept_unit_init(&wa->unit, exec_base(s->ex, w), fds, n_addr, &s->accept_sh,
+				      deliver_here, wa);
 		wa->ready = true;
 	}
 	free(fds);
@@ -501,6 +503,7 @@ int mts_run(struct mts_server *s)
 	/* "stop" reaches each worker behind what was posted before; with
 	 * reuseport and shared, the worker stops its own accepting then. */
 	exec_stop(s->ex);
+	accept_shared_finish(&s->accept_sh);	/* no unit runs any more */
 	return rc;
 }
 
@@ -516,6 +519,8 @@ void mts_free(struct mts_server *s)
 	for (unsigned i = 0; s->waccept != NULL && i < s->n_workers; i++)
 		if (s->waccept[i].ready)
 			accept_unit_destroy(&s->waccept[i].unit);
+	if (s->accept_ready)
+		pthread_mutex_destroy(&s->accept_sh.log_lock);
 	listen_close(&s->ls);		/* nothing new is accepted from here */
 	/* No pool thread posts any more (a pool the program left running
 	 * would post into the close below)... */

@@ -60,6 +60,9 @@ struct mts_server {
 	struct conn_home *homes;	/* one per worker */
 	unsigned n_workers;
 
+	struct accept_shared accept_sh;	/* what every accept unit shares */
+	bool accept_ready;		/* accept_sh initialised */
+
 	/* Main thread. */
 	struct event_base *base;
 	struct accept_unit main_unit;	/* handoff only */

@@ -1,0 +1,84 @@
+#!/bin/sh
+# Socket activation: systemd-socket-activate (from Debian's systemd
+# package) listens, and on the first connection execs echoserver with the
+# socket as fd 3 (LISTEN_FDS=1, LISTEN_PID=its pid). echoserver must serve
+# on that socket, not open its own; stop gracefully on SIGTERM; refuse
+# -l/-p and --accept reuseport alongside it with exit 2, naming the
+# conflict. Loopback only; every wait is bounded.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -u
+server=${ECHOSERVER:-./echoserver}
+activate=$(command -v systemd-socket-activate)
+if [ -z "$activate" ]; then
+    echo "1..0 # SKIP systemd-socket-activate not installed (Debian: apt-get install systemd)"
+    exit 0
+fi
+echo "1..6"
+n=0; failed=0
+check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+
+# Starts systemd-socket-activate on a free loopback port; sets pid and port.
+start() {
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        port=$((20000 + RANDOM % 30000))
+        "$activate" -l "127.0.0.1:$port" "$server" "$@" > "$tmp/out" 2> "$tmp/err" &
+        pid=$!
+        for i in $(seq 50); do
+            grep -q "Listening on" "$tmp/err" 2>/dev/null && return 0
+            kill -0 $pid 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+    done
+    return 1
+}
+
+# One line through the server; prints what came back.
+echo_line() {
+    local line=""
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf '%s\n' "$1" >&3
+    IFS= read -r -t 5 line <&3
+    exec 3>&-
+    printf '%s' "$line"
+}
+
+# Waits (at most 10 s) for pid to exit; sets rc to its status.
+wait_exit() {
+    for i in $(seq 100); do
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 $pid 2>/dev/null && kill -9 $pid
+    wait $pid; rc=$?; pid=
+}
+
+for accept in handoff shared; do
+    start -t 2 --accept "$accept" || { echo "Bail out! cannot start $activate"; exit 1; }
+    got=$(echo_line "hello, $accept")
+    [ "$got" = "hello, $accept" ] && grep -q "listening on 127.0.0.1:$port" "$tmp/out" &&
+        grep -q "sockets from socket activation" "$tmp/err"
+    check $? "--accept $accept: echoes on the socket systemd-socket-activate passed (port $port)"
+    kill -TERM $pid
+    wait_exit
+    [ "$rc" = 0 ] && grep -q "info: stopped" "$tmp/err"
+    check $? "--accept $accept: SIGTERM stops it gracefully (exit $rc)"
+done
+
+# -p and socket activation together: exit 2 on the first connection, named.
+start -t 1 -p 7007 || { echo "Bail out! cannot start $activate"; exit 1; }
+echo_line "x" > /dev/null 2>&1
+wait_exit
+[ "$rc" = 2 ] && grep -q "cannot be used with socket activation" "$tmp/err"
+check $? "-p with an inherited socket: exit $rc (2 expected), naming the conflict"
+# --accept reuseport opens a socket per worker: it cannot take one passed in.
+start -t 2 --accept reuseport || { echo "Bail out! cannot start $activate"; exit 1; }
+echo_line "x" > /dev/null 2>&1
+wait_exit
+[ "$rc" = 2 ] && grep -q "cannot use inherited sockets" "$tmp/err"
+check $? "--accept reuseport with an inherited socket: exit $rc (2 expected), with the reason"
+[ $failed = 0 ] || { echo "# server log:"; sed 's/^/#   /' "$tmp/err"; }
+exit $failed
