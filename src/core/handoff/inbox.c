@@ -298,7 +298,7 @@ void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 	st->wakeups = counter_get(&ib->wakeups);
 	st->full = atomic_load_explicit(&ib->full, memory_order_relaxed);
 	/* A signal a full fd dropped was sent, in effect: not a ride-along. */
-	st->elided = st->handled > st->wakeups + st->full ?
+	st->wakeups_saved = st->handled > st->wakeups + st->full ?
 		     st->handled - st->wakeups - st->full : 0;
 	st->rounds = counter_get(&ib->rounds);
 	st->largest_batch = counter_get(&ib->largest_batch);

@@ -78,12 +78,13 @@ typedef void (*inbox_handler_fn)(struct inbox_msg *msg, void *arg);
 /*
  * Statistics, counted by the consumer (so posting pays for none of them),
  * but for `full` and `owed`, which only a failing or overflowing post
- * touches. `elided` is handled - wakeups - full: exact once traffic stops.
+ * touches. `wakeups_saved` (the API's name too) is handled - wakeups -
+ * full: exact once traffic stops.
  */
 struct inbox_stats {
 	uint64_t handled;	/* messages given to the handler */
 	uint64_t wakeups;	/* signals drained (eventfd adds or pipe bytes) */
-	uint64_t elided;	/* messages that rode along on another's wake-up */
+	uint64_t wakeups_saved;	/* messages that rode along on another's wake-up */
 	uint64_t full;		/* signals not written: the fd was full, so readable */
 	uint64_t rounds;	/* handler rounds (wake-ups plus re-arms) */
 	uint64_t largest_batch;	/* most messages handled in one round */
