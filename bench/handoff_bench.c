@@ -50,12 +50,14 @@
 #define MAX_WORKERS 64
 #define MAX_RUNS 64
 
-enum variant { V_WFCQ, V_MUTEX_EVENTFD, V_MUTEX_PIPE, V_FLOOR, N_VARIANTS };
+/*
+ * The variants measured: every inbox variant, numbered as inbox.h numbers
+ * them (so a new one is measured without a change here), then the floor.
+ */
+enum variant { V_FLOOR = INBOX_N_VARIANTS, N_VARIANTS };
 enum mode { M_IDLE, M_BURST, M_RATE, N_MODES };
 
-static const char *const variant_names[N_VARIANTS] = {
-	"wfcq", "mutex-eventfd", "mutex-pipe", "floor-eventfd",
-};
+static const char *variant_names[N_VARIANTS];	/* filled by main() from inbox.h */
 static const char *const mode_names[N_MODES] = { "idle", "burst", "rate" };
 
 struct options {
@@ -518,6 +520,9 @@ int main(int argc, char **argv)
 	static struct result results[N_VARIANTS][N_MODES][MAX_RUNS];
 
 	cli_set_prog("handoff-bench");
+	for (int v = 0; v < INBOX_N_VARIANTS; v++)
+		variant_names[v] = inbox_variant_name((enum inbox_variant)v);
+	variant_names[V_FLOOR] = "floor-eventfd";
 	parse(argc, argv);
 	describe_machine();
 	print_header();
