@@ -47,7 +47,6 @@ struct retrier {
 	pthread_t thread;
 	sem_t kick;			/* posted by retrier_kick() and at stop */
 	atomic_bool stopping;
-	atomic_ulong episodes;		/* kicks that found it asleep */
 	/* The registered objects. The lock is held by the thread during a
 	 * pass, and by add/remove: never by a kick. */
 	pthread_mutex_t lock;
@@ -99,7 +98,6 @@ static void *retrier_main(void *arg)
 		if (atomic_load_explicit(&r->stopping, memory_order_acquire))
 			return NULL;
 		log_warn("a wake-up failed; retrying until it is delivered");
-		atomic_fetch_add_explicit(&r->episodes, 1, memory_order_relaxed);
 		for (;;) {
 			wait_kick(r, ms);
 			if (atomic_load_explicit(&r->stopping, memory_order_acquire))
@@ -190,9 +188,4 @@ void retrier_remove(struct retrier *r, retry_fn fn, void *arg)
 void retrier_kick(struct retrier *r)
 {
 	sem_post(&r->kick);
-}
-
-unsigned long retrier_episodes(const struct retrier *r)
-{
-	return atomic_load_explicit(&r->episodes, memory_order_relaxed);
 }

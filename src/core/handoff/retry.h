@@ -42,7 +42,4 @@ void retrier_remove(struct retrier *r, retry_fn fn, void *arg);
 /* Something owes a wake-up: retry soon. */
 void retrier_kick(struct retrier *r);
 
-/* Episodes so far: kicks that found the retrier asleep (tests, reports). */
-unsigned long retrier_episodes(const struct retrier *r);
-
 #endif

@@ -261,8 +261,15 @@ static void resume_run(struct exec_task *t, struct event_base *base, unsigned wo
 {
 	struct worker_accept *wa = caa_container_of(t, struct worker_accept, resume);
 
-	/* Cleared first: a slot that frees from here on posts again. */
-	atomic_store_explicit(&wa->resume_posted, false, memory_order_seq_cst);
+	/*
+	 * Cleared first, so that a slot that frees from here on posts again.
+	 * An exchange, not a store: a release that found the flag set (and so
+	 * did not post) did its decrement of the count, then its exchange
+	 * (release); this exchange reads that value (acquire), so the check of
+	 * the count in accept_unit_resume() sees the decrement. A plain store
+	 * would read nothing and order nothing.
+	 */
+	(void)atomic_exchange_explicit(&wa->resume_posted, false, memory_order_acq_rel);
 	accept_unit_resume(&wa->unit);
 }
 
@@ -286,7 +293,8 @@ static void on_slot_freed(void *arg)
 	for (unsigned i = 0; i < s->n_workers; i++) {
 		struct worker_accept *wa = &s->waccept[i];
 
-		if (!atomic_exchange_explicit(&wa->resume_posted, true, memory_order_seq_cst))
+		/* Release: the decrement that called us comes before (resume_run). */
+		if (!atomic_exchange_explicit(&wa->resume_posted, true, memory_order_acq_rel))
 			if (exec_post(s->ex, i, &wa->resume) < 0)
 				atomic_store_explicit(&wa->resume_posted, false,
 						      memory_order_relaxed);

@@ -40,7 +40,10 @@ enum control_reason {
 struct worker_accept {
 	struct accept_unit unit;
 	struct exec_task resume;
-	atomic_bool resume_posted;	/* resume is in the inbox: post it once */
+	/* Resume is in the inbox: post it once. Set by on_slot_freed (any
+	 * thread), cleared by resume_run on the worker; both exchanges, and
+	 * resume_run says why. */
+	atomic_bool resume_posted;
 	struct mts_server *srv;
 	unsigned id;
 	bool ready;			/* unit initialised */
