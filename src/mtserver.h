@@ -69,9 +69,10 @@ const char *mts_dispatch_name(unsigned i);
  *              a worker (round-robin, or the least loaded: `balance`)
  *   reuseport  each worker accepts on its own sockets (SO_REUSEPORT), no
  *              handoff; the kernel spreads connections by a hash
- *   shared     each worker accepts on the same sockets, no handoff; every
- *              worker is woken for each new connection (the thundering herd:
- *              mts_worker_stats counts the wake-ups that found nothing)
+ *   shared     each worker accepts on the same sockets, no handoff; a new
+ *              connection may wake several workers, of which one gets it
+ *              (the thundering herd: mts_worker_stats counts the wake-ups
+ *              that found nothing)
  */
 const char *mts_accept_name(unsigned i);
 
