@@ -113,6 +113,26 @@ static void raise_nofile(void)
 		mts_log(MTS_LOG_WARN, "cannot raise the open-file limit: %s", strerror(errno));
 }
 
+/*
+ * The library's own name for arg, from the list names(0), names(1), ...;
+ * exits 2 with the list if arg is not one of them.
+ */
+static const char *pick_name(const char *opt, const char *arg, const char *(*names)(unsigned))
+{
+	char list[128] = "";
+	const char *name;
+	size_t len = 0;
+
+	for (unsigned i = 0; (name = names(i)) != NULL; i++) {
+		if (strcmp(name, arg) == 0)
+			return name;
+		len += (size_t)snprintf(list + len, len < sizeof(list) ? sizeof(list) - len : 0,
+					"%s%s", i ? (names(i + 1) ? ", " : " or ") : "", name);
+	}
+	cli_usage_error("unknown %s '%s' (%s)", opt, arg, list);
+	return NULL;
+}
+
 enum {
 	OPT_IDLE_TIMEOUT = 256,
 	OPT_DISPATCH,
@@ -204,30 +224,12 @@ int main(int argc, char **argv)
 		case OPT_LOW_WM:
 			echo.low_watermark = cli_ulong("--low-watermark", optarg, 0, 1ul << 30);
 			break;
-		case OPT_DISPATCH: {
-			const char *name;
-			unsigned i;
-			for (i = 0; (name = mts_dispatch_name(i)) != NULL; i++)
-				if (strcmp(name, optarg) == 0)
-					break;
-			if (name == NULL)
-				cli_usage_error("unknown --dispatch '%s' "
-						"(wfcq, mutex-eventfd or mutex-pipe)", optarg);
-			cfg.dispatch = name;
+		case OPT_DISPATCH:
+			cfg.dispatch = pick_name("--dispatch", optarg, mts_dispatch_name);
 			break;
-		}
-		case OPT_ACCEPT: {
-			const char *name;
-			unsigned i;
-			for (i = 0; (name = mts_accept_name(i)) != NULL; i++)
-				if (strcmp(name, optarg) == 0)
-					break;
-			if (name == NULL)
-				cli_usage_error("unknown --accept '%s' "
-						"(handoff, reuseport or shared)", optarg);
-			cfg.accept = name;
+		case OPT_ACCEPT:
+			cfg.accept = pick_name("--accept", optarg, mts_accept_name);
 			break;
-		}
 		case OPT_BALANCE:
 			balance_given = true;
 			if (strcmp(optarg, "rr") == 0)

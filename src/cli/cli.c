@@ -31,29 +31,34 @@ static void try_help(void)
 	fprintf(stderr, "Try '%s --help' for more information.\n", prog);
 }
 
+/* "PROG: message", then perhaps the --help hint, then exit. */
+static void vexit(int status, bool hint, const char *fmt, va_list ap)
+	__attribute__((noreturn, format(printf, 3, 0)));
+
+static void vexit(int status, bool hint, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", prog);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	if (hint)
+		try_help();
+	exit(status);
+}
+
 void cli_die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(CLI_EXIT_FAILURE);
+	vexit(CLI_EXIT_FAILURE, false, fmt, ap);
 }
 
 void cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	try_help();
-	exit(CLI_EXIT_USAGE);
+	vexit(CLI_EXIT_USAGE, true, fmt, ap);
 }
 
 void cli_bad(const char *what, const char *arg)
