@@ -706,6 +706,11 @@ static void usage(FILE *out)
 "SIGINT, SIGTERM and SIGHUP stop it gracefully.\n");
 }
 
+/*
+ * A whole number in [min, max], or exit 2 naming the flag. The example is
+ * built against the installed library and its public header alone
+ * (tests/test_install.sh), so it does not share src/cli's parser.
+ */
 static unsigned long number(const char *opt, const char *arg, unsigned long min, unsigned long max)
 {
 	char *end;
