@@ -164,7 +164,7 @@ static void on_floor(evutil_socket_t fd, short what, void *arg)
 	struct bworker *w = arg;
 	uint64_t stamp;
 
-	w->floor_signals += wakeup_drain(&w->floor_wake);
+	w->floor_signals += wakeup_drain(&w->floor_wake, NULL);
 	stamp = atomic_load_explicit(&w->floor_stamp, memory_order_acquire);
 	if (stamp == UINT64_MAX) {
 		event_base_loopbreak(w->base);

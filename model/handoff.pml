@@ -19,6 +19,11 @@
  * Builds:
  *   -DMUTEX            the mutex list: every post signals, the consumer pops
  *                      until the list is empty (default: wfcq)
+ *   -DMUTEX -DELIDE    mutex-elide: the post that found the list empty
+ *                      signals; the consumer takes the whole list at once
+ *   -DALWAYS           wfcq-always: every post signals, the consumer
+ *                      dequeues from the shared queue one item at a time,
+ *                      and a WOULDBLOCK there does not re-arm the round
  *   -DCAP=n            the fd holds n signals (a pipe; a full one drops the
  *                      signal, which counts as delivered: it is readable)
  *   -DFLOOD            producers post forever (at most W items in flight)
@@ -93,6 +98,7 @@ byte qstart = 0;
 byte bstart = 0;
 bool linked[M];
 byte mq = 0;			/* MUTEX: items in the list */
+byte mb = 0;			/* ELIDE: items in the consumer's batch */
 
 /* The wake-up fd and the debt */
 byte efd = 0;			/* signals pending in the fd */
@@ -140,11 +146,15 @@ end_p:
 		/* lock, append, unlock: one step */
 		d_step {
 #ifdef FLOOD
-			mq < W ->
+			mq + mb < W ->
+#endif
+#ifdef ELIDE
+			must_signal = (mq == 0);	/* found the list empty */
+#else
+			must_signal = true;
 #endif
 			mq++
 		};
-		must_signal = true;
 #else
 		/* P1a: exchange the tail */
 		d_step {
@@ -152,7 +162,11 @@ end_p:
 			INFLIGHT < W ->
 #endif
 			mine = tail;
+#ifdef ALWAYS
+			must_signal = true;
+#else
 			must_signal = (tail == qstart);
+#endif
 			linked[mine] = false;
 			tail = NEXT(tail)
 		};
@@ -250,7 +264,13 @@ end_cl:
 inline collect()
 {
 #ifdef MUTEX
+#ifdef ELIDE
+	d_step { mb = mb + mq; mq = 0 }	/* lock, take the whole list, unlock */
+#else
 	skip	/* nothing to collect: next() pops the shared list */
+#endif
+#elif defined(ALWAYS)
+	skip	/* nothing to collect: next() dequeues from the shared queue */
 #else
 	if
 	:: qstart == tail -> skip			/* empty */
@@ -266,7 +286,14 @@ inline next()
 {
 	got = false;
 	wouldblock = false;
-#ifdef MUTEX
+#if defined(MUTEX) && defined(ELIDE)
+	d_step {
+		if
+		:: mb > 0 -> mb--; got = true		/* the batch: no lock */
+		:: else -> skip
+		fi
+	}
+#elif defined(MUTEX)
 	d_step {
 		if
 #ifdef BROKEN_COUNTED
@@ -277,6 +304,17 @@ inline next()
 		:: else -> skip
 		fi
 	}
+#elif defined(ALWAYS)
+	/* liburcu's dequeue from the shared queue: head.next must be written
+	 * (the first item's link), and then the item's own link to the next,
+	 * unless it is the last (then the tail is moved back to the head). */
+	if
+	:: bstart == tail -> skip
+	:: bstart != tail && linked[bstart] && (NEXT(bstart) == tail || linked[NEXT(bstart)]) ->
+		d_step { bstart = NEXT(bstart); qstart = bstart }; got = true
+	:: bstart != tail && !(linked[bstart] && (NEXT(bstart) == tail || linked[NEXT(bstart)])) ->
+		wouldblock = true
+	fi
 #else
 	if
 	:: bstart == qstart -> skip
@@ -325,7 +363,7 @@ inline round()
 #endif
 			n++
 		:: wouldblock ->
-#ifndef BROKEN_NO_BATCH_REARM
+#if !defined(BROKEN_NO_BATCH_REARM) && !defined(ALWAYS)
 			rearm = true;				/* that producer will not signal */
 #endif
 			break

@@ -210,7 +210,7 @@ static bool drain_after_splice(struct inbox *ib)
 	bool ok = real_ops(ib)->collect(ib);
 
 	after_collect(ib);
-	wakeup_drain(&ib->wake);
+	wakeup_drain(&ib->wake, NULL);
 	return ok;
 }
 
@@ -531,19 +531,27 @@ SHARED bool posted_after_collect(const struct inbox_ops *ops, bool *asleep)
 }
 
 /*
- * WOULDBLOCK inside the batch. m0 is posted normally (it signals); m1's
- * producer is caught after exchanging the tail, so the splice takes m0..m1
- * with m0's link missing, and the dequeue cannot even take m0 (it needs
- * m0's link to move the batch's head). m1's producer found the queue
- * non-empty and will not signal: only the round's re-arm brings m0 and m1.
- * Returns whether both were handled within 5 s of the link, with no signal.
+ * m0 is posted normally (it signals); m1's producer is caught after
+ * exchanging the tail, so the consumer cannot take even m0 (it needs m0's
+ * link to move on). Waits until a round has met that WOULDBLOCK, counts the
+ * rounds of the next 50 ms, then lets the producer link m1, and signal too
+ * if `signals`. Returns whether both were handled within 5 s.
+ *
+ * wfcq: the splice takes m0..m1 into the batch. m1's producer found the
+ * queue non-empty and will not signal: only the round's re-arm brings the
+ * two (caught_in_batch).
+ *
+ * wfcq-always: the dequeue from the shared queue meets it. Every post of
+ * this variant signals, m1's too once it has linked: the round must end
+ * without a re-arm (which would only spin), and m1's own signal brings both.
  */
-SHARED bool caught_in_batch(const struct inbox_ops *ops)
+static bool caught_behind(const struct inbox_ops *ops, bool signals, uint64_t *rounds_while_caught)
 {
 	struct consumer c;
 	struct tmsg m[2] = { { .producer = 0, .seq = 1 }, { .producer = 0, .seq = 2 } };
 	struct cds_wfcq_node *old;
 	struct want w = { .c = &c, .wouldblock_batch = 1 };
+	uint64_t before;
 	bool ok;
 
 	consumer_init_ops(&c, ops, 64);
@@ -553,14 +561,30 @@ SHARED bool caught_in_batch(const struct inbox_ops *ops)
 		bail("half_enqueue: m0 is not the tail");
 	consumer_start(&c);
 	if (!wait_until(reached, &w, 5000))
-		bail("the batch never reported WOULDBLOCK");
-	usleep(20000);	/* the re-arm keeps retrying meanwhile */
-	finish_enqueue(old, &m[1]);		/* P1b; no P2: it was not empty */
+		bail("no round reported the WOULDBLOCK");
+	before = stats(&c).rounds;
+	usleep(50000);
+	*rounds_while_caught = stats(&c).rounds - before;
+	finish_enqueue(old, &m[1]);		/* P1b */
+	if (signals)
+		wakeup_signal(&c.inbox->wake);	/* P2 */
 	w = (struct want){ .c = &c, .handled = 2 };
 	ok = wait_until(reached, &w, 5000);
 	consumer_stop(&c);
 	consumer_free(&c);
 	return ok;
+}
+
+SHARED bool caught_in_batch(const struct inbox_ops *ops)
+{
+	uint64_t rounds;
+
+	return caught_behind(ops, false, &rounds);
+}
+
+SHARED bool caught_in_dequeue(const struct inbox_ops *ops, uint64_t *rounds_while_caught)
+{
+	return caught_behind(ops, true, rounds_while_caught);
 }
 
 #if defined(TEST_DELAY)
@@ -616,14 +640,21 @@ int main(void)
 	return tap_done();
 }
 #else
-/* Messages posted before the loop runs: one wake-up, handled within budget. */
-static void test_elision_and_budget(void)
+/* Every post signals, or only the one that found the queue empty. */
+static bool elides(enum inbox_variant v)
 {
+	return !inbox_variant_ops(v)->every_post_signals;
+}
+
+/* Messages posted before the loop runs: one wake-up, handled within budget. */
+static void test_elision_and_budget(enum inbox_variant v)
+{
+	const char *name = inbox_variant_name(v);
 	struct consumer c;
 	struct tmsg *m = calloc(1000, sizeof(*m));
 	struct inbox_stats st;
 
-	consumer_init(&c, INBOX_WFCQ, 16);
+	consumer_init(&c, v, 16);
 	for (uint32_t i = 0; i < 1000; i++) {
 		m[i] = (struct tmsg){ .producer = 0, .seq = i + 1 };
 		inbox_post(c.inbox, &m[i].m);
@@ -634,12 +665,12 @@ static void test_elision_and_budget(void)
 	consumer_stop(&c);
 	st = stats(&c);
 	ok(st.wakeups == 1 && st.wakeups_saved == 999,
-	   "wfcq: 1000 posts into a sleeping inbox make one wake-up (got %llu, %llu saved)",
-	   (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_saved);
+	   "%s: 1000 posts into a sleeping inbox make one wake-up (got %llu, %llu saved)",
+	   name, (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_saved);
 	ok(st.largest_batch == 16 && st.rounds >= 1000 / 16,
-	   "wfcq: a round handles at most the budget (largest %llu, %llu rounds)",
-	   (unsigned long long)st.largest_batch, (unsigned long long)st.rounds);
-	ok(c.order_errors == 0, "wfcq: in posting order across rounds");
+	   "%s: a round handles at most the budget (largest %llu, %llu rounds)",
+	   name, (unsigned long long)st.largest_batch, (unsigned long long)st.rounds);
+	ok(c.order_errors == 0, "%s: in posting order across rounds", name);
 	consumer_free(&c);
 	free(m);
 }
@@ -656,6 +687,12 @@ static void test_wouldblock(void)
 	ok(caught_in_batch(test_ops(INBOX_WFCQ)),
 	   "wfcq, WOULDBLOCK inside the batch: the round re-arms, and the rest of the batch "
 	   "is handled with no signal");
+	ok_splice = caught_in_dequeue(test_ops(INBOX_WFCQ_ALWAYS), &rounds);
+	ok(rounds == 0,
+	   "wfcq-always, WOULDBLOCK in the dequeue: no re-arm while the producer is away "
+	   "(%llu rounds in 50 ms)", (unsigned long long)rounds);
+	ok(ok_splice, "wfcq-always, WOULDBLOCK in the dequeue: the producer's own signal "
+	   "brings both messages");
 }
 
 /* What is still queued at inbox_free() goes to the dispose callback. */
@@ -750,7 +787,7 @@ static void test_retry_exactly_once(enum inbox_variant v)
 	const uint32_t count = 50000;
 	struct inbox_stats st;
 	struct want w;
-	bool counted = v != INBOX_WFCQ;	/* wfcq signals only on empty */
+	bool counted = !elides(v);	/* the others signal only on empty */
 
 	consumer_init(&c, v, 64);
 	consumer_start(&c);
@@ -832,10 +869,10 @@ static void test_variant(enum inbox_variant v)
 	     (unsigned long long)r.stats.wakeups, (unsigned long long)r.stats.full,
 	     (unsigned long long)r.stats.largest_batch, (unsigned long long)r.stats.wouldblock,
 	     (unsigned long long)r.stats.wouldblock_batch);
-	if (v == INBOX_WFCQ)
+	if (elides(v))
 		ok(r.stats.wakeups_saved > 0 && r.stats.wakeups < r.posted / 2,
-		   "wfcq: notify elision under load (%llu wake-ups for %llu messages)",
-		   (unsigned long long)r.stats.wakeups, (unsigned long long)r.posted);
+		   "%s: notify elision under load (%llu wake-ups for %llu messages)",
+		   name, (unsigned long long)r.stats.wakeups, (unsigned long long)r.posted);
 	else
 		ok(r.stats.wakeups + r.stats.full == r.posted,
 		   "%s: one signal per post (%llu drained + %llu found the fd full, for %llu)",
@@ -851,26 +888,27 @@ static void test_variant(enum inbox_variant v)
 		   name, round, (unsigned long long)r.handled, (unsigned long long)r.posted,
 		   (unsigned long long)r.longest_stall_ms);
 	}
-	if (v == INBOX_WFCQ)
-		ok(r.stats.wakeups > 1000, "wfcq: the jittered run really slept and woke (%llu wake-ups)",
-		   (unsigned long long)r.stats.wakeups);
+	if (elides(v))
+		ok(r.stats.wakeups > 1000, "%s: the jittered run really slept and woke (%llu wake-ups)",
+		   name, (unsigned long long)r.stats.wakeups);
 
 	test_self_post(v);
 #ifdef FAULT_INJECTION
 	test_retry_exactly_once(v);
 #else
 	skip("%s: wake-up debts paid exactly once: needs --enable-fault-injection", name);
-	if (v != INBOX_WFCQ)
+	if (!elides(v))
 		skip("%s: signals sent == signals owed: needs --enable-fault-injection", name);
 #endif
 }
 
 int main(void)
 {
-	/* Per variant 10: wfcq checks elision twice, the others count signals
-	 * twice (under load, and with failing writes). */
-	tap_plan(3 + 3 + INBOX_N_VARIANTS * 11);
-	test_elision_and_budget();
+	/* Per variant 11: the eliding ones check elision twice, the others
+	 * count signals twice (under load, and with failing writes). */
+	tap_plan(2 * 3 + 5 + INBOX_N_VARIANTS * 11);
+	test_elision_and_budget(INBOX_WFCQ);
+	test_elision_and_budget(INBOX_MUTEX_ELIDE);
 	test_wouldblock();
 	for (int v = 0; v < INBOX_N_VARIANTS; v++)
 		test_variant((enum inbox_variant)v);

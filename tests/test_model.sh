@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$model" "$work/handoff.pml" || { echo "Bail out! no model at $model"; exit 1; }
 cd "$work" || exit 1
 cc=${CC:-cc}
-echo "1..22"
+echo "1..29"
 n=0
 report() {
     n=$((n + 1))
@@ -67,8 +67,20 @@ safety "-DMUTEX"
 report "$(holds)" "mutex-eventfd: safety"
 safety "-DMUTEX -DCAP=1 -DNRETRY=2 -DFAILS=2"
 report "$(holds)" "mutex-pipe holding one signal (a full pipe drops it), two retriers: safety"
+safety "-DMUTEX -DELIDE"
+report "$(holds)" "mutex-elide (signal on empty, take the whole list): safety"
+safety "-DMUTEX -DELIDE -DBUDGET=2 -DNITEMS=3 -DFAILS=0 -DNRETRY=0"
+report "$(holds)" "mutex-elide, budget 2, 2 x 3: safety"
+safety "-DALWAYS"
+report "$(holds)" "wfcq-always (every post signals, no re-arm after its WOULDBLOCK): safety"
+safety "-DALWAYS -DBUDGET=2 -DNITEMS=3 -DFAILS=0 -DNRETRY=0"
+report "$(holds)" "wfcq-always, budget 2, 2 x 3: safety"
 liveness "" all_handled
 report "$(holds)" "wfcq: every item is eventually handled (weak fairness, acceptance cycles)"
+liveness "-DMUTEX -DELIDE" all_handled
+report "$(holds)" "mutex-elide: every item is eventually handled"
+liveness "-DALWAYS" all_handled
+report "$(holds)" "wfcq-always: every item is eventually handled"
 liveness "-DMUTEX" all_handled
 report "$(holds)" "mutex-eventfd: every item is eventually handled"
 liveness "-DMUTEX -DCAP=1" all_handled
@@ -86,6 +98,8 @@ spin -DBROKEN_DRAIN_AFTER -t -p handoff.pml > trail.out 2>&1
 grep -q "assertion violated" trail.out && replayed=yes || replayed=no
 liveness "-DBROKEN_DRAIN_AFTER" all_handled
 report "$(refuted_cycle)" "drain after the splice: the liveness check fails too"
+safety "-DBROKEN_DRAIN_AFTER -DMUTEX -DELIDE"
+report "$(refuted_by 'handled==(2*2)')" "mutex-elide with the drain after the take: refuted too (elision, not the queue, needs the order)"
 safety "-DBROKEN_NO_BATCH_REARM"
 report "$(refuted_by 'handled==(2*2)')" "no re-arm after a WOULDBLOCK inside the batch: refuted"
 liveness "-DBROKEN_NO_BATCH_REARM" all_handled

@@ -48,7 +48,8 @@
  *
  * Which re-arms the argument needs (inbox_wfcq.c has the reasons): after
  * the budget, yes (the signals for the rest were drained already); after a
- * WOULDBLOCK inside the batch, yes (that producer will not signal); after a
+ * WOULDBLOCK inside the batch, yes (that producer will not signal; in
+ * wfcq-always, where every post signals, no); after a
  * WOULDBLOCK in the splice, no (that producer still owes its signal), so
  * that WOULDBLOCK does not re-arm the round (which goes on with what an
  * earlier round left in the batch), instead of spinning while the producer
@@ -84,12 +85,16 @@ static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ] = &inbox_wfcq_ops,
 	[INBOX_MUTEX_EVENTFD] = &inbox_mutex_eventfd_ops,
 	[INBOX_MUTEX_PIPE] = &inbox_mutex_pipe_ops,
+	[INBOX_MUTEX_ELIDE] = &inbox_mutex_elide_ops,
+	[INBOX_WFCQ_ALWAYS] = &inbox_wfcq_always_ops,
 };
 
 static const char *const variant_names[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ] = "wfcq",
 	[INBOX_MUTEX_EVENTFD] = "mutex-eventfd",
 	[INBOX_MUTEX_PIPE] = "mutex-pipe",
+	[INBOX_MUTEX_ELIDE] = "mutex-elide",
+	[INBOX_WFCQ_ALWAYS] = "wfcq-always",
 };
 
 const char *inbox_variant_name(enum inbox_variant v)
@@ -232,11 +237,11 @@ static void inbox_round(struct inbox *ib)
 	static const struct timeval now = { 0, 0 };
 	struct inbox_msg *msg;
 	unsigned long signals;
-	uint64_t handled = 0;
+	uint64_t handled = 0, reads = 0;
 	bool rearm = false;
 
 	event_del(ib->again);			/* one round per pass */
-	signals = wakeup_drain(&ib->wake);	/* C1: always first */
+	signals = wakeup_drain(&ib->wake, &reads);	/* C1: always first */
 	if (!ib->ops->collect(ib))		/* C2 */
 		counter_add(&ib->wouldblock, 1);	/* its producer owes a signal */
 	while (handled < ib->budget) {		/* C3 */
@@ -246,7 +251,9 @@ static void inbox_round(struct inbox *ib)
 		if (msg == INBOX_WOULDBLOCK) {
 			counter_add(&ib->wouldblock, 1);
 			counter_add(&ib->wouldblock_batch, 1);
-			rearm = true;		/* that producer will not signal */
+			/* With elision that producer will not signal; without,
+			 * it signals after its link (inbox_wfcq.c). */
+			rearm = !ib->ops->every_post_signals;
 			break;
 		}
 		ib->handler(msg, ib->arg);
@@ -256,6 +263,7 @@ static void inbox_round(struct inbox *ib)
 		rearm = true;	/* perhaps more, and their signals are drained */
 
 	counter_add(&ib->wakeups, signals);
+	counter_add(&ib->reads, reads);
 	counter_add(&ib->handled, handled);
 	counter_add(&ib->rounds, 1);
 	if (handled > counter_get(&ib->largest_batch))
@@ -301,6 +309,7 @@ void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 	st->wakeups_saved = st->handled > st->wakeups + st->full ?
 		     st->handled - st->wakeups - st->full : 0;
 	st->rounds = counter_get(&ib->rounds);
+	st->reads = counter_get(&ib->reads);
 	st->largest_batch = counter_get(&ib->largest_batch);
 	st->wouldblock = counter_get(&ib->wouldblock);
 	st->wouldblock_batch = counter_get(&ib->wouldblock_batch);

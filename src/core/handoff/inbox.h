@@ -16,6 +16,15 @@
  *                  consumer pops one message per lock (memcached 1.6)
  *   mutex-pipe     the same with one byte per post on a pipe (classic
  *                  memcached, and this project's starting design)
+ *   mutex-elide    the mutex list with wfcq's protocol: only the post that
+ *                  found the list empty signals; the consumer takes the
+ *                  whole list under one lock (inbox_mutex.c)
+ *   wfcq-always    the wfcq queue with mutex-eventfd's protocol: every post
+ *                  signals; the consumer dequeues one message at a time
+ *                  (inbox_wfcq.c)
+ * The last two complete a two-by-two design (queue: lock or lock-free;
+ * signal: every post, or only on empty with the whole batch taken), so
+ * handoff-bench can say what each factor buys (doc/HANDOFF.md).
  *
  * Synchronization table. "-": may run concurrently with no further care;
  * "X": must not run concurrently (the caller ensures it).
@@ -56,10 +65,12 @@ enum inbox_variant {
 	INBOX_WFCQ = 0,
 	INBOX_MUTEX_EVENTFD,
 	INBOX_MUTEX_PIPE,
+	INBOX_MUTEX_ELIDE,
+	INBOX_WFCQ_ALWAYS,
 	INBOX_N_VARIANTS
 };
 
-/* "wfcq", "mutex-eventfd", "mutex-pipe". */
+/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always". */
 const char *inbox_variant_name(enum inbox_variant v);
 /* Returns the variant, or -1 for an unknown name. */
 int inbox_variant_from_name(const char *name);
@@ -87,6 +98,8 @@ struct inbox_stats {
 	uint64_t wakeups_saved;	/* messages that rode along on another's wake-up */
 	uint64_t full;		/* signals not written: the fd was full, so readable */
 	uint64_t rounds;	/* handler rounds (wake-ups plus re-arms) */
+	uint64_t reads;		/* read() calls on the wake-up fd (a round makes
+				 * one on an eventfd, two or more on a pipe) */
 	uint64_t largest_batch;	/* most messages handled in one round */
 	uint64_t wouldblock;	/* WOULDBLOCKs met (a producer mid-enqueue) ... */
 	uint64_t wouldblock_batch; /* ... of them inside the batch (re-armed); a

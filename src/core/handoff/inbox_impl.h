@@ -26,6 +26,12 @@
 struct inbox_ops {
 	size_t size;			/* of the variant's struct */
 	enum wakeup_kind wakeup;
+	/*
+	 * Every post signals (none elides). Then a producer that next() finds
+	 * between its two steps (WOULDBLOCK) will still signal after its link,
+	 * so the round need not re-arm for it; with elision it must.
+	 */
+	bool every_post_signals;
 	/* Prepares the queue; 0 or a negative errno. */
 	int (*init)(struct inbox *ib);
 	/* Any thread. Enqueues; returns true when this post must signal. */
@@ -67,6 +73,7 @@ struct inbox {
 	unsigned budget;
 	atomic_uint_fast64_t handled;
 	atomic_uint_fast64_t wakeups;
+	atomic_uint_fast64_t reads;
 	atomic_uint_fast64_t rounds;
 	atomic_uint_fast64_t largest_batch;
 	atomic_uint_fast64_t wouldblock;
@@ -88,5 +95,7 @@ const struct inbox_ops *inbox_variant_ops(enum inbox_variant v);
 extern const struct inbox_ops inbox_wfcq_ops;
 extern const struct inbox_ops inbox_mutex_eventfd_ops;
 extern const struct inbox_ops inbox_mutex_pipe_ops;
+extern const struct inbox_ops inbox_mutex_elide_ops;
+extern const struct inbox_ops inbox_wfcq_always_ops;
 
 #endif

@@ -4,6 +4,11 @@
  * This comment is the argument's one home; doc/HANDOFF.md tells the story
  * and points here, and model/handoff.pml checks it.
  *
+ * Also wfcq-always, the same queue without the elision, for the factorial
+ * comparison (doc/HANDOFF.md): every post signals, and the consumer
+ * dequeues one message at a time from the shared queue, as mutex-eventfd
+ * pops. Its argument is at the end of this comment.
+ *
  * THE STEPS (inbox.c runs them in this order)
  *
  *   producer (inbox_post)                  consumer (the round, inbox.c)
@@ -85,6 +90,19 @@
  * documents it) is emitted only while the configure option legacy-mb is on,
  * as it is by default. The protocol needs none of the extra barrier.
  *
+ * WFCQ-ALWAYS: EVERY POST SIGNALS, ONE DEQUEUE PER MESSAGE
+ *
+ * Each post signals after its own P1b, so a round drains a signal that
+ * follows the link of the message it stands for; the round's dequeues
+ * follow the drain and find that message, unless an earlier round took it
+ * (the mutex variants' argument, inbox_mutex.c). A dequeue that meets a
+ * producer between P1a and P1b (WOULDBLOCK: the link to the next node is
+ * not written yet) ends the round without a re-arm: that producer still
+ * signals after its P1b, and so does every producer behind it, each after
+ * its own link; the last of those signals comes after the last link, and
+ * the round it wakes finds the chain whole. The model checks it ("wfcq
+ * signalling every post").
+ *
  * Contrast liburcu's own call_rcu thread: it keeps its "sleeping" flag in
  * user memory (a futex word), so each side must store, then fence, then
  * load the other side's variable (the store-buffering shape), with a full
@@ -159,6 +177,36 @@ static void wfcq_fini(struct inbox *ib)
 {
 }
 
+/* wfcq-always: P1a, P1b; every post signals. */
+static bool always_enqueue(struct inbox *ib, struct inbox_msg *msg)
+{
+	cds_wfcq_node_init(&msg->node);
+	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in always_next/wfcq_leftover */
+	cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
+	return true;
+}
+
+/* Nothing to collect: next() dequeues from the shared queue itself. */
+static bool always_collect(struct inbox *ib)
+{
+	return true;
+}
+
+static struct inbox_msg *always_next(struct inbox *ib)
+{
+	struct inbox_wfcq *q = WFCQ(ib);
+	struct cds_wfcq_node *node;
+
+	/* One consumer: the dequeue's mutual exclusion (inbox.h). */
+	node = __cds_wfcq_dequeue_nonblocking(&q->head, &q->tail);
+	if (node == CDS_WFCQ_WOULDBLOCK)
+		return INBOX_WOULDBLOCK;	/* that producer signals after its link */
+	if (node == NULL)
+		return NULL;
+	TSAN_ACQUIRE(caa_container_of(node, struct inbox_msg, node));
+	return caa_container_of(node, struct inbox_msg, node);
+}
+
 const struct inbox_ops inbox_wfcq_ops = {
 	.size = sizeof(struct inbox_wfcq),
 	.wakeup = WAKEUP_EVENTFD,
@@ -166,6 +214,18 @@ const struct inbox_ops inbox_wfcq_ops = {
 	.enqueue = wfcq_enqueue,
 	.collect = wfcq_collect,
 	.next = wfcq_next,
+	.leftover = wfcq_leftover,
+	.fini = wfcq_fini,
+};
+
+const struct inbox_ops inbox_wfcq_always_ops = {
+	.size = sizeof(struct inbox_wfcq),
+	.wakeup = WAKEUP_EVENTFD,
+	.every_post_signals = true,
+	.init = wfcq_init,
+	.enqueue = always_enqueue,
+	.collect = always_collect,
+	.next = always_next,
 	.leftover = wfcq_leftover,
 	.fini = wfcq_fini,
 };

@@ -84,22 +84,25 @@ int wakeup_signal(struct wakeup *wk)
 	}
 }
 
-unsigned long wakeup_drain(struct wakeup *wk)
+unsigned long wakeup_drain(struct wakeup *wk, uint64_t *reads)
 {
 	unsigned long total = 0;
+	uint64_t unused;
 
+	if (reads == NULL)
+		reads = &unused;
 	if (wk->is_eventfd) {
 		uint64_t count;
 
 		/* One read returns the whole counter and resets it to zero. */
-		while (read(wk->read_fd, &count, sizeof(count)) == -1)
+		while (++*reads, read(wk->read_fd, &count, sizeof(count)) == -1)
 			if (errno != EINTR)
 				return 0;	/* EAGAIN: nothing was pending */
 		return (unsigned long)count;
 	}
 	for (;;) {
 		char buf[512];
-		ssize_t n = read(wk->read_fd, buf, sizeof(buf));
+		ssize_t n = (++*reads, read(wk->read_fd, buf, sizeof(buf)));
 
 		if (n > 0) {
 			total += (unsigned long)n;

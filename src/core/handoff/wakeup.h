@@ -20,6 +20,7 @@
 #define MTS_WAKEUP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum wakeup_kind {
 	WAKEUP_EVENTFD,		/* an eventfd where the system has one, else a pipe */
@@ -60,8 +61,8 @@ int wakeup_signal(struct wakeup *wk);
 /*
  * Consumes every pending signal; returns how many there were (an eventfd's
  * counter is the number of signals; a pipe holds one byte per signal), for
- * statistics.
+ * statistics. Adds the read() calls it made to *reads, if not NULL.
  */
-unsigned long wakeup_drain(struct wakeup *wk);
+unsigned long wakeup_drain(struct wakeup *wk, uint64_t *reads);
 
 #endif

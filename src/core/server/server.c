@@ -191,7 +191,7 @@ static void on_control(evutil_socket_t fd, short what, void *arg)
 	struct mts_server *s = arg;
 	unsigned reasons;
 
-	wakeup_drain(&s->wake);		/* first, as in inbox.c */
+	wakeup_drain(&s->wake, NULL);		/* first, as in inbox.c */
 	reasons = atomic_exchange_explicit(&s->reasons, 0, memory_order_acquire);
 
 	if (reasons & WAKE_STATS)
