@@ -1,34 +1,60 @@
 /*
  * handoff_bench.c - what does handing a message to another thread's event
- * loop cost? A producer thread (the acceptor's role) posts to W worker
- * threads, each running a real libevent event_base with the variant's inbox,
- * the same code the server uses (src/core/handoff/inbox.h). Each message carries the
- * time taken just before it was posted; the worker's handler records the
- * difference in a log-bucketed histogram (within 0.4%).
+ * loop cost, and where does the cost come from? Producer threads (the
+ * acceptor's role) post to W worker threads, each running a real libevent
+ * event_base with the variant's inbox: the code the server uses
+ * (src/core/handoff/inbox.h). Every message carries a stamp; the worker's
+ * handler records the difference in a log-bucketed histogram (within 0.4%).
  *
- * Variants: wfcq, mutex-eventfd, mutex-pipe (the inbox variants) and
- * floor-eventfd, a reference with no queue at all: the producer stores the
- * time in one shared slot and writes an eventfd; the worker reads it. It can
- * carry one message at a time, so it runs in idle mode only.
+ * Variants: the inbox variants, numbered as inbox.h numbers them (wfcq,
+ * mutex-eventfd, mutex-pipe, mutex-elide, wfcq-always: the last two make a
+ * two-by-two design with the first two), and two floors with no queue, which
+ * carry one message at a time and so run in idle mode only:
+ *   floor-eventfd  the producer stores the stamp in one shared slot and
+ *                  writes an eventfd registered in the worker's loop: the
+ *                  kernel's cost of waking a sleeping loop
+ *   floor-spin     the worker busy-polls the slot's cache line, no loop, no
+ *                  system call: the hardware's cost of moving a line between
+ *                  cores (it burns a whole CPU to get it)
  *
  * Modes:
  *   idle   one message at a time; the next only after the previous one was
- *          handled and a gap (--gap-us) let the worker fall asleep again:
- *          the cost of waking a sleeping loop
+ *          handled and a gap (--gap-us) let the worker fall asleep again
  *   burst  as fast as the producer can post (at most --inflight unhandled
  *          per worker): throughput, and queueing delay under load
  *   rate   a fixed offered rate (--rate), open loop: each message is stamped
- *          with the time it was due, not the time it was sent, so a slow
- *          handoff cannot hide by delaying the producer
+ *          with the time it was due, so a slow handoff cannot hide by
+ *          delaying the producer; the producer's lag is reported
+ *   sweep  rate mode at 10k, 30k, 100k, 300k, 1M, ... messages/s, per
+ *          variant up to the first rate it cannot sustain (achieved below
+ *          95% of offered)
+ *   many   --producers P threads post to all W workers as fast as they can
+ *          (each to worker 0, 1, ... in turn): with P + W above the CPUs,
+ *          where a preempted lock holder and a preempted wait-free producer
+ *          differ most
  *
- * With no --variant and no --mode it runs every variant in every mode,
- * interleaved (A B C A B C ...), --repeat times, and then prints the median
- * of each figure over the repetitions.
+ * Method (doc/HANDOFF.md, "How the figures are made"):
+ *   - Latency is defined once, in stamp_and_post(): from the stamp to the
+ *     handler. The stamp is taken after the producer has a free slot (so
+ *     burst mode does not count its own flow control), or is the due time
+ *     (rate, sweep).
+ *   - Flow control reads the consumer's count only when the producer's own
+ *     copy says the ring is full: not a shared cache line per post.
+ *   - Each measured run follows a warm-up (--warmup seconds of the same
+ *     mode, whose figures are discarded).
+ *   - Each repetition runs the variants in a new order (a seeded shuffle,
+ *     printed), and every ratio is paired: taken within one repetition, then
+ *     summarised as median [min, max] over the repetitions.
+ *   - Costs per message come from counters, not from timing: thread CPU
+ *     clocks, wake-up writes and reads counted by the inbox, context
+ *     switches from /proc/self/task/TID/status, and (--perf) cache misses
+ *     from perf_event_open when the machine allows it.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <getopt.h>
+#include <linux/perf_event.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -37,7 +63,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -47,76 +76,119 @@
 #include "inbox.h"
 #include "wakeup.h"
 
-#define MAX_WORKERS 64
+#define MAX_WORKERS 16
+#define MAX_PRODUCERS 16
 #define MAX_RUNS 64
+#define MAX_RATES 16
+#define SUSTAINED 0.95		/* sweep: achieved / offered to go on */
 
-/*
- * The variants measured: every inbox variant, numbered as inbox.h numbers
- * them (so a new one is measured without a change here), then the floor.
- */
-enum variant { V_FLOOR = INBOX_N_VARIANTS, N_VARIANTS };
-enum mode { M_IDLE, M_BURST, M_RATE, N_MODES };
+/* Every inbox variant (a new one is measured without a change here), then
+ * the floors. */
+enum variant { V_FLOOR_EVENTFD = INBOX_N_VARIANTS, V_FLOOR_SPIN, N_VARIANTS };
+enum mode { M_IDLE, M_BURST, M_RATE, M_SWEEP, M_MANY, N_MODES };
 
 static const char *variant_names[N_VARIANTS];	/* filled by main() from inbox.h */
-static const char *const mode_names[N_MODES] = { "idle", "burst", "rate" };
+static const char *const mode_names[N_MODES] = { "idle", "burst", "rate", "sweep", "many" };
+static const double sweep_rates[] = { 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7 };
+#define N_SWEEP (sizeof(sweep_rates) / sizeof(sweep_rates[0]))
+
+static bool is_floor(int v)
+{
+	return v == V_FLOOR_EVENTFD || v == V_FLOOR_SPIN;
+}
 
 struct options {
-	double seconds;
-	unsigned workers;
-	unsigned repeat;
-	unsigned inflight;
+	double seconds, warmup;
+	unsigned workers, producers, repeat, inflight, gap_us;
 	double rate;
-	unsigned gap_us;
-	bool pin, csv;
-	int variant;		/* -1: all */
-	int mode;		/* -1: all */
+	unsigned long seed;
+	bool pin, csv, perf;
+	bool variant[N_VARIANTS];	/* which to run */
+	bool mode[N_MODES];
+};
+
+static struct options opt = {
+	.seconds = 1.0, .warmup = 0.2, .workers = 1, .producers = 4, .repeat = 3,
+	.inflight = 4096, .rate = 100000, .gap_us = 20, .seed = 1,
 };
 
 enum { MSG_DATA = 1, MSG_QUIT };
 
+/*
+ * One producer's path to one worker: a ring of message slots, and the count
+ * of them the worker has handled. The worker stores `handled` (release)
+ * after it is done with a message; the producer loads it (acquire) only
+ * when its own copy, `seen`, says that the ring is full.
+ */
+struct lane {
+	_Alignas(64) atomic_uint_fast64_t handled;	/* the worker's */
+	_Alignas(64) struct bench_msg *ring;		/* the producer's from here */
+	uint64_t posted, seen;
+};
+
 struct bench_msg {
 	struct inbox_msg m;
 	uint64_t stamp_ns;	/* written by the producer before posting */
+	struct lane *lane;
+	int cpu;		/* the producer's CPU, idle mode only (else -1) */
 };
 
 struct bworker {
 	unsigned id;
-	int cpu;			/* -1: not pinned */
+	int cpu;			/* pinned to; -1: not pinned */
 	pthread_t thread;
+	atomic_int tid;			/* for /proc and perf */
 	struct event_base *base;	/* the worker thread's alone once it runs */
 	struct inbox *inbox;		/* queue variants */
 	struct wakeup floor_wake;	/* floor-eventfd */
 	struct event *floor_ev;
-	atomic_uint_fast64_t floor_stamp;	/* producer -> worker, release/acquire */
-	uint64_t floor_signals;		/* worker only */
-	bool floor_quit;		/* worker only: set when the quit stamp arrives */
-	struct histogram hist;		/* worker writes; main reads after join */
-	/*
-	 * Messages handled: the worker stores it (release) after it is done with
-	 * the message; the producer loads it (acquire) before reusing the slot.
-	 */
-	_Alignas(64) atomic_uint_fast64_t handled;
-	_Alignas(64) struct bench_msg *ring;	/* producer only from here */
-	uint64_t posted;
+	uint64_t floor_reads;		/* worker only */
+	/* The floors' slot: producer -> worker, release/acquire. 0: empty. */
+	_Alignas(64) atomic_uint_fast64_t slot;
+	atomic_int slot_cpu;
+	_Alignas(64) struct histogram hist;	/* worker writes; main reads when quiet */
+	uint64_t same_cpu, cpu_known;	/* worker only: messages handled on the producer's CPU */
 	struct bench_msg quit_msg;
 };
 
-struct result {
-	enum variant variant;
-	enum mode mode;
-	unsigned workers;
-	uint64_t messages;
-	double seconds;
-	double msgs_per_s;
-	uint64_t p50, p90, p99, p999, max;
-	double wakeups_per_msg;
-	uint64_t wouldblock;
+struct bproducer {
+	unsigned id;
+	int cpu;
+	pthread_t thread;
+	atomic_int tid;
+	struct lane lane[MAX_WORKERS];
+	struct histogram lag;		/* rate modes: post time - due time */
+	uint64_t post_ns;		/* idle, rate modes: time inside the posts */
 };
 
-static struct options opt = {
-	.seconds = 1.0, .workers = 1, .repeat = 3, .inflight = 4096,
-	.rate = 100000, .gap_us = 20, .variant = -1, .mode = -1,
+/* Thread figures read from outside the thread. */
+struct tsnap {
+	uint64_t cpu_ns, vcsw, ivcsw, misses;
 };
+
+struct result {
+	int variant, mode;
+	unsigned rep, order, workers, producers;
+	double offered, seconds, msgs_per_s;
+	uint64_t messages;
+	uint64_t p50, p90, p99, p999, max;
+	uint64_t lag_p99, lag_max;
+	double prod_cpu_ns, cons_cpu_ns;	/* per message */
+	double writes, reads;			/* wake-up fd system calls per message */
+	double cons_vcsw, cons_ivcsw, prod_vcsw, prod_ivcsw;	/* per message */
+	double wouldblock;			/* WOULDBLOCK rounds per message */
+	uint64_t wouldblock_n;
+	double same_cpu;			/* idle: fraction on the producer's CPU; -1 */
+	double prod_misses, cons_misses;	/* per message; -1: unavailable */
+	bool sustained;
+};
+
+static struct bworker workers[MAX_WORKERS];
+static struct bproducer producers[MAX_PRODUCERS];
+static uint64_t clock_cost_ns;		/* one CLOCK_THREAD_CPUTIME_ID read */
+static const char *perf_unavailable;	/* why --perf gives no figures */
+
+/* ---- small helpers ---------------------------------------------------- */
 
 static void pin_to(int cpu)
 {
@@ -137,13 +209,134 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* ---- the worker side ------------------------------------------------ */
-
-static inline void handled_one(struct bworker *w)
+static int my_tid(void)
 {
-	atomic_store_explicit(&w->handled,
-		atomic_load_explicit(&w->handled, memory_order_relaxed) + 1,
-		memory_order_release);
+	return (int)syscall(SYS_gettid);
+}
+
+static uint64_t thread_cpu_ns(pthread_t t)
+{
+	clockid_t id;
+	struct timespec ts;
+
+	if (pthread_getcpuclockid(t, &id) != 0 || clock_gettime(id, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t self_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* What one read of the thread CPU clock costs: subtracted from each
+ * bracketed post. The median of many back-to-back pairs. */
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void calibrate_clock(void)
+{
+	uint64_t d[1001];
+
+	for (int i = 0; i < 1001; i++) {
+		uint64_t t0 = self_cpu_ns();
+		d[i] = self_cpu_ns() - t0;
+	}
+	qsort(d, 1001, sizeof(d[0]), cmp_u64);
+	clock_cost_ns = d[500];
+}
+
+/* Voluntary and involuntary context switches of one thread of ours. */
+static void ctx_switches(int tid, uint64_t *vol, uint64_t *invol)
+{
+	char path[64], line[128];
+	unsigned long long v;
+	FILE *f;
+
+	*vol = *invol = 0;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+			*vol = v;
+		else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+			*invol = v;
+	}
+	fclose(f);
+}
+
+/* --perf: a cache-miss counter on one thread, or -1 (perf_unavailable says
+ * why, once). */
+static int perf_open(int tid)
+{
+	struct perf_event_attr a;
+	int fd;
+
+	if (!opt.perf || perf_unavailable != NULL)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.type = PERF_TYPE_HARDWARE;
+	a.config = PERF_COUNT_HW_CACHE_MISSES;
+	a.exclude_kernel = 0;
+	fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, 0);
+	if (fd < 0)
+		perf_unavailable = strerror(errno);
+	return fd;
+}
+
+static uint64_t perf_read(int fd)
+{
+	uint64_t v = 0;
+
+	if (fd >= 0 && read(fd, &v, sizeof(v)) != sizeof(v))
+		v = 0;
+	return v;
+}
+
+/* A small seeded generator for the shuffle (xorshift64*). */
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ull;
+}
+
+static void shuffle(int *a, unsigned n)
+{
+	for (unsigned i = n; i > 1; i--) {
+		unsigned j = (unsigned)(rng_next() % i);
+		int t = a[i - 1];
+		a[i - 1] = a[j];
+		a[j] = t;
+	}
+}
+
+/* ---- the worker side -------------------------------------------------- */
+
+static inline void handled_one(atomic_uint_fast64_t *h)
+{
+	atomic_store_explicit(h, atomic_load_explicit(h, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+static inline void record(struct bworker *w, uint64_t stamp, int cpu)
+{
+	hist_record(&w->hist, clock_now_ns() - stamp);
+	if (cpu >= 0) {
+		w->cpu_known++;
+		w->same_cpu += sched_getcpu() == cpu;
+	}
 }
 
 static void on_msg(struct inbox_msg *msg, void *arg)
@@ -155,8 +348,8 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 		event_base_loopbreak(w->base);
 		return;
 	}
-	hist_record(&w->hist, clock_now_ns() - bm->stamp_ns);
-	handled_one(w);
+	record(w, bm->stamp_ns, bm->cpu);
+	handled_one(&bm->lane->handled);	/* last: the slot is free after it */
 }
 
 static void on_floor(evutil_socket_t fd, short what, void *arg)
@@ -164,38 +357,72 @@ static void on_floor(evutil_socket_t fd, short what, void *arg)
 	struct bworker *w = arg;
 	uint64_t stamp;
 
-	w->floor_signals += wakeup_drain(&w->floor_wake, NULL);
-	stamp = atomic_load_explicit(&w->floor_stamp, memory_order_acquire);
+	wakeup_drain(&w->floor_wake, &w->floor_reads);
+	stamp = atomic_exchange_explicit(&w->slot, 0, memory_order_acquire);
 	if (stamp == UINT64_MAX) {
 		event_base_loopbreak(w->base);
 		return;
 	}
-	hist_record(&w->hist, clock_now_ns() - stamp);
-	handled_one(w);
+	if (stamp == 0)
+		return;
+	record(w, stamp, atomic_load_explicit(&w->slot_cpu, memory_order_relaxed));
+	handled_one(&producers[0].lane[w->id].handled);
 }
 
 static void *worker_main(void *arg)
 {
 	struct bworker *w = arg;
 
+	atomic_store(&w->tid, my_tid());
 	pin_to(w->cpu);
 	event_base_dispatch(w->base);
 	return NULL;
 }
 
-static void worker_setup(struct bworker *w, enum variant v, unsigned id)
+/* floor-spin: no loop at all; poll the slot's line until the quit stamp. */
+static void *spinner_main(void *arg)
+{
+	struct bworker *w = arg;
+	uint64_t stamp;
+
+	atomic_store(&w->tid, my_tid());
+	pin_to(w->cpu);
+	for (;;) {
+		stamp = atomic_load_explicit(&w->slot, memory_order_acquire);
+		if (stamp == 0) {
+			cpu_relax();
+			continue;
+		}
+		if (stamp == UINT64_MAX)
+			return NULL;
+		atomic_store_explicit(&w->slot, 0, memory_order_relaxed);
+		record(w, stamp, atomic_load_explicit(&w->slot_cpu, memory_order_relaxed));
+		handled_one(&producers[0].lane[w->id].handled);
+	}
+}
+
+static int cpu_for(unsigned k)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
+	return opt.pin ? (int)(k % (unsigned)(ncpu > 0 ? ncpu : 1)) : -1;
+}
+
+static void worker_setup(struct bworker *w, int v, unsigned id, unsigned nprod)
+{
 	memset(w, 0, sizeof(*w));
 	w->id = id;
-	w->cpu = opt.pin ? (int)((1 + id) % (unsigned)(ncpu > 0 ? ncpu : 1)) : -1;
+	w->cpu = cpu_for(nprod + id);	/* producers first, then the workers */
 	hist_reset(&w->hist);
+	if (v == V_FLOOR_SPIN) {
+		if (pthread_create(&w->thread, NULL, spinner_main, w) != 0)
+			cli_die("cannot start a worker thread");
+		return;
+	}
 	/* Created here, run only by the worker thread from worker_main() on. */
-	w->base = event_base_new();
-	if (w->base == NULL)
+	if ((w->base = event_base_new()) == NULL)
 		cli_die("cannot create an event_base");
-	if (v == V_FLOOR) {
+	if (v == V_FLOOR_EVENTFD) {
 		if (wakeup_init(&w->floor_wake, WAKEUP_EVENTFD) < 0)
 			cli_die("cannot create an eventfd");
 		w->floor_ev = event_new(w->base, wakeup_fd(&w->floor_wake), EV_READ | EV_PERSIST,
@@ -205,72 +432,138 @@ static void worker_setup(struct bworker *w, enum variant v, unsigned id)
 	} else if (inbox_new(&w->inbox, (enum inbox_variant)v, w->base, on_msg, w, 64) < 0) {
 		cli_die("cannot create an inbox");
 	}
-	w->ring = calloc(opt.inflight, sizeof(*w->ring));
-	if (w->ring == NULL)
-		cli_die("out of memory");
-	for (unsigned i = 0; i < opt.inflight; i++)
-		w->ring[i].m.kind = MSG_DATA;
 	w->quit_msg.m.kind = MSG_QUIT;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		cli_die("cannot start a worker thread");
 }
 
-static void worker_teardown(struct bworker *w, enum variant v, struct inbox_stats *st)
+static void worker_teardown(struct bworker *w, int v)
 {
-	memset(st, 0, sizeof(*st));
-	if (v == V_FLOOR) {
-		atomic_store_explicit(&w->floor_stamp, UINT64_MAX, memory_order_release);
-		wakeup_signal(&w->floor_wake);
+	if (is_floor(v)) {
+		atomic_store_explicit(&w->slot, UINT64_MAX, memory_order_release);
+		if (v == V_FLOOR_EVENTFD)
+			wakeup_signal(&w->floor_wake);
 	} else {
 		inbox_post(w->inbox, &w->quit_msg.m);
 	}
 	pthread_join(w->thread, NULL);
-	if (v == V_FLOOR) {
-		st->wakeups = w->floor_signals;
+	if (v == V_FLOOR_EVENTFD) {
 		event_free(w->floor_ev);
 		wakeup_close(&w->floor_wake);
-	} else {
-		inbox_get_stats(w->inbox, st);
+	} else if (!is_floor(v)) {
 		inbox_free(w->inbox, NULL, NULL);
 	}
-	event_base_free(w->base);
-	free(w->ring);
+	if (w->base != NULL)
+		event_base_free(w->base);
 }
 
-/* ---- the producer side ---------------------------------------------- */
-
-static inline uint64_t handled_of(struct bworker *w)
+/* The wake-up fd's system calls so far, and WOULDBLOCK rounds. */
+static void worker_counts(struct bworker *w, int v, uint64_t *writes, uint64_t *reads,
+			  uint64_t *wouldblock)
 {
-	return atomic_load_explicit(&w->handled, memory_order_acquire);
+	struct inbox_stats st;
+
+	*writes = *reads = *wouldblock = 0;
+	if (v == V_FLOOR_EVENTFD) {
+		*writes = hist_count(&w->hist);		/* one per message */
+		*reads = w->floor_reads;
+	} else if (!is_floor(v)) {
+		inbox_get_stats(w->inbox, &st);
+		*writes = st.wakeups + st.full;		/* each signal is one write() */
+		*reads = st.reads;
+		*wouldblock = st.wouldblock;
+	}
 }
 
-/* One message to worker w, stamped `stamp`; waits for a free slot. */
-static void post_one(struct bworker *w, enum variant v, uint64_t stamp)
-{
-	struct bench_msg *m;
+/* ---- the producer side ------------------------------------------------ */
 
-	while (w->posted - handled_of(w) >= opt.inflight)
-		cpu_relax();
-	if (v == V_FLOOR) {
-		atomic_store_explicit(&w->floor_stamp, stamp, memory_order_release);
-		wakeup_signal(&w->floor_wake);
+static void lane_setup(struct lane *l)
+{
+	memset(l, 0, sizeof(*l));
+	if ((l->ring = calloc(opt.inflight, sizeof(*l->ring))) == NULL)
+		cli_die("out of memory");
+	for (unsigned i = 0; i < opt.inflight; i++) {
+		l->ring[i].m.kind = MSG_DATA;
+		l->ring[i].lane = l;
+	}
+}
+
+/* Waits for a free slot: the shared count is read only when the ring looks
+ * full by the producer's own copy. */
+static inline void wait_slot(struct lane *l)
+{
+	while (l->posted - l->seen >= opt.inflight) {
+		l->seen = atomic_load_explicit(&l->handled, memory_order_acquire);
+		if (l->posted - l->seen >= opt.inflight)
+			cpu_relax();
+	}
+}
+
+/*
+ * The one place latency is defined: a message is stamped here, once its
+ * slot is free, with `due` if it has one (rate modes: open loop) or the time
+ * now; the worker's handler subtracts the stamp from its own clock.
+ */
+static inline void stamp_and_post(struct bproducer *p, unsigned wk, int v, uint64_t due, int cpu)
+{
+	struct lane *l = &p->lane[wk];
+	struct bworker *w = &workers[wk];
+	uint64_t now;
+
+	wait_slot(l);
+	now = clock_now_ns();
+	if (due != 0)
+		hist_record(&p->lag, now > due ? now - due : 0);
+	if (is_floor(v)) {
+		atomic_store_explicit(&w->slot_cpu, cpu, memory_order_relaxed);
+		atomic_store_explicit(&w->slot, due ? due : now, memory_order_release);
+		if (v == V_FLOOR_EVENTFD)
+			wakeup_signal(&w->floor_wake);
 	} else {
-		m = &w->ring[w->posted % opt.inflight];
-		m->stamp_ns = stamp;
+		struct bench_msg *m = &l->ring[l->posted % opt.inflight];
+
+		m->stamp_ns = due ? due : now;
+		m->cpu = cpu;
 		inbox_post(w->inbox, &m->m);
 	}
-	w->posted++;
+	l->posted++;
 }
 
-static void wait_handled(struct bworker *w)
+/*
+ * The producer's cost where it also waits (idle: for the worker and the gap;
+ * rate: for the next due time), so its thread clock would count the waiting.
+ * Idle mode brackets each post with the thread's CPU clock (less what a read
+ * of that clock costs); rate modes post up to millions of times a second,
+ * where that clock (a system call) would cost more than the post, so they
+ * take the monotonic time inside the post instead: the same, unless the
+ * thread is preempted inside the post.
+ */
+static inline void idle_post(struct bproducer *p, unsigned wk, int v, int cpu)
+{
+	uint64_t t0 = self_cpu_ns(), t1;
+
+	stamp_and_post(p, wk, v, 0, cpu);
+	t1 = self_cpu_ns();
+	p->post_ns += t1 - t0 > clock_cost_ns ? t1 - t0 - clock_cost_ns : 0;
+}
+
+static inline void rate_post(struct bproducer *p, unsigned wk, int v, uint64_t due)
+{
+	uint64_t t0 = clock_now_ns();
+
+	stamp_and_post(p, wk, v, due, -1);
+	p->post_ns += clock_now_ns() - t0;
+}
+
+static void wait_handled(struct lane *l, unsigned wk)
 {
 	uint64_t give_up = clock_now_ns() + 10000000000ull;
 
-	while (handled_of(w) != w->posted) {
+	while ((l->seen = atomic_load_explicit(&l->handled, memory_order_acquire)) != l->posted) {
 		cpu_relax();
 		if (clock_now_ns() > give_up)
 			cli_die("worker %u stalled: %llu of %llu messages handled (a lost wake-up?)",
-			    w->id, (unsigned long long)handled_of(w), (unsigned long long)w->posted);
+				wk, (unsigned long long)l->seen, (unsigned long long)l->posted);
 	}
 }
 
@@ -280,109 +573,292 @@ static void spin_until(uint64_t t)
 		cpu_relax();
 }
 
-static void run_one(enum variant v, enum mode mode, struct result *r)
+/* The single producer's loop for one mode, until `deadline`. */
+static void produce(struct bproducer *p, int v, int mode, double rate, uint64_t deadline)
 {
-	static struct bworker workers[MAX_WORKERS];
-	static struct histogram all;
 	unsigned nw = opt.workers;
-	uint64_t start, deadline, end, i = 0, total = 0, wakeups = 0, wouldblock = 0;
-	uint64_t interval = (uint64_t)(1e9 / opt.rate);
+	uint64_t i = 0, interval = (uint64_t)(1e9 / rate);
 
-	for (unsigned k = 0; k < nw; k++)
-		worker_setup(&workers[k], v, k);
-	pin_to(opt.pin ? 0 : -1);
-	/* Everyone is in its loop once one message each has gone through. */
-	for (unsigned k = 0; k < nw; k++) {
-		post_one(&workers[k], v, clock_now_ns());
-		wait_handled(&workers[k]);
-		hist_reset(&workers[k].hist);
-	}
-
-	start = clock_now_ns();
-	deadline = start + (uint64_t)(opt.seconds * 1e9);
 	switch (mode) {
 	case M_IDLE:
-		for (uint64_t now = start; now < deadline; now = clock_now_ns(), i++) {
-			struct bworker *w = &workers[i % nw];
-			post_one(w, v, clock_now_ns());
-			wait_handled(w);
+		for (uint64_t now = clock_now_ns(); now < deadline; now = clock_now_ns(), i++) {
+			unsigned wk = (unsigned)(i % nw);
+
+			idle_post(p, wk, v, sched_getcpu());
+			wait_handled(&p->lane[wk], wk);
 			spin_until(clock_now_ns() + opt.gap_us * 1000ull);
 		}
 		break;
 	case M_BURST:
+	case M_MANY:
 		for (;; i++) {
 			if ((i & 63) == 0 && clock_now_ns() >= deadline)
 				break;
-			post_one(&workers[i % nw], v, clock_now_ns());
+			stamp_and_post(p, (unsigned)(i % nw), v, 0, -1);
 		}
 		break;
 	case M_RATE:
-		for (uint64_t due = start; due < deadline; due += interval, i++) {
+	case M_SWEEP:
+		for (uint64_t due = clock_now_ns(); due < deadline; due += interval, i++) {
 			spin_until(due);
-			post_one(&workers[i % nw], v, due);
+			rate_post(p, (unsigned)(i % nw), v, due);
 		}
 		break;
 	default:
 		break;
 	}
+}
+
+/* many mode: each producer thread runs a warm-up and a measured phase; the
+ * main thread snapshots between them. */
+static struct {
+	int v;
+	uint64_t warm_end, end;
+	pthread_barrier_t warm_done, go, done, release;
+} many;
+
+static void *producer_main(void *arg)
+{
+	struct bproducer *p = arg;
+
+	atomic_store(&p->tid, my_tid());
+	pin_to(p->cpu);
+	produce(p, many.v, M_MANY, 1, many.warm_end);
+	for (unsigned k = 0; k < opt.workers; k++)
+		wait_handled(&p->lane[k], k);
+	pthread_barrier_wait(&many.warm_done);
+	pthread_barrier_wait(&many.go);		/* main has taken its snapshot */
+	produce(p, many.v, M_MANY, 1, many.end);
+	for (unsigned k = 0; k < opt.workers; k++)
+		wait_handled(&p->lane[k], k);
+	pthread_barrier_wait(&many.done);
+	pthread_barrier_wait(&many.release);	/* main has read our clocks */
+	return NULL;
+}
+
+/* ---- one run ------------------------------------------------------------ */
+
+struct snapshot {
+	struct tsnap prod[MAX_PRODUCERS], cons[MAX_WORKERS];
+	uint64_t writes, reads, wouldblock, handled;
+	uint64_t post_ns;
+	int prod_perf[MAX_PRODUCERS], cons_perf[MAX_WORKERS];
+};
+
+static void take_snapshot(struct snapshot *s, int v, unsigned np, bool open_perf)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned k = 0; k < opt.workers; k++) {
+		struct bworker *w = &workers[k];
+		uint64_t wr, rd, wb;
+		int tid = atomic_load(&w->tid);
+
+		s->cons[k].cpu_ns = thread_cpu_ns(w->thread);
+		ctx_switches(tid, &s->cons[k].vcsw, &s->cons[k].ivcsw);
+		worker_counts(w, v, &wr, &rd, &wb);
+		s->writes += wr;
+		s->reads += rd;
+		s->wouldblock += wb;
+		s->handled += hist_count(&w->hist);
+		s->cons_perf[k] = open_perf ? perf_open(tid) : -1;
+	}
+	for (unsigned j = 0; j < np; j++) {
+		struct bproducer *p = &producers[j];
+		int tid = atomic_load(&p->tid);
+
+		s->prod[j].cpu_ns = thread_cpu_ns(p->thread);
+		ctx_switches(tid, &s->prod[j].vcsw, &s->prod[j].ivcsw);
+		s->post_ns += p->post_ns;
+		s->prod_perf[j] = open_perf ? perf_open(tid) : -1;
+	}
+}
+
+static double per(double x, uint64_t n)
+{
+	return n ? x / (double)n : 0;
+}
+
+static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
+		    struct result *r)
+{
+	static struct histogram all, lag;
+	unsigned nw = opt.workers, np = mode == M_MANY ? opt.producers : 1;
+	struct snapshot s0, s1;
+	uint64_t start, end, msgs, prod_misses = 0, cons_misses = 0;
+	double prod_cpu = 0, cons_cpu = 0, pv = 0, piv = 0, cv = 0, civ = 0;
+	bool perf_ok;
+
+	for (unsigned j = 0; j < np; j++) {
+		struct bproducer *p = &producers[j];
+
+		p->id = j;
+		p->cpu = cpu_for(j);
+		p->post_ns = 0;
+		hist_reset(&p->lag);
+		for (unsigned k = 0; k < nw; k++)
+			lane_setup(&p->lane[k]);
+	}
 	for (unsigned k = 0; k < nw; k++)
-		wait_handled(&workers[k]);
+		worker_setup(&workers[k], v, k, np);
+	for (unsigned k = 0; k < nw; k++)
+		while (atomic_load(&workers[k].tid) == 0)
+			sched_yield();
+
+	if (mode == M_MANY) {
+		many.v = v;
+		many.warm_end = clock_now_ns() + (uint64_t)(opt.warmup * 1e9);
+		pthread_barrier_init(&many.warm_done, NULL, np + 1);
+		pthread_barrier_init(&many.go, NULL, np + 1);
+		pthread_barrier_init(&many.done, NULL, np + 1);
+		pthread_barrier_init(&many.release, NULL, np + 1);
+		for (unsigned j = 0; j < np; j++)
+			if (pthread_create(&producers[j].thread, NULL, producer_main, &producers[j]) != 0)
+				cli_die("cannot start a producer thread");
+		pthread_barrier_wait(&many.warm_done);
+	} else {
+		struct bproducer *p = &producers[0];
+
+		p->thread = pthread_self();
+		atomic_store(&p->tid, my_tid());
+		pin_to(p->cpu);
+		/* The warm-up: the same mode, its figures discarded. */
+		produce(p, v, mode, rate, clock_now_ns() + (uint64_t)(opt.warmup * 1e9));
+		for (unsigned k = 0; k < nw; k++)
+			wait_handled(&p->lane[k], k);
+		p->post_ns = 0;
+		hist_reset(&p->lag);
+	}
+	/* Everything is handled: the workers are quiet, their histograms too. */
+	for (unsigned k = 0; k < nw; k++) {
+		hist_reset(&workers[k].hist);
+		workers[k].same_cpu = workers[k].cpu_known = 0;
+	}
+	take_snapshot(&s0, v, np, true);
+
+	start = clock_now_ns();
+	if (mode == M_MANY) {
+		many.end = start + (uint64_t)(opt.seconds * 1e9);
+		pthread_barrier_wait(&many.go);
+		pthread_barrier_wait(&many.done);	/* all posted and handled */
+	} else {
+		produce(&producers[0], v, mode, rate, start + (uint64_t)(opt.seconds * 1e9));
+		for (unsigned k = 0; k < nw; k++)
+			wait_handled(&producers[0].lane[k], k);
+	}
 	end = clock_now_ns();
+	take_snapshot(&s1, v, np, false);
+	if (mode == M_MANY) {
+		pthread_barrier_wait(&many.release);
+		for (unsigned j = 0; j < np; j++)
+			pthread_join(producers[j].thread, NULL);
+	}
 
 	hist_reset(&all);
+	hist_reset(&lag);
+	msgs = s1.handled - s0.handled;
 	for (unsigned k = 0; k < nw; k++) {
-		struct inbox_stats st;
+		struct bworker *w = &workers[k];
 
-		total += workers[k].posted - 1;		/* less the start-up message */
-		worker_teardown(&workers[k], v, &st);
-		hist_merge(&all, &workers[k].hist);
-		/* The start-up and the quit message each found the worker idle
-		 * and cost exactly one wake-up, in every variant. */
-		wakeups += st.wakeups >= 2 ? st.wakeups - 2 : 0;
-		wouldblock += st.wouldblock;
+		hist_merge(&all, &w->hist);
+		cons_cpu += (double)(s1.cons[k].cpu_ns - s0.cons[k].cpu_ns);
+		cv += (double)(s1.cons[k].vcsw - s0.cons[k].vcsw);
+		civ += (double)(s1.cons[k].ivcsw - s0.cons[k].ivcsw);
+		cons_misses += perf_read(s0.cons_perf[k]);
+		if (s0.cons_perf[k] >= 0)
+			close(s0.cons_perf[k]);
+	}
+	perf_ok = opt.perf && perf_unavailable == NULL;
+	/* burst, many: the producers do nothing but post; idle, rate: the time
+	 * inside the posts (idle_post, rate_post). */
+	if (mode != M_BURST && mode != M_MANY)
+		prod_cpu = (double)s1.post_ns;
+	for (unsigned j = 0; j < np; j++) {
+		if (mode == M_BURST || mode == M_MANY)
+			prod_cpu += (double)(s1.prod[j].cpu_ns - s0.prod[j].cpu_ns);
+		pv += (double)(s1.prod[j].vcsw - s0.prod[j].vcsw);
+		piv += (double)(s1.prod[j].ivcsw - s0.prod[j].ivcsw);
+		prod_misses += perf_read(s0.prod_perf[j]);
+		hist_merge(&lag, &producers[j].lag);
+		if (s0.prod_perf[j] >= 0)
+			close(s0.prod_perf[j]);
 	}
 	*r = (struct result){
-		.variant = v, .mode = mode, .workers = nw, .messages = total,
-		.seconds = (double)(end - start) / 1e9,
+		.variant = v, .mode = mode, .rep = rep, .order = order, .workers = nw,
+		.producers = np, .offered = (mode == M_RATE || mode == M_SWEEP) ? rate : 0,
+		.messages = msgs, .seconds = (double)(end - start) / 1e9,
 		.p50 = hist_quantile(&all, 0.50), .p90 = hist_quantile(&all, 0.90),
 		.p99 = hist_quantile(&all, 0.99), .p999 = hist_quantile(&all, 0.999),
-		.max = hist_max(&all), .wouldblock = wouldblock,
+		.max = hist_max(&all),
+		.lag_p99 = hist_quantile(&lag, 0.99), .lag_max = hist_max(&lag),
+		.prod_cpu_ns = per(prod_cpu, msgs),
+		.cons_cpu_ns = per(cons_cpu, msgs),
+		.writes = per((double)(s1.writes - s0.writes), msgs),
+		.reads = per((double)(s1.reads - s0.reads), msgs),
+		.cons_vcsw = per(cv, msgs), .cons_ivcsw = per(civ, msgs),
+		.prod_vcsw = per(pv, msgs), .prod_ivcsw = per(piv, msgs),
+		.wouldblock_n = s1.wouldblock - s0.wouldblock,
+		.wouldblock = per((double)(s1.wouldblock - s0.wouldblock), msgs),
+		.prod_misses = perf_ok ? per((double)prod_misses, msgs) : -1,
+		.cons_misses = perf_ok ? per((double)cons_misses, msgs) : -1,
 	};
-	r->msgs_per_s = r->seconds > 0 ? (double)total / r->seconds : 0;
-	r->wakeups_per_msg = total ? (double)wakeups / (double)total : 0;
+	r->msgs_per_s = r->seconds > 0 ? (double)msgs / r->seconds : 0;
+	r->sustained = r->offered == 0 || r->msgs_per_s >= SUSTAINED * r->offered;
+	{
+		uint64_t same = 0, known = 0;
+
+		for (unsigned k = 0; k < nw; k++) {
+			same += workers[k].same_cpu;
+			known += workers[k].cpu_known;
+		}
+		r->same_cpu = known ? (double)same / (double)known : -1;
+	}
+	for (unsigned k = 0; k < nw; k++)
+		worker_teardown(&workers[k], v);
+	for (unsigned j = 0; j < np; j++)
+		for (unsigned k = 0; k < nw; k++)
+			free(producers[j].lane[k].ring);
+	if (mode == M_MANY) {
+		pthread_barrier_destroy(&many.warm_done);
+		pthread_barrier_destroy(&many.go);
+		pthread_barrier_destroy(&many.done);
+		pthread_barrier_destroy(&many.release);
+	}
 }
 
-/* ---- output ----------------------------------------------------------- */
+/* ---- output ------------------------------------------------------------- */
 
-static void print_header(void)
+#define CSV_HEADER "variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s," \
+	"messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns," \
+	"lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg," \
+	"prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg," \
+	"wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg"
+
+/* A figure with `prec` decimals, or "-" where it does not exist (-1). */
+static const char *fig(char *buf, size_t n, int prec, double x)
 {
-	if (opt.csv)
-		printf("variant,mode,workers,messages,seconds,msgs_per_s,p50_ns,p90_ns,p99_ns,"
-		       "p999_ns,max_ns,wakeups_per_msg,wouldblock,run\n");
-	else
-		printf("%-14s %-6s %3s %10s %12s %8s %8s %8s %9s %10s %9s  %s\n", "variant", "mode",
-		       "W", "messages", "msgs/s", "p50 ns", "p90 ns", "p99 ns", "p99.9 ns",
-		       "max ns", "wake/msg", "run");
-	fflush(stdout);
+	if (x < 0)
+		return "-";
+	snprintf(buf, n, "%.*f", prec, x);
+	return buf;
 }
 
-static void print_result(const struct result *r, const char *run)
+static void print_csv(const struct result *r)
 {
-	if (opt.csv)
-		printf("%s,%s,%u,%llu,%.3f,%.0f,%llu,%llu,%llu,%llu,%llu,%.4f,%llu,%s\n",
-		       variant_names[r->variant], mode_names[r->mode], r->workers,
-		       (unsigned long long)r->messages, r->seconds, r->msgs_per_s,
-		       (unsigned long long)r->p50, (unsigned long long)r->p90,
-		       (unsigned long long)r->p99, (unsigned long long)r->p999,
-		       (unsigned long long)r->max, r->wakeups_per_msg,
-		       (unsigned long long)r->wouldblock, run);
-	else
-		printf("%-14s %-6s %3u %10llu %12.0f %8llu %8llu %8llu %9llu %10llu %9.4f  %s\n",
-		       variant_names[r->variant], mode_names[r->mode], r->workers,
-		       (unsigned long long)r->messages, r->msgs_per_s,
-		       (unsigned long long)r->p50, (unsigned long long)r->p90,
-		       (unsigned long long)r->p99, (unsigned long long)r->p999,
-		       (unsigned long long)r->max, r->wakeups_per_msg, run);
+	char a[32], b[32], c[32];
+
+	printf("%s,%s,%u,%u,%u,%u,%lu,%d,%.0f,%llu,%.3f,%.0f,%d,%llu,%llu,%llu,%llu,%llu,"
+	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s\n",
+	       variant_names[r->variant], mode_names[r->mode], r->workers, r->producers,
+	       r->rep, r->order, opt.seed, opt.pin, r->offered,
+	       (unsigned long long)r->messages, r->seconds, r->msgs_per_s, r->sustained,
+	       (unsigned long long)r->p50, (unsigned long long)r->p90,
+	       (unsigned long long)r->p99, (unsigned long long)r->p999,
+	       (unsigned long long)r->max, (unsigned long long)r->lag_p99,
+	       (unsigned long long)r->lag_max, r->prod_cpu_ns, r->cons_cpu_ns, r->writes,
+	       r->reads, r->prod_vcsw, r->prod_ivcsw, r->cons_vcsw, r->cons_ivcsw,
+	       (unsigned long long)r->wouldblock_n, r->wouldblock,
+	       fig(a, sizeof(a), 3, r->same_cpu), fig(b, sizeof(b), 3, r->prod_misses),
+	       fig(c, sizeof(c), 3, r->cons_misses));
 	fflush(stdout);
 }
 
@@ -392,34 +868,204 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Each figure's median over the repetitions, figure by figure. */
-static double median_of(const struct result *rs, unsigned n, size_t off, bool is_u64)
+/* median [min, max] of n values, into buf. */
+static const char *summary(char *buf, size_t len, double *v, unsigned n)
 {
+	if (n == 0)
+		return "-";
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	if (n == 1)
+		snprintf(buf, len, "%.2f", v[0]);
+	else
+		snprintf(buf, len, "%.2f [%.2f, %.2f]", n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2,
+			 v[0], v[n - 1]);
+	return buf;
+}
+
+/* Every run's result: [mode][variant][rep]; sweep keeps one per rate. */
+static struct result results[N_MODES][N_VARIANTS][MAX_RUNS];
+static bool have[N_MODES][N_VARIANTS][MAX_RUNS];
+static struct result sweep_res[N_VARIANTS][MAX_RUNS][N_SWEEP];
+static bool sweep_have[N_VARIANTS][MAX_RUNS][N_SWEEP];
+
+/* The run whose p50 is the median of the variant's runs (no row assembled
+ * from different runs). */
+static const struct result *median_run(int m, int v)
+{
+	const struct result *rs[MAX_RUNS];
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < opt.repeat; k++)
+		if (have[m][v][k])
+			rs[n++] = &results[m][v][k];
+	for (unsigned i = 1; i < n; i++)	/* insertion sort by p50 */
+		for (unsigned j = i; j > 0 && rs[j - 1]->p50 > rs[j]->p50; j--) {
+			const struct result *t = rs[j];
+			rs[j] = rs[j - 1];
+			rs[j - 1] = t;
+		}
+	return n ? rs[(n - 1) / 2] : NULL;
+}
+
+/* Variant a's figure over b's in repetition k (msgs/s or p50); -1 if none. */
+static double ratio_in(int m, unsigned k, int a, int b, bool tput)
+{
+	const struct result *x = &results[m][a][k], *y = &results[m][b][k];
+
+	if (!have[m][a][k] || !have[m][b][k])
+		return -1;
+	if (tput)
+		return y->msgs_per_s > 0 ? x->msgs_per_s / y->msgs_per_s : -1;
+	return y->p50 > 0 ? (double)x->p50 / (double)y->p50 : -1;
+}
+
+/* Paired ratios of figure `f` (p50 or msgs/s), variant a over b, per rep. */
+static unsigned paired(int m, int a, int b, bool tput, double *out)
+{
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < opt.repeat; k++) {
+		double r = ratio_in(m, k, a, b, tput);
+
+		if (r > 0)
+			out[n++] = r;
+	}
+	return n;
+}
+
+static void print_table(int m)
+{
+	char s1[48], s2[48], s3[48];
 	double v[MAX_RUNS];
 
-	for (unsigned i = 0; i < n; i++) {
-		const char *p = (const char *)&rs[i] + off;
-		v[i] = is_u64 ? (double)*(const uint64_t *)p : *(const double *)p;
+	printf("\n%s mode: the run with the median p50 of %u; ratios paired per repetition, "
+	       "median [min, max]\n", mode_names[m], opt.repeat);
+	printf("%-14s %10s %8s %8s %9s %9s %8s %8s %7s %7s %7s  %-22s %-22s %-22s\n",
+	       "variant", "msgs/s", "p50 ns", "p99 ns", "max ns", "prod ns", "cons ns",
+	       "wr/msg", "rd/msg", "cs/msg", "same", "p50 x wfcq", "msgs/s x wfcq",
+	       m == M_IDLE ? "p50 x floor-eventfd" : "");
+	for (int vv = 0; vv < N_VARIANTS; vv++) {
+		const struct result *r = median_run(m, vv);
+		char a[32];
+
+		if (r == NULL)
+			continue;
+		printf("%-14s %10.0f %8llu %8llu %9llu %9.0f %8.0f %8.4f %7.3f %7.3f %7s  %-22s %-22s %-22s\n",
+		       variant_names[vv], r->msgs_per_s, (unsigned long long)r->p50,
+		       (unsigned long long)r->p99, (unsigned long long)r->max, r->prod_cpu_ns,
+		       r->cons_cpu_ns, r->writes, r->reads, r->cons_vcsw + r->cons_ivcsw,
+		       fig(a, sizeof(a), 2, r->same_cpu),
+		       summary(s1, sizeof(s1), v, paired(m, vv, INBOX_WFCQ, false, v)),
+		       is_floor(vv) ? "-" : summary(s2, sizeof(s2), v, paired(m, vv, INBOX_WFCQ, true, v)),
+		       m == M_IDLE ? summary(s3, sizeof(s3), v, paired(m, vv, V_FLOOR_EVENTFD, false, v)) : "");
 	}
-	qsort(v, n, sizeof(v[0]), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static void print_medians(const struct result *rs, unsigned n)
+/*
+ * The two-by-two: what elision buys with each queue, what the lock-free
+ * queue buys with each signalling rule, both together, and the interaction
+ * (together / (elision with the lock x lock-free with every post): 1 when
+ * the two factors multiply independently). Each ratio paired per repetition.
+ */
+static void print_factorial(int m, bool tput)
 {
-	struct result m = rs[0];
+	static const struct { const char *what; int a, b; } rows[] = {
+		{ "elision, with the lock       (mutex-elide / mutex-eventfd)",
+		  INBOX_MUTEX_ELIDE, INBOX_MUTEX_EVENTFD },
+		{ "elision, lock-free           (wfcq / wfcq-always)", INBOX_WFCQ, INBOX_WFCQ_ALWAYS },
+		{ "lock-free, signal every post (wfcq-always / mutex-eventfd)",
+		  INBOX_WFCQ_ALWAYS, INBOX_MUTEX_EVENTFD },
+		{ "lock-free, with elision      (wfcq / mutex-elide)", INBOX_WFCQ, INBOX_MUTEX_ELIDE },
+		{ "together                     (wfcq / mutex-eventfd)", INBOX_WFCQ, INBOX_MUTEX_EVENTFD },
+	};
+	double v[MAX_RUNS];
+	unsigned n = 0;
+	char s[64];
 
-#define MED_U64(f) m.f = (uint64_t)median_of(rs, n, offsetof(struct result, f), true)
-#define MED_DBL(f) m.f = median_of(rs, n, offsetof(struct result, f), false)
-	MED_U64(messages); MED_U64(p50); MED_U64(p90); MED_U64(p99); MED_U64(p999);
-	MED_U64(max); MED_U64(wouldblock);
-	MED_DBL(seconds); MED_DBL(msgs_per_s); MED_DBL(wakeups_per_msg);
-#undef MED_U64
-#undef MED_DBL
-	print_result(&m, "median");
+	printf("\nfactorial, %s mode, %s (a ratio > 1 means the first is %s):\n", mode_names[m],
+	       tput ? "msgs/s" : "p50 latency", tput ? "faster" : "slower");
+	for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		printf("  %-62s %s\n", rows[i].what,
+		       summary(s, sizeof(s), v, paired(m, rows[i].a, rows[i].b, tput, v)));
+	for (unsigned k = 0; k < opt.repeat; k++) {
+		double t = ratio_in(m, k, INBOX_WFCQ, INBOX_MUTEX_EVENTFD, tput);
+		double e = ratio_in(m, k, INBOX_MUTEX_ELIDE, INBOX_MUTEX_EVENTFD, tput);
+		double l = ratio_in(m, k, INBOX_WFCQ_ALWAYS, INBOX_MUTEX_EVENTFD, tput);
+
+		if (t > 0 && e > 0 && l > 0)
+			v[n++] = t / (e * l);
+	}
+	printf("  %-62s %s\n", "interaction: together / (elision x lock-free), 1 = independent",
+	       summary(s, sizeof(s), v, n));
 }
 
-/* ---- command line ----------------------------------------------------- */
+/* sweep: per variant, the run with the median p50 at each offered rate, up
+ * to the first rate it could not sustain in that repetition. */
+static void print_sweep(void)
+{
+	double v[MAX_RUNS];
+	char s[64];
+
+	printf("\nsweep: p50 / p99 in us at each offered rate (the run with the median p50); "
+	       "'x' = not sustained (achieved < %.0f%% of offered)\n%-14s", SUSTAINED * 100, "variant");
+	for (unsigned i = 0; i < N_SWEEP; i++) {
+		char head[32];
+
+		snprintf(head, sizeof(head), "%.0fk", sweep_rates[i] / 1e3);
+		printf(" %16s", head);
+	}
+	printf("  %s\n", "highest sustained, msgs/s x wfcq");
+	for (int vv = 0; vv < N_VARIANTS; vv++) {
+		bool any = false;
+		unsigned n = 0;
+
+		for (unsigned k = 0; k < opt.repeat; k++)
+			any |= sweep_have[vv][k][0];
+		if (!any)
+			continue;
+		printf("%-14s", variant_names[vv]);
+		for (unsigned i = 0; i < N_SWEEP; i++) {
+			const struct result *rs[MAX_RUNS];
+			unsigned c = 0;
+
+			for (unsigned k = 0; k < opt.repeat; k++)
+				if (sweep_have[vv][k][i])
+					rs[c++] = &sweep_res[vv][k][i];
+			for (unsigned a = 1; a < c; a++)
+				for (unsigned b = a; b > 0 && rs[b - 1]->p50 > rs[b]->p50; b--) {
+					const struct result *t = rs[b];
+					rs[b] = rs[b - 1];
+					rs[b - 1] = t;
+				}
+			if (c == 0) {
+				printf(" %16s", "");
+			} else {
+				const struct result *r = rs[(c - 1) / 2];
+				char cell[48];
+
+				snprintf(cell, sizeof(cell), "%.1f/%.1f%s", r->p50 / 1e3, r->p99 / 1e3,
+					 r->sustained ? "" : "x");
+				printf(" %16s", cell);
+			}
+		}
+		/* The highest sustained offered rate, paired with wfcq's. */
+		for (unsigned k = 0; k < opt.repeat; k++) {
+			double mine = 0, ref = 0;
+
+			for (unsigned i = 0; i < N_SWEEP; i++) {
+				if (sweep_have[vv][k][i] && sweep_res[vv][k][i].sustained)
+					mine = sweep_rates[i];
+				if (sweep_have[INBOX_WFCQ][k][i] && sweep_res[INBOX_WFCQ][k][i].sustained)
+					ref = sweep_rates[i];
+			}
+			if (mine > 0 && ref > 0)
+				v[n++] = mine / ref;
+		}
+		printf("  %s\n", summary(s, sizeof(s), v, n));
+	}
+}
+
+/* ---- command line ------------------------------------------------------- */
 
 static void usage(FILE *out)
 {
@@ -427,65 +1073,104 @@ static void usage(FILE *out)
 "Usage: handoff-bench [OPTION]...\n"
 "Measures the cost of handing a message to another thread's libevent loop.\n"
 "\n"
-"  --variant NAME   wfcq, mutex-eventfd, mutex-pipe, floor-eventfd (default: all)\n"
-"  --mode NAME      idle, burst, rate (default: all)\n"
-"  --seconds S      length of each run (default 1)\n"
+"  --variant LIST   comma-separated: wfcq, mutex-eventfd, mutex-pipe,\n"
+"                   mutex-elide, wfcq-always, floor-eventfd, floor-spin, or\n"
+"                   all (default)\n"
+"  --mode LIST      comma-separated: idle, burst, rate, sweep, many, or all\n"
+"                   (default: idle,burst,rate)\n"
+"  --seconds S      length of each measured run (default 1)\n"
+"  --warmup S       the same mode before each run, not measured (default 0.2)\n"
 "  --workers N      worker threads (default 1)\n"
-"  --repeat N       runs of each combination, interleaved (default 3)\n"
-"  --rate R         messages per second offered in rate mode (default 100000)\n"
+"  --producers N    many mode: producer threads (default 4)\n"
+"  --repeat N       repetitions, each in a new shuffled order (default 3)\n"
+"  --seed N         seed of the shuffle (default 1; printed)\n"
+"  --rate R         rate mode: messages per second offered (default 100000)\n"
 "  --gap-us N       idle mode: pause between messages (default 20)\n"
-"  --inflight N     at most N unhandled messages per worker (default 4096)\n"
-"  --pin            pin the producer to CPU 0, worker i to CPU i+1 (mod CPUs)\n"
-"  --csv            machine-readable output\n"
+"  --inflight N     at most N unhandled messages per producer and worker\n"
+"                   (default 4096)\n"
+"  --pin            pin producers to CPUs 0, 1, ... and the workers to the\n"
+"                   next ones (modulo the CPUs)\n"
+"  --perf           cache misses per message (perf_event_open), where allowed\n"
+"  --csv            one row per run, every column (handoff-bench(1))\n"
 "  -h, --help       this help\n"
 "\n"
-"Latency is from just before the post to the worker's handler (rate mode:\n"
-"from when the message was due). floor-eventfd has no queue and runs in idle\n"
-"mode only. With --repeat > 1 each combination ends with a 'median' row.\n");
+"Latency runs from the message's stamp to the worker's handler: the stamp is\n"
+"taken once the producer has a free slot, or is the due time in rate and\n"
+"sweep modes. floor-eventfd and floor-spin carry one message at a time and\n"
+"run in idle mode only. Ratios are paired within a repetition.\n");
 }
 
-static int pick(const char *what, const char *arg, const char *const *names, int n)
+/* A comma-separated list of names into flags; "all" sets every one. */
+static void pick_list(const char *what, const char *arg, const char *const *names, int n,
+		      bool *set)
 {
-	for (int i = 0; i < n; i++)
-		if (strcmp(arg, names[i]) == 0)
-			return i;
-	if (strcmp(arg, "all") == 0)
-		return -1;
-	cli_bad(what, arg);
+	char buf[256], *save = NULL;
+
+	if (strlen(arg) >= sizeof(buf))
+		cli_bad(what, arg);
+	strcpy(buf, arg);
+	memset(set, 0, (size_t)n * sizeof(*set));
+	for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+		int i;
+
+		if (strcmp(t, "all") == 0) {
+			for (i = 0; i < n; i++)
+				set[i] = true;
+			continue;
+		}
+		for (i = 0; i < n && strcmp(t, names[i]) != 0; i++)
+			;
+		if (i == n)
+			cli_bad(what, t);
+		set[i] = true;
+	}
 }
 
 static void parse(int argc, char **argv)
 {
-	enum { O_VARIANT = 256, O_MODE, O_SECONDS, O_WORKERS, O_REPEAT, O_RATE, O_GAP,
-	       O_INFLIGHT, O_PIN, O_CSV };
+	enum { O_VARIANT = 256, O_MODE, O_SECONDS, O_WARMUP, O_WORKERS, O_PRODUCERS, O_REPEAT,
+	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV };
 	static const struct option longopts[] = {
 		{ "variant", required_argument, NULL, O_VARIANT },
 		{ "mode", required_argument, NULL, O_MODE },
 		{ "seconds", required_argument, NULL, O_SECONDS },
+		{ "warmup", required_argument, NULL, O_WARMUP },
 		{ "workers", required_argument, NULL, O_WORKERS },
+		{ "producers", required_argument, NULL, O_PRODUCERS },
 		{ "repeat", required_argument, NULL, O_REPEAT },
+		{ "seed", required_argument, NULL, O_SEED },
 		{ "rate", required_argument, NULL, O_RATE },
 		{ "gap-us", required_argument, NULL, O_GAP },
 		{ "inflight", required_argument, NULL, O_INFLIGHT },
 		{ "pin", no_argument, NULL, O_PIN },
+		{ "perf", no_argument, NULL, O_PERF },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
+	for (int v = 0; v < N_VARIANTS; v++)
+		opt.variant[v] = true;
+	opt.mode[M_IDLE] = opt.mode[M_BURST] = opt.mode[M_RATE] = true;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
-		case O_VARIANT: opt.variant = pick("--variant", optarg, variant_names, N_VARIANTS); break;
-		case O_MODE: opt.mode = pick("--mode", optarg, mode_names, N_MODES); break;
+		case O_VARIANT: pick_list("--variant", optarg, variant_names, N_VARIANTS, opt.variant); break;
+		case O_MODE: pick_list("--mode", optarg, mode_names, N_MODES, opt.mode); break;
 		case O_SECONDS: opt.seconds = cli_double("--seconds", optarg, 0.01, 3600); break;
+		case O_WARMUP: opt.warmup = cli_double("--warmup", optarg, 0, 3600); break;
 		case O_WORKERS: opt.workers = (unsigned)cli_ulong("--workers", optarg, 1, MAX_WORKERS); break;
+		case O_PRODUCERS:
+			opt.producers = (unsigned)cli_ulong("--producers", optarg, 1, MAX_PRODUCERS);
+			break;
 		case O_REPEAT: opt.repeat = (unsigned)cli_ulong("--repeat", optarg, 1, MAX_RUNS); break;
+		case O_SEED: opt.seed = cli_ulong("--seed", optarg, 0, ~0ul); break;
 		case O_RATE: opt.rate = cli_double("--rate", optarg, 1, 1e9); break;
 		case O_GAP: opt.gap_us = (unsigned)cli_ulong("--gap-us", optarg, 0, 1000000); break;
 		case O_INFLIGHT: opt.inflight = (unsigned)cli_ulong("--inflight", optarg, 1, 1 << 24); break;
 		case O_PIN: opt.pin = true; break;
+		case O_PERF: opt.perf = true; break;
 		case O_CSV: opt.csv = true; break;
 		case 'h': usage(stdout); exit(0);
 		case ':': cli_bad("option (needs a value)", argv[optind - 1]);
@@ -494,8 +1179,16 @@ static void parse(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_bad("argument", argv[optind]);
-	if (opt.variant == V_FLOOR && opt.mode != -1 && opt.mode != M_IDLE)
-		cli_bad("--mode for floor-eventfd (idle only)", mode_names[opt.mode]);
+	/* Only floors, and no mode they can run in: a mistake, not a no-op. */
+	if (!opt.mode[M_IDLE]) {
+		bool queue = false;
+
+		for (int v = 0; v < INBOX_N_VARIANTS; v++)
+			queue |= opt.variant[v];
+		if (!queue)
+			cli_usage_error("--variant %s runs in idle mode only; add --mode idle",
+					opt.variant[V_FLOOR_EVENTFD] ? "floor-eventfd" : "floor-spin");
+	}
 }
 
 static void describe_machine(void)
@@ -510,44 +1203,99 @@ static void describe_machine(void)
 	if (f != NULL)
 		fclose(f);
 	uname(&u);
-	fprintf(stderr, "# %s, %ld CPUs online, %s %s; libevent %s; %s%.2f s per run, %u worker(s)\n",
-		model, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, event_get_version(),
-		opt.pin ? "pinned, " : "", opt.seconds, opt.workers);
+	fprintf(stderr, "# %s, %ld CPUs online, %s %s; libevent %s; %s%.2f s per run after "
+		"%.2f s warm-up, %u worker(s), seed %lu\n", model, sysconf(_SC_NPROCESSORS_ONLN),
+		u.sysname, u.release, event_get_version(), opt.pin ? "pinned, " : "not pinned, ",
+		opt.seconds, opt.warmup, opt.workers, opt.seed);
+}
+
+static void report(const struct result *r)
+{
+	if (opt.csv) {
+		print_csv(r);
+		return;
+	}
+	fprintf(stderr, "  rep %u %-5s %-14s %10.0f msgs/s  p50 %7llu ns  p99 %8llu ns%s\n",
+		r->rep, mode_names[r->mode], variant_names[r->variant], r->msgs_per_s,
+		(unsigned long long)r->p50, (unsigned long long)r->p99,
+		r->sustained ? "" : "  (not sustained)");
 }
 
 int main(int argc, char **argv)
 {
-	static struct result results[N_VARIANTS][N_MODES][MAX_RUNS];
+	static const int plain_modes[] = { M_IDLE, M_BURST, M_RATE, M_MANY };
+	int order[N_VARIANTS];
 
 	cli_set_prog("handoff-bench");
 	for (int v = 0; v < INBOX_N_VARIANTS; v++)
 		variant_names[v] = inbox_variant_name((enum inbox_variant)v);
-	variant_names[V_FLOOR] = "floor-eventfd";
+	variant_names[V_FLOOR_EVENTFD] = "floor-eventfd";
+	variant_names[V_FLOOR_SPIN] = "floor-spin";
 	parse(argc, argv);
 	describe_machine();
-	print_header();
+	calibrate_clock();
+	rng_state = opt.seed * 0x9e3779b97f4a7c15ull + 1;
+	if (opt.csv)
+		printf("%s\n", CSV_HEADER);
+	for (int v = 0; v < N_VARIANTS; v++)
+		order[v] = v;
 	for (unsigned rep = 0; rep < opt.repeat; rep++) {
-		for (int m = 0; m < N_MODES; m++) {
-			if (opt.mode >= 0 && m != opt.mode)
-				continue;
-			for (int v = 0; v < N_VARIANTS; v++) {
-				char run[16];
+		bool stopped[N_VARIANTS] = { false };
 
-				if ((opt.variant >= 0 && v != opt.variant) ||
-				    (v == V_FLOOR && m != M_IDLE))
+		shuffle(order, N_VARIANTS);
+		fprintf(stderr, "# repetition %u, order:", rep + 1);
+		for (int i = 0; i < N_VARIANTS; i++)
+			if (opt.variant[order[i]])
+				fprintf(stderr, " %s", variant_names[order[i]]);
+		fprintf(stderr, "\n");
+		for (unsigned mi = 0; mi < sizeof(plain_modes) / sizeof(plain_modes[0]); mi++) {
+			int m = plain_modes[mi];
+
+			if (!opt.mode[m])
+				continue;
+			for (int i = 0; i < N_VARIANTS; i++) {
+				int v = order[i];
+
+				if (!opt.variant[v] || (is_floor(v) && m != M_IDLE))
 					continue;
-				run_one((enum variant)v, (enum mode)m, &results[v][m][rep]);
-				snprintf(run, sizeof(run), "%u", rep + 1);
-				print_result(&results[v][m][rep], run);
+				run_one(v, m, opt.rate, rep + 1, (unsigned)i + 1, &results[m][v][rep]);
+				have[m][v][rep] = true;
+				report(&results[m][v][rep]);
 			}
 		}
+		if (!opt.mode[M_SWEEP])
+			continue;
+		for (unsigned ri = 0; ri < N_SWEEP; ri++)
+			for (int i = 0; i < N_VARIANTS; i++) {
+				int v = order[i];
+				struct result *r = &sweep_res[v][rep][ri];
+
+				if (!opt.variant[v] || is_floor(v) || stopped[v])
+					continue;
+				run_one(v, M_SWEEP, sweep_rates[ri], rep + 1, (unsigned)i + 1, r);
+				sweep_have[v][rep][ri] = true;
+				stopped[v] = !r->sustained;
+				report(r);
+			}
 	}
-	if (opt.repeat > 1)
-		for (int m = 0; m < N_MODES; m++)
-			for (int v = 0; v < N_VARIANTS; v++)
-				if ((opt.mode < 0 || m == opt.mode) &&
-				    (opt.variant < 0 || v == opt.variant) &&
-				    !(v == V_FLOOR && m != M_IDLE))
-					print_medians(results[v][m], opt.repeat);
+	if (opt.perf && perf_unavailable != NULL)
+		fprintf(stderr, "# --perf: cache misses unavailable here (perf_event_open: %s); "
+			"those columns are '-'\n", perf_unavailable);
+	if (opt.csv)
+		return 0;
+	for (unsigned mi = 0; mi < sizeof(plain_modes) / sizeof(plain_modes[0]); mi++)
+		if (opt.mode[plain_modes[mi]])
+			print_table(plain_modes[mi]);
+	if (opt.mode[M_SWEEP])
+		print_sweep();
+	for (int vv = 0; vv < INBOX_N_VARIANTS; vv++)
+		if (!opt.variant[vv])
+			return 0;	/* the factorial needs all four */
+	if (opt.mode[M_BURST])
+		print_factorial(M_BURST, true);
+	if (opt.mode[M_IDLE])
+		print_factorial(M_IDLE, false);
+	if (opt.mode[M_MANY])
+		print_factorial(M_MANY, true);
 	return 0;
 }

@@ -1,30 +1,53 @@
 #!/bin/sh
 # handoff-bench runs every variant in every mode and reports consistent
 # figures. Not a timing test: it checks what each variant must do (wake-ups
-# per message, nothing lost), never how fast.
+# per message, system calls counted, nothing lost), never how fast.
 set -u
 bench=${HANDOFF_BENCH:-./handoff-bench}
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-echo "1..8"
+err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+echo "1..16"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
-"$bench" --seconds 0.05 --repeat 1 --csv > "$out" 2>/dev/null
+"$bench" --seconds 0.05 --warmup 0.01 --repeat 2 --seed 7 --mode idle,burst,rate,many \
+    --workers 2 --producers 3 --csv > "$out" 2> "$err"
 rc=$?
 check '[ $rc -eq 0 ]' "handoff-bench --csv exits 0"
-check 'head -1 "$out" | grep -q "^variant,mode,workers,messages,seconds,msgs_per_s,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,wakeups_per_msg"' \
+check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg$"' \
       "the CSV header has the documented columns"
-check '[ "$(tail -n +2 "$out" | wc -l)" -eq 10 ]' "one row per variant and mode (floor-eventfd: idle only)"
+# 5 queue variants x 4 modes + 2 floors x idle, per repetition.
+check '[ "$(tail -n +2 "$out" | wc -l)" -eq 44 ]' "one row per run: 5 queues x 4 modes + 2 floors in idle, x 2 repetitions"
 col() { awk -F, -v v="$1" -v m="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
-        $k["variant"] == v && $k["mode"] == m { print $k[c] }' "$out"; }
-check '[ "$(awk -F, "NR > 1 && \$4 > 0" "$out" | wc -l)" -eq 10 ]' "every run handled messages"
-check 'awk "BEGIN { exit !($(col mutex-pipe burst wakeups_per_msg) == 1) }"' \
-      "mutex-pipe: exactly one wake-up per message"
-check 'awk "BEGIN { exit !($(col mutex-eventfd rate wakeups_per_msg) == 1) }"' \
-      "mutex-eventfd: exactly one wake-up per message"
-check 'awk "BEGIN { exit !($(col wfcq burst wakeups_per_msg) < 0.5) }"' \
-      "wfcq under burst: notify elision saves most wake-ups"
-"$bench" --variant floor-eventfd --mode burst > /dev/null 2>&1
+        $k["variant"] == v && $k["mode"] == m && $k["rep"] == 1 { print $k[c] }' "$out"; }
+check '[ "$(awk -F, "NR > 1 && \$10 > 0" "$out" | wc -l)" -eq 44 ]' "every run handled messages"
+for v in mutex-pipe mutex-eventfd wfcq-always; do
+    check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) == 1) }"' \
+          "$v: exactly one wake-up write per message under burst"
+done
+for v in wfcq mutex-elide; do
+    check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) < 0.5) }"' \
+          "$v under burst: notify elision saves most wake-up writes"
+done
+check 'awk "BEGIN { exit !($(col floor-spin idle writes_per_msg) == 0 && $(col floor-spin idle reads_per_msg) == 0) }"' \
+      "floor-spin: no system call on the path"
+check 'awk "BEGIN { exit !($(col floor-eventfd idle writes_per_msg) == 1) }"' \
+      "floor-eventfd: one write per message"
+check 'awk "BEGIN { exit !($(col mutex-pipe idle reads_per_msg) >= 2) }"' \
+      "mutex-pipe: a drain reads until the pipe is empty (at least two reads per wake-up)"
+check 'awk -F, "NR > 1 && \$3 == 2 && (\$2 != \"many\" || \$4 == 3)" "$out" | wc -l | grep -qx 44' \
+      "every row records its workers, and many mode its producers"
+# The order of each repetition is printed and is a shuffle: the same seed
+# gives the same order, another seed another.
+o1=$(grep "^# repetition 1, order" "$err")
+o2=$("$bench" --seconds 0.01 --warmup 0 --repeat 1 --seed 7 --mode idle --csv 2>&1 >/dev/null | grep "^# repetition 1, order")
+o3=$("$bench" --seconds 0.01 --warmup 0 --repeat 1 --seed 8 --mode idle --csv 2>&1 >/dev/null | grep "^# repetition 1, order")
+check '[ -n "$o1" ] && [ "$o1" = "$o2" ] && [ "$o1" != "$o3" ]' \
+      "the variants' order is a seeded shuffle, printed, reproducible (seed 7: ${o1#*: })"
+"$bench" --variant floor-eventfd --mode burst > /dev/null 2> "$err"
 rc=$?
-check '[ $rc -eq 2 ]' "a mode floor-eventfd cannot run is rejected (exit 2)"
+check '[ $rc -eq 2 ] && grep -q "idle mode only" "$err"' "a mode the floors cannot run is rejected (exit 2), naming why"
+"$bench" --variant wfcq,nosuch > /dev/null 2> "$err"
+rc=$?
+check '[ $rc -eq 2 ] && grep -q "nosuch" "$err"' "an unknown variant is rejected (exit 2), naming it"
