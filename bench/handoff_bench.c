@@ -103,6 +103,7 @@ struct options {
 	double rate;
 	unsigned long seed;
 	bool pin, csv, perf;
+	const char *csv_file;	/* the CSV there, the tables on stdout */
 	bool variant[N_VARIANTS];	/* which to run */
 	bool mode[N_MODES];
 };
@@ -187,6 +188,7 @@ static struct bworker workers[MAX_WORKERS];
 static struct bproducer producers[MAX_PRODUCERS];
 static uint64_t clock_cost_ns;		/* one CLOCK_THREAD_CPUTIME_ID read */
 static const char *perf_unavailable;	/* why --perf gives no figures */
+static FILE *csv_out;			/* where CSV rows go, or NULL */
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -846,7 +848,7 @@ static void print_csv(const struct result *r)
 {
 	char a[32], b[32], c[32];
 
-	printf("%s,%s,%u,%u,%u,%u,%lu,%d,%.0f,%llu,%.3f,%.0f,%d,%llu,%llu,%llu,%llu,%llu,"
+	fprintf(csv_out, "%s,%s,%u,%u,%u,%u,%lu,%d,%.0f,%llu,%.3f,%.0f,%d,%llu,%llu,%llu,%llu,%llu,"
 	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s\n",
 	       variant_names[r->variant], mode_names[r->mode], r->workers, r->producers,
 	       r->rep, r->order, opt.seed, opt.pin, r->offered,
@@ -859,7 +861,7 @@ static void print_csv(const struct result *r)
 	       (unsigned long long)r->wouldblock_n, r->wouldblock,
 	       fig(a, sizeof(a), 3, r->same_cpu), fig(b, sizeof(b), 3, r->prod_misses),
 	       fig(c, sizeof(c), 3, r->cons_misses));
-	fflush(stdout);
+	fflush(csv_out);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -940,9 +942,9 @@ static void print_table(int m)
 
 	printf("\n%s mode: the run with the median p50 of %u; ratios paired per repetition, "
 	       "median [min, max]\n", mode_names[m], opt.repeat);
-	printf("%-14s %10s %8s %8s %9s %9s %8s %8s %7s %7s %7s  %-22s %-22s %-22s\n",
+	printf("%-14s %10s %8s %8s %9s %9s %8s %8s %7s %7s %6s %5s  %-22s %-22s %-22s\n",
 	       "variant", "msgs/s", "p50 ns", "p99 ns", "max ns", "prod ns", "cons ns",
-	       "wr/msg", "rd/msg", "cs/msg", "same", "p50 x wfcq", "msgs/s x wfcq",
+	       "wr/msg", "rd/msg", "cs/msg", "wb", "same", "p50 x wfcq", "msgs/s x wfcq",
 	       m == M_IDLE ? "p50 x floor-eventfd" : "");
 	for (int vv = 0; vv < N_VARIANTS; vv++) {
 		const struct result *r = median_run(m, vv);
@@ -950,10 +952,11 @@ static void print_table(int m)
 
 		if (r == NULL)
 			continue;
-		printf("%-14s %10.0f %8llu %8llu %9llu %9.0f %8.0f %8.4f %7.3f %7.3f %7s  %-22s %-22s %-22s\n",
+		printf("%-14s %10.0f %8llu %8llu %9llu %9.0f %8.0f %8.4f %7.3f %7.3f %6llu %5s  %-22s %-22s %-22s\n",
 		       variant_names[vv], r->msgs_per_s, (unsigned long long)r->p50,
 		       (unsigned long long)r->p99, (unsigned long long)r->max, r->prod_cpu_ns,
 		       r->cons_cpu_ns, r->writes, r->reads, r->cons_vcsw + r->cons_ivcsw,
+		       (unsigned long long)r->wouldblock_n,
 		       fig(a, sizeof(a), 2, r->same_cpu),
 		       summary(s1, sizeof(s1), v, paired(m, vv, INBOX_WFCQ, false, v)),
 		       is_floor(vv) ? "-" : summary(s2, sizeof(s2), v, paired(m, vv, INBOX_WFCQ, true, v)),
@@ -1091,7 +1094,9 @@ static void usage(FILE *out)
 "  --pin            pin producers to CPUs 0, 1, ... and the workers to the\n"
 "                   next ones (modulo the CPUs)\n"
 "  --perf           cache misses per message (perf_event_open), where allowed\n"
-"  --csv            one row per run, every column (handoff-bench(1))\n"
+"  --csv            one row per run, every column (handoff-bench(1)), instead\n"
+"                   of the tables\n"
+"  --csv-file PATH  the rows to PATH, and the tables as well\n"
 "  -h, --help       this help\n"
 "\n"
 "Latency runs from the message's stamp to the worker's handler: the stamp is\n"
@@ -1129,7 +1134,7 @@ static void pick_list(const char *what, const char *arg, const char *const *name
 static void parse(int argc, char **argv)
 {
 	enum { O_VARIANT = 256, O_MODE, O_SECONDS, O_WARMUP, O_WORKERS, O_PRODUCERS, O_REPEAT,
-	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV };
+	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV, O_CSV_FILE };
 	static const struct option longopts[] = {
 		{ "variant", required_argument, NULL, O_VARIANT },
 		{ "mode", required_argument, NULL, O_MODE },
@@ -1145,6 +1150,7 @@ static void parse(int argc, char **argv)
 		{ "pin", no_argument, NULL, O_PIN },
 		{ "perf", no_argument, NULL, O_PERF },
 		{ "csv", no_argument, NULL, O_CSV },
+		{ "csv-file", required_argument, NULL, O_CSV_FILE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1172,6 +1178,7 @@ static void parse(int argc, char **argv)
 		case O_PIN: opt.pin = true; break;
 		case O_PERF: opt.perf = true; break;
 		case O_CSV: opt.csv = true; break;
+		case O_CSV_FILE: opt.csv_file = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case ':': cli_bad("option (needs a value)", argv[optind - 1]);
 		default: cli_bad("option", argv[optind - 1]);
@@ -1211,10 +1218,10 @@ static void describe_machine(void)
 
 static void report(const struct result *r)
 {
-	if (opt.csv) {
+	if (csv_out != NULL)
 		print_csv(r);
+	if (opt.csv)
 		return;
-	}
 	fprintf(stderr, "  rep %u %-5s %-14s %10.0f msgs/s  p50 %7llu ns  p99 %8llu ns%s\n",
 		r->rep, mode_names[r->mode], variant_names[r->variant], r->msgs_per_s,
 		(unsigned long long)r->p50, (unsigned long long)r->p99,
@@ -1235,8 +1242,12 @@ int main(int argc, char **argv)
 	describe_machine();
 	calibrate_clock();
 	rng_state = opt.seed * 0x9e3779b97f4a7c15ull + 1;
-	if (opt.csv)
-		printf("%s\n", CSV_HEADER);
+	if (opt.csv_file != NULL && (csv_out = fopen(opt.csv_file, "w")) == NULL)
+		cli_die("cannot write %s: %s", opt.csv_file, strerror(errno));
+	else if (opt.csv)
+		csv_out = stdout;
+	if (csv_out != NULL)
+		fprintf(csv_out, "%s\n", CSV_HEADER);
 	for (int v = 0; v < N_VARIANTS; v++)
 		order[v] = v;
 	for (unsigned rep = 0; rep < opt.repeat; rep++) {
@@ -1281,6 +1292,8 @@ int main(int argc, char **argv)
 	if (opt.perf && perf_unavailable != NULL)
 		fprintf(stderr, "# --perf: cache misses unavailable here (perf_event_open: %s); "
 			"those columns are '-'\n", perf_unavailable);
+	if (csv_out != NULL && csv_out != stdout)
+		fclose(csv_out);
 	if (opt.csv)
 		return 0;
 	for (unsigned mi = 0; mi < sizeof(plain_modes) / sizeof(plain_modes[0]); mi++)

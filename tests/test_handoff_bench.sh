@@ -6,8 +6,9 @@ set -u
 bench=${HANDOFF_BENCH:-./handoff-bench}
 out=$(mktemp)
 err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
-echo "1..16"
+rep=$(mktemp -d)
+trap 'rm -rf "$out" "$err" "$rep"' EXIT
+echo "1..19"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -51,3 +52,20 @@ check '[ $rc -eq 2 ] && grep -q "idle mode only" "$err"' "a mode the floors cann
 "$bench" --variant wfcq,nosuch > /dev/null 2> "$err"
 rc=$?
 check '[ $rc -eq 2 ] && grep -q "nosuch" "$err"' "an unknown variant is rejected (exit 2), naming it"
+
+# make handoff-report's script, in its quick form: it runs the standard set
+# and writes the CSV, the report with the two-by-two, and the plots.
+HANDOFF_BENCH=$bench sh "${TOP_SRCDIR:-$(dirname "$0")/..}/bench/handoff-report" --quick --out "$rep" \
+    > /dev/null 2> "$err"
+rc=$?
+check '[ $rc -eq 0 ] && [ "$(tail -n +2 "$rep/handoff.csv" | wc -l)" -gt 40 ]' \
+      "bench/handoff-report --quick runs the standard set into one CSV"
+check '[ "$(grep -c "^| elision\|^| lock-free\|^| together\|^| interaction" "$rep/handoff-report.md")" -eq 6 ] &&
+       grep -q "^Machine: .*CPUs online" "$rep/handoff-report.md"' \
+      "the report has the two-by-two table (6 rows) and the machine"
+if command -v gnuplot >/dev/null 2>&1; then
+    check '[ -s "$rep/handoff-sweep-p50.png" ] && [ -s "$rep/handoff-factorial.png" ]' \
+          "the report draws the latency-against-load curve and the factorial bars"
+else
+    n=$((n + 1)); echo "ok $n # SKIP gnuplot is not installed"
+fi
