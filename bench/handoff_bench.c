@@ -143,7 +143,10 @@ struct bworker {
 	struct inbox *inbox;		/* queue variants */
 	struct wakeup floor_wake;	/* floor-eventfd */
 	struct event *floor_ev;
-	uint64_t floor_reads;		/* worker only */
+	/* Reads of the eventfd: the worker adds, main reads while the worker
+	 * may be draining (the add comes before the worker's acquire of the
+	 * slot, so nothing else orders the two). */
+	atomic_uint_fast64_t floor_reads;
 	/* The floors' slot: producer -> worker, release/acquire. 0: empty. */
 	_Alignas(64) atomic_uint_fast64_t slot;
 	atomic_int slot_cpu;
@@ -357,9 +360,10 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 static void on_floor(evutil_socket_t fd, short what, void *arg)
 {
 	struct bworker *w = arg;
-	uint64_t stamp;
+	uint64_t stamp, reads = 0;
 
-	wakeup_drain(&w->floor_wake, &w->floor_reads);
+	wakeup_drain(&w->floor_wake, &reads);
+	atomic_fetch_add_explicit(&w->floor_reads, reads, memory_order_relaxed);
 	stamp = atomic_exchange_explicit(&w->slot, 0, memory_order_acquire);
 	if (stamp == UINT64_MAX) {
 		event_base_loopbreak(w->base);
@@ -468,7 +472,7 @@ static void worker_counts(struct bworker *w, int v, uint64_t *writes, uint64_t *
 	*writes = *reads = *wouldblock = 0;
 	if (v == V_FLOOR_EVENTFD) {
 		*writes = hist_count(&w->hist);		/* one per message */
-		*reads = w->floor_reads;
+		*reads = atomic_load_explicit(&w->floor_reads, memory_order_relaxed);
 	} else if (!is_floor(v)) {
 		inbox_get_stats(w->inbox, &st);
 		*writes = st.wakeups + st.full;		/* each signal is one write() */
@@ -942,19 +946,20 @@ static void print_table(int m)
 
 	printf("\n%s mode: the run with the median p50 of %u; ratios paired per repetition, "
 	       "median [min, max]\n", mode_names[m], opt.repeat);
-	printf("%-14s %10s %8s %8s %9s %9s %8s %8s %7s %7s %6s %5s  %-22s %-22s %-22s\n",
-	       "variant", "msgs/s", "p50 ns", "p99 ns", "max ns", "prod ns", "cons ns",
+	printf("%-14s %10s %8s %8s %9s %9s %9s %8s %8s %7s %7s %6s %5s  %-22s %-22s %-22s\n",
+	       "variant", "msgs/s", "p50 ns", "p99 ns", "max ns", "lag99 ns", "prod ns", "cons ns",
 	       "wr/msg", "rd/msg", "cs/msg", "wb", "same", "p50 x wfcq", "msgs/s x wfcq",
 	       m == M_IDLE ? "p50 x floor-eventfd" : "");
 	for (int vv = 0; vv < N_VARIANTS; vv++) {
 		const struct result *r = median_run(m, vv);
-		char a[32];
+		char a[32], lag[32];
 
 		if (r == NULL)
 			continue;
-		printf("%-14s %10.0f %8llu %8llu %9llu %9.0f %8.0f %8.4f %7.3f %7.3f %6llu %5s  %-22s %-22s %-22s\n",
+		printf("%-14s %10.0f %8llu %8llu %9llu %9s %9.0f %8.0f %8.4f %7.3f %7.3f %6llu %5s  %-22s %-22s %-22s\n",
 		       variant_names[vv], r->msgs_per_s, (unsigned long long)r->p50,
-		       (unsigned long long)r->p99, (unsigned long long)r->max, r->prod_cpu_ns,
+		       (unsigned long long)r->p99, (unsigned long long)r->max,
+		       fig(lag, sizeof(lag), 0, r->offered > 0 ? (double)r->lag_p99 : -1), r->prod_cpu_ns,
 		       r->cons_cpu_ns, r->writes, r->reads, r->cons_vcsw + r->cons_ivcsw,
 		       (unsigned long long)r->wouldblock_n,
 		       fig(a, sizeof(a), 2, r->same_cpu),

@@ -16,6 +16,7 @@ check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok 
     --workers 2 --producers 3 --csv > "$out" 2> "$err"
 rc=$?
 check '[ $rc -eq 0 ]' "handoff-bench --csv exits 0"
+[ $rc -eq 0 ] || sed 's/^/# /' "$err" | grep -v "^# # repetition" | head -30
 check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg$"' \
       "the CSV header has the documented columns"
 # 5 queue variants x 4 modes + 2 floors x idle, per repetition.
@@ -58,7 +59,8 @@ check '[ $rc -eq 2 ] && grep -q "nosuch" "$err"' "an unknown variant is rejected
 HANDOFF_BENCH=$bench sh "${TOP_SRCDIR:-$(dirname "$0")/..}/bench/handoff-report" --quick --out "$rep" \
     > /dev/null 2> "$err"
 rc=$?
-check '[ $rc -eq 0 ] && [ "$(tail -n +2 "$rep/handoff.csv" | wc -l)" -gt 40 ]' \
+[ $rc -eq 0 ] || sed 's/^/# /' "$err" | head -30
+check '[ $rc -eq 0 ] && [ "$(tail -n +2 "$rep/handoff.csv" 2>/dev/null | wc -l)" -gt 40 ]' \
       "bench/handoff-report --quick runs the standard set into one CSV"
 check '[ "$(grep -c "^| elision\|^| lock-free\|^| together\|^| interaction" "$rep/handoff-report.md")" -eq 6 ] &&
        grep -q "^Machine: .*CPUs online" "$rep/handoff-report.md"' \
