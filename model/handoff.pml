@@ -37,6 +37,10 @@
  *   -DBROKEN_RETRY           the old retry: send, then pay with a weak CAS
  *   -DBROKEN_NO_DEL          a round does not delete a pending `again`, so
  *                            an fd and a timer in one pass make two rounds
+ *   -DBROKEN_ALWAYS_ELIDE    (with -DALWAYS) the posts elide as wfcq's do,
+ *                            but the round still skips the re-arm after a
+ *                            WOULDBLOCK: the rule is only safe when every
+ *                            post signals
  *   -DBROKEN_COUNTED         (with -DMUTEX) the consumer pops only as many
  *                            messages as it drained signals, as memcached
  *                            does: wrong once a full pipe drops one (-DCAP)
@@ -162,7 +166,7 @@ end_p:
 			INFLIGHT < W ->
 #endif
 			mine = tail;
-#ifdef ALWAYS
+#if defined(ALWAYS) && !defined(BROKEN_ALWAYS_ELIDE)
 			must_signal = true;
 #else
 			must_signal = (tail == qstart);

@@ -8,7 +8,7 @@ out=$(mktemp)
 err=$(mktemp)
 rep=$(mktemp -d)
 trap 'rm -rf "$out" "$err" "$rep"' EXIT
-echo "1..19"
+echo "1..18"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -32,10 +32,8 @@ for v in wfcq mutex-elide; do
     check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) < 0.5) }"' \
           "$v under burst: notify elision saves most wake-up writes"
 done
-check 'awk "BEGIN { exit !($(col floor-spin idle writes_per_msg) == 0 && $(col floor-spin idle reads_per_msg) == 0) }"' \
-      "floor-spin: no system call on the path"
 check 'awk "BEGIN { exit !($(col floor-eventfd idle writes_per_msg) == 1) }"' \
-      "floor-eventfd: one write per message"
+      "floor-eventfd: one write per message (counted by the producer)"
 check 'awk "BEGIN { exit !($(col mutex-pipe idle reads_per_msg) >= 2) }"' \
       "mutex-pipe: a drain reads until the pipe is empty (at least two reads per wake-up)"
 check 'awk -F, "NR > 1 && \$3 == 2 && (\$2 != \"many\" || \$4 == 3)" "$out" | wc -l | grep -qx 44' \

@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$model" "$work/handoff.pml" || { echo "Bail out! no model at $model"; exit 1; }
 cd "$work" || exit 1
 cc=${CC:-cc}
-echo "1..29"
+echo "1..30"
 n=0
 report() {
     n=$((n + 1))
@@ -100,6 +100,8 @@ liveness "-DBROKEN_DRAIN_AFTER" all_handled
 report "$(refuted_cycle)" "drain after the splice: the liveness check fails too"
 safety "-DBROKEN_DRAIN_AFTER -DMUTEX -DELIDE"
 report "$(refuted_by 'handled==(2*2)')" "mutex-elide with the drain after the take: refuted too (elision, not the queue, needs the order)"
+safety "-DALWAYS -DBROKEN_ALWAYS_ELIDE"
+report "$(refuted_by 'handled==(2*2)')" "wfcq-always's no-re-arm rule with eliding posts: refuted (the rule needs every post to signal)"
 safety "-DBROKEN_NO_BATCH_REARM"
 report "$(refuted_by 'handled==(2*2)')" "no re-arm after a WOULDBLOCK inside the batch: refuted"
 liveness "-DBROKEN_NO_BATCH_REARM" all_handled

@@ -173,6 +173,7 @@ static int send_wakeup(struct inbox *ib)
 
 	if (fault_hit(FAULT_WAKEUP_WRITE))
 		return -EIO;
+	atomic_fetch_add_explicit(&ib->writes, 1, memory_order_relaxed);
 	rc = wakeup_signal(&ib->wake);
 	if (rc == 1) {		/* full: a wake-up is pending already */
 		atomic_fetch_add_explicit(&ib->full, 1, memory_order_relaxed);
@@ -242,6 +243,10 @@ static void inbox_round(struct inbox *ib)
 
 	event_del(ib->again);			/* one round per pass */
 	signals = wakeup_drain(&ib->wake, &reads);	/* C1: always first */
+	/* Counted before the handlers run: whoever learns from a handler that
+	 * a message was handled then sees this round's drain counted too. */
+	counter_add(&ib->wakeups, signals);
+	counter_add(&ib->reads, reads);
 	if (!ib->ops->collect(ib))		/* C2 */
 		counter_add(&ib->wouldblock, 1);	/* its producer owes a signal */
 	while (handled < ib->budget) {		/* C3 */
@@ -262,8 +267,6 @@ static void inbox_round(struct inbox *ib)
 	if (handled == ib->budget)
 		rearm = true;	/* perhaps more, and their signals are drained */
 
-	counter_add(&ib->wakeups, signals);
-	counter_add(&ib->reads, reads);
 	counter_add(&ib->handled, handled);
 	counter_add(&ib->rounds, 1);
 	if (handled > counter_get(&ib->largest_batch))
@@ -305,6 +308,7 @@ void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 	st->handled = counter_get(&ib->handled);
 	st->wakeups = counter_get(&ib->wakeups);
 	st->full = atomic_load_explicit(&ib->full, memory_order_relaxed);
+	st->writes = atomic_load_explicit(&ib->writes, memory_order_relaxed);
 	/* A signal a full fd dropped was sent, in effect: not a ride-along. */
 	st->wakeups_saved = st->handled > st->wakeups + st->full ?
 		     st->handled - st->wakeups - st->full : 0;

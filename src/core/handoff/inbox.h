@@ -88,22 +88,26 @@ typedef void (*inbox_handler_fn)(struct inbox_msg *msg, void *arg);
 
 /*
  * Statistics, counted by the consumer (so posting pays for none of them),
- * but for `full` and `owed`, which only a failing or overflowing post
- * touches. `wakeups_saved` (the API's name too) is handled - wakeups -
- * full: exact once traffic stops.
+ * but for `writes`, `full` and `owed`, which only a post that signals
+ * touches (beside a system call that costs far more). `wakeups_saved` (the
+ * API's name too) is handled - wakeups - full: exact once traffic stops.
  */
 struct inbox_stats {
 	uint64_t handled;	/* messages given to the handler */
 	uint64_t wakeups;	/* signals drained (eventfd adds or pipe bytes) */
 	uint64_t wakeups_saved;	/* messages that rode along on another's wake-up */
 	uint64_t full;		/* signals not written: the fd was full, so readable */
+	uint64_t writes;	/* write() calls on the wake-up fd, whatever their
+				 * result (posts and retries) */
 	uint64_t rounds;	/* handler rounds (wake-ups plus re-arms) */
 	uint64_t reads;		/* read() calls on the wake-up fd (a round makes
 				 * one on an eventfd, two or more on a pipe) */
 	uint64_t largest_batch;	/* most messages handled in one round */
 	uint64_t wouldblock;	/* WOULDBLOCKs met (a producer mid-enqueue) ... */
-	uint64_t wouldblock_batch; /* ... of them inside the batch (re-armed); a
-				    * round can meet one in the splice as well */
+	uint64_t wouldblock_batch; /* ... of them in next(): inside wfcq's batch
+				    * (the round re-arms) or in wfcq-always's
+				    * dequeue (it does not); a round can meet
+				    * one in the splice as well */
 	uint64_t owed;		/* signals owed now (failed, not yet retried) */
 };
 

@@ -63,6 +63,8 @@ struct inbox {
 	/* Signals that found the fd already full: no byte was added, and none
 	 * was needed. Producers count it, on that rare path only. */
 	atomic_uint_fast64_t full;
+	/* write() calls made for signals, by posts and retries. */
+	atomic_uint_fast64_t writes;
 
 	/* Consumer thread only; statistics also read (relaxed) by any thread.
 	 * On its own cache line, away from what producers read. */
