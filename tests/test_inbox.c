@@ -700,19 +700,50 @@ static void test_wouldblock(void)
 	   "brings both messages");
 }
 
-/* What is still queued at inbox_free() goes to the dispose callback. */
+/* What is still queued at inbox_free() goes to the dispose callback, in
+ * posting order: what a round left in the batch (the budget stopped it),
+ * then what was posted after. */
+struct disposed {
+	uint32_t next;		/* the seq expected next */
+	uint32_t count;
+	bool in_order;
+};
+
+static void dispose_in_order(struct inbox_msg *msg, void *arg)
+{
+	struct disposed *d = arg;
+	struct tmsg *t = (struct tmsg *)msg;
+
+	d->in_order = d->in_order && t->seq == d->next;
+	d->next = t->seq + 1;
+	d->count++;
+}
+
 static void test_free_disposes(enum inbox_variant v)
 {
 	struct consumer c;
-	struct tmsg m[10];
+	struct tmsg m[15];
+	struct disposed d = { .next = 5, .in_order = true };
 
-	consumer_init(&c, v, 64);
+	consumer_init(&c, v, 4);
 	for (uint32_t i = 0; i < 10; i++) {
 		m[i] = (struct tmsg){ .producer = 0, .seq = i + 1 };
 		inbox_post(c.inbox, &m[i].m);
 	}
-	ok(consumer_free(&c) == 10, "%s: inbox_free passes every queued message to dispose",
-	   inbox_variant_name(v));
+	/* One pass of the loop, on this thread: one round, which takes the
+	 * first 4 and (wfcq, mutex-elide) leaves 6 in its batch. */
+	event_base_loop(c.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	for (uint32_t i = 10; i < 15; i++) {
+		m[i] = (struct tmsg){ .producer = 0, .seq = i + 1 };
+		inbox_post(c.inbox, &m[i].m);
+	}
+	inbox_free(c.inbox, dispose_in_order, &d);
+	event_free(c.tick);
+	event_base_free(c.base);
+	ok(handled(&c) == 4 && d.count == 11 && d.in_order,
+	   "%s: after a round that took 4 of 10 (budget) and 5 more posts, inbox_free "
+	   "passes the other 11 to dispose, in posting order (%u, %s)", inbox_variant_name(v),
+	   d.count, d.in_order ? "in order" : "OUT OF ORDER");
 }
 
 static bool all_self_posts(void *arg)
