@@ -8,7 +8,8 @@
  *
  * Variants: the inbox variants, numbered as inbox.h numbers them (wfcq,
  * mutex-eventfd, mutex-pipe, mutex-elide, wfcq-always: the last two make a
- * two-by-two design with the first two), and two floors with no queue, which
+ * two-by-two design with the first two; then the catalogue's vyukov and
+ * llist), and two floors with no queue, which
  * carry one message at a time and so run in idle mode only:
  *   floor-eventfd  the producer stores the stamp in one shared slot and
  *                  writes an eventfd registered in the worker's loop: the
@@ -1117,8 +1118,8 @@ static void usage(FILE *out)
 "Measures the cost of handing a message to another thread's libevent loop.\n"
 "\n"
 "  --variant LIST   comma-separated: wfcq, mutex-eventfd, mutex-pipe,\n"
-"                   mutex-elide, wfcq-always, floor-eventfd, floor-spin, or\n"
-"                   all (default)\n"
+"                   mutex-elide, wfcq-always, vyukov, llist, floor-eventfd,\n"
+"                   floor-spin, or all (default)\n"
 "  --mode LIST      comma-separated: idle, burst, rate, sweep, many, or all\n"
 "                   (default: idle,burst,rate)\n"
 "  --seconds S      length of each measured run (default 1)\n"

@@ -24,6 +24,15 @@
  *   -DALWAYS           wfcq-always: every post signals, the consumer
  *                      dequeues from the shared queue one item at a time,
  *                      and a WOULDBLOCK there does not re-arm the round
+ *   -DVYUKOV           vyukov: the post that found the stub as the tail
+ *                      signals; the consumer takes one node at a time from
+ *                      the shared list, pushing the stub behind the last
+ *                      node; stuck on the stub it ends the round, stuck on
+ *                      a message node it re-arms (inbox_vyukov.c)
+ *   -DLLIST            llist: the push that found the stack empty signals;
+ *                      the consumer takes the whole stack and reverses it,
+ *                      stopping at a link not written yet, and re-arms
+ *                      (inbox_llist.c)
  *   -DCAP=n            the fd holds n signals (a pipe; a full one drops the
  *                      signal, which counts as delivered: it is readable)
  *   -DFLOOD            producers post forever (at most W items in flight)
@@ -41,6 +50,12 @@
  *                            but the round still skips the re-arm after a
  *                            WOULDBLOCK: the rule is only safe when every
  *                            post signals
+ *   -DBROKEN_VYUKOV_NO_REARM  (with -DVYUKOV) no re-arm when stuck on a
+ *                            message node
+ *   -DBROKEN_VYUKOV_KEEP_LAST  (with -DVYUKOV) no stub push: the last
+ *                            node waits until a later post links behind it
+ *   -DBROKEN_LLIST_NO_REARM  (with -DLLIST) no re-arm when the reversal
+ *                            stops at a link not written yet
  *   -DBROKEN_COUNTED         (with -DMUTEX) the consumer pops only as many
  *                            messages as it drained signals, as memcached
  *                            does: wrong once a full pipe drops one (-DCAP)
@@ -60,6 +75,21 @@
  * batch's last (then it resets the batch's tail instead), as in liburcu.
  * The fd is a counter of pending signals, capped at CAP. Memory ordering
  * is not modelled; inbox_wfcq.c argues it.
+ *
+ * VYUKOV numbers positions in the tail's order too, but the consumer's
+ * stub takes positions as well (stub[i]); vh is the consumer's head, and
+ * linked[i] is the link to position i (its predecessor's next). Position 0
+ * is the initial stub. The consumer's loads (head's next, then the tail)
+ * are separate steps, as in the C code.
+ *
+ * LLIST: a push is P1a (exchange the head: it found the stack empty when
+ * no item was pushed since the last take) then P1b (its own next). The
+ * take moves every pushed item (up to `tail`) into the consumer's chain
+ * (bstart .. qstart-1 again, but walked newest first); the reversal walks
+ * from qstart-1 down and needs each item's own link (linked[i]), except
+ * the oldest, whose link is the end marker it read in P1a (written in P1b
+ * all the same). Walked items wait in the reversed list until the chain is
+ * done: only then do they become ready, oldest first.
  *
  * libevent's loop: a poll waits until the fd or the socket is readable or
  * the zero-timeout timer is pending (then it does not wait); it makes
@@ -91,7 +121,11 @@
 #ifndef CAP
 #define CAP 255
 #endif
+#ifdef VYUKOV
+#define M 16			/* positions wrap modulo M (stubs take some) */
+#else
 #define M 8			/* item numbers wrap modulo M */
+#endif
 #define W 3			/* FLOOD: at most W items in flight */
 #define NEXT(x) (((x) + 1) % M)
 #define INFLIGHT ((tail + M - bstart) % M)
@@ -103,6 +137,10 @@ byte bstart = 0;
 bool linked[M];
 byte mq = 0;			/* MUTEX: items in the list */
 byte mb = 0;			/* ELIDE: items in the consumer's batch */
+bool stub[M];			/* VYUKOV: position i holds the stub */
+byte vh = 0;			/* VYUKOV: the consumer's head position */
+byte walk = 0;			/* LLIST: items of the chain not yet walked */
+byte ready = 0;			/* LLIST: walked and released, oldest first */
 
 /* The wake-up fd and the debt */
 byte efd = 0;			/* signals pending in the fd */
@@ -168,8 +206,11 @@ end_p:
 			mine = tail;
 #if defined(ALWAYS) && !defined(BROKEN_ALWAYS_ELIDE)
 			must_signal = true;
+#elif defined(VYUKOV)
+			must_signal = stub[(tail + M - 1) % M];	/* found the stub */
+			stub[mine] = false;
 #else
-			must_signal = (tail == qstart);
+			must_signal = (tail == qstart);	/* LLIST: nothing since the take */
 #endif
 			linked[mine] = false;
 			tail = NEXT(tail)
@@ -273,8 +314,8 @@ inline collect()
 #else
 	skip	/* nothing to collect: next() pops the shared list */
 #endif
-#elif defined(ALWAYS)
-	skip	/* nothing to collect: next() dequeues from the shared queue */
+#elif defined(ALWAYS) || defined(VYUKOV) || defined(LLIST)
+	skip	/* nothing to collect: next() works on the shared structure */
 #else
 	if
 	:: qstart == tail -> skip			/* empty */
@@ -285,11 +326,81 @@ inline collect()
 #endif
 }
 
+/* VYUKOV: head's next is written (the position after vh is taken and its
+ * link stored). */
+#define VNEXT (NEXT(vh) != tail && linked[NEXT(vh)])
+
+/* vyukov_next() of inbox_vyukov.c, one load per step. */
+inline vyukov_next()
+{
+	if
+	:: stub[vh] ->
+		if
+		:: VNEXT -> vh = NEXT(vh)		/* skip the stub */
+		:: !VNEXT ->
+			if
+			:: NEXT(vh) == tail -> skip	/* the tail is the stub: none */
+			:: NEXT(vh) != tail -> wouldblock = true; due = true
+			fi
+		fi
+	:: else -> skip
+	fi;
+	if
+	:: got || wouldblock || stub[vh] -> skip	/* (stub: ended above) */
+	:: !stub[vh] && VNEXT -> d_step { vh = NEXT(vh); got = true }
+	:: !stub[vh] && !VNEXT ->
+		if
+		:: NEXT(vh) != tail -> wouldblock = true	/* stuck on a message */
+#ifdef BROKEN_VYUKOV_KEEP_LAST
+		:: NEXT(vh) == tail -> skip	/* none, until a successor links */
+#else
+		:: NEXT(vh) == tail ->
+			/* the last node: push the stub behind it, then look again */
+			d_step { sp = tail; stub[sp] = true; linked[sp] = false;
+				 tail = NEXT(tail) };
+			linked[sp] = true;
+			if
+			:: VNEXT -> d_step { vh = NEXT(vh); got = true; sp = 0 }
+			:: !VNEXT -> wouldblock = true; sp = 0
+			fi
+#endif
+		fi
+	fi
+}
+
+/* llist_next() of inbox_llist.c: hand out a ready item; else walk the
+ * chain (newest first); else take the whole stack. */
+inline llist_next()
+{
+	if
+	:: ready > 0 -> d_step { ready--; bstart = NEXT(bstart); got = true }
+	:: ready == 0 && walk == 0 ->
+		d_step { walk = (tail + M - qstart) % M; qstart = tail }	/* take */
+	:: else -> skip
+	fi;
+	do
+	:: got -> break
+	:: !got && walk > 0 && linked[(bstart + walk - 1) % M] -> walk--
+	:: !got && walk > 0 && !linked[(bstart + walk - 1) % M] ->
+		wouldblock = true; break		/* cannot tell: re-arm */
+	:: !got && walk == 0 ->
+		d_step {
+			ready = (qstart + M - bstart) % M;	/* the chain, oldest first */
+			if
+			:: ready > 0 -> ready--; bstart = NEXT(bstart); got = true
+			:: else -> skip
+			fi
+		};
+		break
+	od
+}
+
 /* One message of the batch: got, or none (empty), or wouldblock. */
 inline next()
 {
 	got = false;
 	wouldblock = false;
+	due = false;
 #if defined(MUTEX) && defined(ELIDE)
 	d_step {
 		if
@@ -308,6 +419,10 @@ inline next()
 		:: else -> skip
 		fi
 	}
+#elif defined(VYUKOV)
+	vyukov_next()
+#elif defined(LLIST)
+	llist_next()
 #elif defined(ALWAYS)
 	/* liburcu's dequeue from the shared queue: head.next must be written
 	 * (the first item's link), and then the item's own link to the next,
@@ -367,7 +482,15 @@ inline round()
 #endif
 			n++
 		:: wouldblock ->
-#if !defined(BROKEN_NO_BATCH_REARM) && !defined(ALWAYS)
+#if defined(VYUKOV)
+#ifndef BROKEN_VYUKOV_NO_REARM
+			rearm = !due;		/* stuck on a message node */
+#endif
+#elif defined(LLIST)
+#ifndef BROKEN_LLIST_NO_REARM
+			rearm = true;
+#endif
+#elif !defined(BROKEN_NO_BATCH_REARM) && !defined(ALWAYS)
 			rearm = true;				/* that producer will not signal */
 #endif
 			break
@@ -385,14 +508,14 @@ inline round()
 #endif
 		:: else -> skip
 		fi;
-		n = 0; rearm = false; got = false; wouldblock = false
+		n = 0; rearm = false; got = false; wouldblock = false; due = false
 	}
 }
 
 proctype consumer()
 {
-	byte n;
-	bool rearm, got, wouldblock;
+	byte n, sp;
+	bool rearm, got, wouldblock, due;
 
 end_c:
 	do
@@ -427,6 +550,9 @@ end_c:
 init {
 	atomic {
 		byte p = 0;
+#ifdef VYUKOV
+		stub[0] = true; linked[0] = true; tail = 1;	/* the initial stub */
+#endif
 		do
 		:: p < NPROD -> run producer(); p++
 		:: else -> break

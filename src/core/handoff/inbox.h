@@ -22,6 +22,14 @@
  *   wfcq-always    the wfcq queue with mutex-eventfd's protocol: every post
  *                  signals; the consumer dequeues one message at a time
  *                  (inbox_wfcq.c)
+ *   vyukov         a queue of wfcq's family written here with C11 atomics
+ *                  (Vyukov's intrusive MPSC queue with a stub node); the
+ *                  post that found no message signals; the consumer takes
+ *                  one node at a time from the shared list (inbox_vyukov.c)
+ *   llist          liburcu's wait-free stack: the post that found it empty
+ *                  signals; the consumer takes the whole stack at once and
+ *                  reverses it into posting order, the Linux kernel's llist
+ *                  pattern (inbox_llist.c)
  * The last two complete a two-by-two design (queue: lock or lock-free;
  * signal: every post, or only on empty with the whole batch taken), so
  * handoff-bench can say what each factor buys (doc/HANDOFF.md).
@@ -57,6 +65,7 @@
 #include <stdint.h>
 
 #include <urcu/wfcqueue.h>
+#include <urcu/wfstack.h>
 
 struct event_base;
 struct inbox;
@@ -67,19 +76,26 @@ enum inbox_variant {
 	INBOX_MUTEX_PIPE,
 	INBOX_MUTEX_ELIDE,
 	INBOX_WFCQ_ALWAYS,
+	INBOX_VYUKOV,
+	INBOX_LLIST,
 	INBOX_N_VARIANTS
 };
 
-/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always". */
+/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always",
+ * "vyukov", "llist". */
 const char *inbox_variant_name(enum inbox_variant v);
 /* Returns the variant, or -1 for an unknown name. */
 int inbox_variant_from_name(const char *name);
 
 struct inbox_msg {
-	/* The link; owned by the inbox from post to handler. Every variant
-	 * links messages through it (wfcq as its node, the mutex variants
-	 * through node.next). */
-	struct cds_wfcq_node node;
+	/* The link; owned by the inbox from post to handler. Each variant
+	 * uses one member, always the same: */
+	union {
+		struct cds_wfcq_node node;	/* wfcq (its node), the mutex
+						 * variants (node.next) */
+		struct cds_wfs_node snode;	/* llist (liburcu's stack) */
+		_Atomic(struct inbox_msg *) next;	/* vyukov (C11 atomics) */
+	};
 	int kind;		/* meaning is the poster's and handler's */
 };
 
