@@ -479,8 +479,10 @@ SHARED void finish_enqueue(struct inbox *ib, void *old_tail, struct tmsg *m)
 {
 	if (is_vyukov(ib))
 		vyukov_link(old_tail, &m->m);
-	else if (is_llist(ib))
+	else if (is_llist(ib)) {
+		TSAN_RELEASE(&m->m);	/* before the link the consumer will read */
 		__atomic_store_n(&m->m.snode.next, old_tail, __ATOMIC_RELEASE);
+	}
 	else
 		__atomic_store_n(&((struct cds_wfcq_node *)old_tail)->next, &m->m.node,
 				 __ATOMIC_RELEASE);

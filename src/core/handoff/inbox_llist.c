@@ -88,7 +88,7 @@ static int llist_init(struct inbox *ib)
 static bool llist_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfs_node_init(&msg->snode);
-	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in llist_next */
+	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in llist_reverse */
 	/* P1a, P1b. liburcu returns 0 when the stack WAS empty: that push
 	 * signals. */
 	return cds_wfs_push(&LLIST(ib)->stack, &msg->snode) == 0;
@@ -110,7 +110,10 @@ static bool llist_reverse(struct inbox_llist *q)
 			q->walk = node;
 			return false;
 		}
-		node->next = q->rev;	/* ours now: its producer is done with it */
+		/* Ours now: its producer is done with it. (TSan cannot see the
+		 * link's store and load, made inside liburcu: tell it.) */
+		TSAN_ACQUIRE(caa_container_of(node, struct inbox_msg, snode));
+		node->next = q->rev;
 		if (q->rev == NULL)
 			q->rev_last = node;	/* the newest: last in posting order */
 		q->rev = node;
@@ -132,11 +135,13 @@ static struct inbox_msg *llist_next(struct inbox *ib)
 {
 	struct inbox_llist *q = LLIST(ib);
 	struct cds_wfs_node *node;
-	struct inbox_msg *msg;
 
 	if (q->ready == NULL) {
-		if (q->walk == NULL)	/* S: the whole stack, newest first */
-			q->walk = cds_wfs_first(__cds_wfs_pop_all(&q->stack));
+		if (q->walk == NULL) {	/* S: the whole stack, newest first */
+			struct cds_wfs_head *top = __cds_wfs_pop_all(&q->stack);
+
+			q->walk = top != NULL ? cds_wfs_first(top) : NULL;	/* NULL: empty */
+		}
 		if (!llist_reverse(q))
 			return INBOX_WOULDBLOCK;	/* cannot tell: re-arm */
 		if (q->ready == NULL)
@@ -144,9 +149,7 @@ static struct inbox_msg *llist_next(struct inbox *ib)
 	}
 	node = q->ready;
 	q->ready = node->next;
-	msg = caa_container_of(node, struct inbox_msg, snode);
-	TSAN_ACQUIRE(msg);
-	return msg;
+	return caa_container_of(node, struct inbox_msg, snode);
 }
 
 static struct inbox_msg *llist_leftover(struct inbox *ib)
