@@ -86,10 +86,14 @@
 /* Every inbox variant (a new one is measured without a change here), then
  * the floors. */
 enum variant { V_FLOOR_EVENTFD = INBOX_N_VARIANTS, V_FLOOR_SPIN, N_VARIANTS };
-enum mode { M_IDLE, M_BURST, M_RATE, M_SWEEP, M_MANY, N_MODES };
+enum mode { M_IDLE, M_BURST, M_RATE, M_SWEEP, M_MANY, M_SPIN, N_MODES };
 
 static const char *variant_names[N_VARIANTS];	/* filled by main() from inbox.h */
-static const char *const mode_names[N_MODES] = { "idle", "burst", "rate", "sweep", "many" };
+static const char *const mode_names[N_MODES] = { "idle", "burst", "rate", "sweep", "many",
+						 "spin" };
+/* spin mode: spin-then-block in idle mode with each of these polling times. */
+static const unsigned spin_budgets[] = { 0, 1, 10, 100 };
+#define N_SPIN (sizeof(spin_budgets) / sizeof(spin_budgets[0]))
 static const double sweep_rates[] = { 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7 };
 #define N_SWEEP (sizeof(sweep_rates) / sizeof(sweep_rates[0]))
 
@@ -100,7 +104,7 @@ static bool is_floor(int v)
 
 struct options {
 	double seconds, warmup;
-	unsigned workers, producers, repeat, inflight, gap_us;
+	unsigned workers, producers, repeat, inflight, gap_us, spin_us;
 	double rate;
 	unsigned long seed;
 	bool pin, csv, perf;
@@ -111,8 +115,11 @@ struct options {
 
 static struct options opt = {
 	.seconds = 1.0, .warmup = 0.2, .workers = 1, .producers = 4, .repeat = 3,
-	.inflight = 4096, .rate = 100000, .gap_us = 20, .seed = 1,
+	.inflight = 4096, .rate = 100000, .gap_us = 20, .seed = 1, .spin_us = 10,
 };
+
+/* The polling time of spin-then-block in the run being set up. */
+static unsigned run_spin_us;
 
 enum { MSG_DATA = 1, MSG_QUIT };
 
@@ -187,6 +194,7 @@ struct result {
 	uint64_t wouldblock_n;
 	double same_cpu;			/* idle: fraction on the producer's CPU; -1 */
 	double prod_misses, cons_misses;	/* per message; -1: unavailable */
+	int spin_us;				/* spin-then-block's; -1: other */
 	bool sustained;
 };
 
@@ -441,6 +449,8 @@ static void worker_setup(struct bworker *w, int v, unsigned id, unsigned nprod)
 			cli_die("cannot register the eventfd");
 	} else if (inbox_new(&w->inbox, (enum inbox_variant)v, w->base, on_msg, w, 64) < 0) {
 		cli_die("cannot create an inbox");
+	} else {
+		inbox_set_spin_us(w->inbox, run_spin_us);
 	}
 	w->quit_msg.m.kind = MSG_QUIT;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
@@ -842,6 +852,7 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 		.wouldblock = per((double)(s1.wouldblock - s0.wouldblock), msgs),
 		.prod_misses = perf_ok ? per((double)prod_misses, msgs) : -1,
 		.cons_misses = perf_ok ? per((double)cons_misses, msgs) : -1,
+		.spin_us = v == INBOX_SPIN ? (int)run_spin_us : -1,
 	};
 	r->msgs_per_s = r->seconds > 0 ? (double)msgs / r->seconds : 0;
 	r->sustained = r->offered == 0 || r->msgs_per_s >= SUSTAINED * r->offered;
@@ -873,7 +884,7 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 	"messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns," \
 	"lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg," \
 	"prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg," \
-	"wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg"
+	"wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,spin_us"
 
 /* A figure with `prec` decimals, or "-" where it does not exist (-1). */
 static const char *fig(char *buf, size_t n, int prec, double x)
@@ -886,10 +897,10 @@ static const char *fig(char *buf, size_t n, int prec, double x)
 
 static void print_csv(const struct result *r)
 {
-	char a[32], b[32], c[32];
+	char a[32], b[32], c[32], d[32];
 
 	fprintf(csv_out, "%s,%s,%u,%u,%u,%u,%lu,%d,%.0f,%llu,%.3f,%.0f,%d,%llu,%llu,%llu,%llu,%llu,"
-	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s\n",
+	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s,%s\n",
 	       variant_names[r->variant], mode_names[r->mode], r->workers, r->producers,
 	       r->rep, r->order, opt.seed, opt.pin, r->offered,
 	       (unsigned long long)r->messages, r->seconds, r->msgs_per_s, r->sustained,
@@ -900,7 +911,7 @@ static void print_csv(const struct result *r)
 	       r->reads, r->prod_vcsw, r->prod_ivcsw, r->cons_vcsw, r->cons_ivcsw,
 	       (unsigned long long)r->wouldblock_n, r->wouldblock,
 	       fig(a, sizeof(a), 3, r->same_cpu), fig(b, sizeof(b), 3, r->prod_misses),
-	       fig(c, sizeof(c), 3, r->cons_misses));
+	       fig(c, sizeof(c), 3, r->cons_misses), fig(d, sizeof(d), 0, r->spin_us));
 	fflush(csv_out);
 }
 
@@ -928,6 +939,7 @@ static const char *summary(char *buf, size_t len, double *v, unsigned n)
 static struct result results[N_MODES][N_VARIANTS][MAX_RUNS];
 static bool have[N_MODES][N_VARIANTS][MAX_RUNS];
 static struct result sweep_res[N_VARIANTS][MAX_RUNS][N_SWEEP];
+static struct result spin_res[N_SPIN][MAX_RUNS];
 static bool sweep_have[N_VARIANTS][MAX_RUNS][N_SWEEP];
 
 /* The run whose p50 is the median of the variant's runs (no row assembled
@@ -1109,6 +1121,45 @@ static void print_sweep(void)
 	}
 }
 
+/*
+ * spin mode: spin-then-block in idle mode at each polling time, beside the
+ * two floors of the same repetitions (idle mode): latency against the CPU
+ * the worker spends per message, which is what polling buys and costs.
+ */
+static void print_spin(void)
+{
+	printf("\nspin: spin-then-block, one message at a time (a %u us gap), at each polling "
+	       "time; the run with the median p50 of %u\n%-18s %8s %8s %9s %8s %8s\n", opt.gap_us,
+	       opt.repeat, "polling", "p50 ns", "p99 ns", "cons ns", "wr/msg", "cs/msg");
+	for (unsigned i = 0; i < N_SPIN; i++) {
+		const struct result *rs[MAX_RUNS], *r;
+		unsigned c = 0;
+		char name[32];
+
+		for (unsigned k = 0; k < opt.repeat; k++)
+			rs[c++] = &spin_res[i][k];
+		for (unsigned a = 1; a < c; a++)
+			for (unsigned b = a; b > 0 && rs[b - 1]->p50 > rs[b]->p50; b--) {
+				const struct result *t = rs[b];
+				rs[b] = rs[b - 1];
+				rs[b - 1] = t;
+			}
+		r = rs[(c - 1) / 2];
+		snprintf(name, sizeof(name), "%u us", spin_budgets[i]);
+		printf("%-18s %8llu %8llu %9.0f %8.4f %8.3f\n", name, (unsigned long long)r->p50,
+		       (unsigned long long)r->p99, r->cons_cpu_ns, r->writes,
+		       r->cons_vcsw + r->cons_ivcsw);
+	}
+	for (int v = V_FLOOR_EVENTFD; v <= V_FLOOR_SPIN; v++) {
+		const struct result *r = median_run(M_IDLE, v);
+
+		if (r != NULL)
+			printf("%-18s %8llu %8llu %9.0f %8.4f %8.3f\n", variant_names[v],
+			       (unsigned long long)r->p50, (unsigned long long)r->p99, r->cons_cpu_ns,
+			       r->writes, r->cons_vcsw + r->cons_ivcsw);
+	}
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -1118,10 +1169,10 @@ static void usage(FILE *out)
 "Measures the cost of handing a message to another thread's libevent loop.\n"
 "\n"
 "  --variant LIST   comma-separated: wfcq, mutex-eventfd, mutex-pipe,\n"
-"                   mutex-elide, wfcq-always, vyukov, llist, floor-eventfd,\n"
-"                   floor-spin, or all (default)\n"
-"  --mode LIST      comma-separated: idle, burst, rate, sweep, many, or all\n"
-"                   (default: idle,burst,rate)\n"
+"                   mutex-elide, wfcq-always, vyukov, llist, spin-then-block,\n"
+"                   floor-eventfd, floor-spin, or all (default)\n"
+"  --mode LIST      comma-separated: idle, burst, rate, sweep, many, spin, or\n"
+"                   all (default: idle,burst,rate)\n"
 "  --seconds S      length of each measured run (default 1)\n"
 "  --warmup S       the same mode before each run, not measured (default 0.2)\n"
 "  --workers N      worker threads (default 1)\n"
@@ -1130,6 +1181,8 @@ static void usage(FILE *out)
 "  --seed N         seed of the shuffle (default 1; printed)\n"
 "  --rate R         rate mode: messages per second offered (default 100000)\n"
 "  --gap-us N       idle mode: pause between messages (default 20)\n"
+"  --spin-us N      spin-then-block's polling time outside spin mode\n"
+"                   (default 10; spin mode walks 0, 1, 10 and 100)\n"
 "  --inflight N     at most N unhandled messages per producer and worker\n"
 "                   (default 4096)\n"
 "  --pin            pin producers to CPUs 0, 1, ... and the workers to the\n"
@@ -1175,7 +1228,7 @@ static void pick_list(const char *what, const char *arg, const char *const *name
 static void parse(int argc, char **argv)
 {
 	enum { O_VARIANT = 256, O_MODE, O_SECONDS, O_WARMUP, O_WORKERS, O_PRODUCERS, O_REPEAT,
-	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV, O_CSV_FILE };
+	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV, O_CSV_FILE, O_SPIN };
 	static const struct option longopts[] = {
 		{ "variant", required_argument, NULL, O_VARIANT },
 		{ "mode", required_argument, NULL, O_MODE },
@@ -1187,6 +1240,7 @@ static void parse(int argc, char **argv)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "rate", required_argument, NULL, O_RATE },
 		{ "gap-us", required_argument, NULL, O_GAP },
+		{ "spin-us", required_argument, NULL, O_SPIN },
 		{ "inflight", required_argument, NULL, O_INFLIGHT },
 		{ "pin", no_argument, NULL, O_PIN },
 		{ "perf", no_argument, NULL, O_PERF },
@@ -1215,6 +1269,7 @@ static void parse(int argc, char **argv)
 		case O_SEED: opt.seed = cli_ulong("--seed", optarg, 0, ~0ul); break;
 		case O_RATE: opt.rate = cli_double("--rate", optarg, 1, 1e9); break;
 		case O_GAP: opt.gap_us = (unsigned)cli_ulong("--gap-us", optarg, 0, 1000000); break;
+		case O_SPIN: opt.spin_us = (unsigned)cli_ulong("--spin-us", optarg, 0, 100000); break;
 		case O_INFLIGHT: opt.inflight = (unsigned)cli_ulong("--inflight", optarg, 1, 1 << 24); break;
 		case O_PIN: opt.pin = true; break;
 		case O_PERF: opt.perf = true; break;
@@ -1291,6 +1346,7 @@ int main(int argc, char **argv)
 		fprintf(csv_out, "%s\n", CSV_HEADER);
 	for (int v = 0; v < N_VARIANTS; v++)
 		order[v] = v;
+	run_spin_us = opt.spin_us;
 	for (unsigned rep = 0; rep < opt.repeat; rep++) {
 		bool stopped[N_VARIANTS] = { false };
 
@@ -1314,6 +1370,23 @@ int main(int argc, char **argv)
 				have[m][v][rep] = true;
 				report(&results[m][v][rep]);
 			}
+		}
+		if (opt.mode[M_SPIN]) {
+			/* The polling times in a shuffled order too. */
+			int so[N_SPIN];
+
+			for (unsigned i = 0; i < N_SPIN; i++)
+				so[i] = (int)i;
+			shuffle(so, N_SPIN);
+			for (unsigned i = 0; i < N_SPIN; i++) {
+				struct result *r = &spin_res[so[i]][rep];
+
+				run_spin_us = spin_budgets[so[i]];
+				run_one(INBOX_SPIN, M_IDLE, opt.rate, rep + 1, i + 1, r);
+				r->mode = M_SPIN;
+				report(r);
+			}
+			run_spin_us = opt.spin_us;
 		}
 		if (!opt.mode[M_SWEEP])
 			continue;
@@ -1342,6 +1415,8 @@ int main(int argc, char **argv)
 			print_table(plain_modes[mi]);
 	if (opt.mode[M_SWEEP])
 		print_sweep();
+	if (opt.mode[M_SPIN])
+		print_spin();
 	for (int vv = 0; vv < INBOX_N_VARIANTS; vv++)
 		if (!opt.variant[vv])
 			return 0;	/* the factorial needs all four */

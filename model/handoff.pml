@@ -33,6 +33,12 @@
  *                      the consumer takes the whole stack and reverses it,
  *                      stopping at a link not written yet, and re-arms
  *                      (inbox_llist.c)
+ *   -DSPIN             spin-then-block on wfcq's queue: a post signals only
+ *                      when it finds the consumer's "sleeping" flag set
+ *                      (and exchanges it to 0); the consumer, when a round
+ *                      finds nothing more, sets the flag, fences, and looks
+ *                      once more (inbox_spin.c). Stores go through x86-TSO
+ *                      store buffers here: see STORE BUFFERS below
  *   -DCAP=n            the fd holds n signals (a pipe; a full one drops the
  *                      signal, which counts as delivered: it is readable)
  *   -DFLOOD            producers post forever (at most W items in flight)
@@ -56,6 +62,9 @@
  *                            node waits until a later post links behind it
  *   -DBROKEN_LLIST_NO_REARM  (with -DLLIST) no re-arm when the reversal
  *                            stops at a link not written yet
+ *   -DBROKEN_SPIN_NO_FENCE_P, -DBROKEN_SPIN_NO_FENCE_C  (with -DSPIN) the
+ *                            producer's, or the consumer's, full fence left
+ *                            out of the handshake
  *   -DBROKEN_COUNTED         (with -DMUTEX) the consumer pops only as many
  *                            messages as it drained signals, as memcached
  *                            does: wrong once a full pipe drops one (-DCAP)
@@ -90,6 +99,16 @@
  * the oldest, whose link is the end marker it read in P1a (written in P1b
  * all the same). Walked items wait in the reversed list until the chain is
  * done: only then do they become ready, oldest first.
+ *
+ * STORE BUFFERS (-DSPIN). The handshake is the store-buffering shape, which
+ * sequential consistency would make correct with no fence at all; so this
+ * build gives each side the x86 store buffer that breaks it. A producer's
+ * link (P1b) and the consumer's store of 1 into the flag first sit in
+ * their writer's buffer (pbuf[], cbuf) and reach memory at a time of the
+ * `memory` process's choosing; loads by other processes read memory. A
+ * full fence waits until its own buffer is empty, and so does every locked
+ * read-modify-write (the exchanges of the tail, of head.next, of the flag),
+ * as on x86. The other variants keep their sequentially consistent model.
  *
  * libevent's loop: a poll waits until the fd or the socket is readable or
  * the zero-timeout timer is pending (then it does not wait); it makes
@@ -140,6 +159,10 @@ byte mb = 0;			/* ELIDE: items in the consumer's batch */
 bool stub[M];			/* VYUKOV: position i holds the stub */
 byte vh = 0;			/* VYUKOV: the consumer's head position */
 byte walk = 0;			/* LLIST: items of the chain not yet walked */
+bit sleeping = 1;		/* SPIN: the consumer's flag, in memory */
+bool cbuf = false;		/* SPIN: the consumer's 1 into it, still buffered */
+#define NONE 255
+byte pbuf[NPROD];		/* SPIN: a producer's buffered link (its item), or NONE */
 byte ready = 0;			/* LLIST: walked and released, oldest first */
 
 /* The wake-up fd and the debt */
@@ -172,7 +195,7 @@ inline fd_signal()
 #endif
 }
 
-proctype producer()
+proctype producer(byte me)
 {
 	byte i = 0, mine;
 	bool must_signal;
@@ -203,12 +226,17 @@ end_p:
 #ifdef FLOOD
 			INFLIGHT < W ->
 #endif
+#ifdef SPIN
+			pbuf[me] == NONE ->	/* a locked exchange drains the buffer */
+#endif
 			mine = tail;
 #if defined(ALWAYS) && !defined(BROKEN_ALWAYS_ELIDE)
 			must_signal = true;
 #elif defined(VYUKOV)
 			must_signal = stub[(tail + M - 1) % M];	/* found the stub */
 			stub[mine] = false;
+#elif defined(SPIN)
+			must_signal = false;	/* the flag decides, below */
 #else
 			must_signal = (tail == qstart);	/* LLIST: nothing since the take */
 #endif
@@ -216,7 +244,25 @@ end_p:
 			tail = NEXT(tail)
 		};
 		/* P1b: link the old tail to the node */
+#ifdef SPIN
+		d_step { pbuf[me] = mine; mine = 0 };	/* into the store buffer */
+#ifndef BROKEN_SPIN_NO_FENCE_P
+		pbuf[me] == NONE;			/* F_p: wait until it is in memory */
+#endif
+		if					/* P2: load the flag ... */
+		:: sleeping == 1 ->
+			d_step {			/* ... exchange it (locked) */
+				pbuf[me] == NONE ->
+				if
+				:: sleeping == 1 -> sleeping = 0; must_signal = true
+				:: else -> skip
+				fi
+			}
+		:: else -> skip
+		fi;
+#else
 		d_step { linked[mine] = true; mine = 0 };
+#endif
 #endif
 		/* P2: signal, or owe the signal if the write fails */
 		if
@@ -239,6 +285,27 @@ end_p:
 #endif
 	od
 }
+
+#ifdef SPIN
+/* The store buffers drain, in their own time. */
+inline flush(p)
+{
+	atomic { pbuf[p] != NONE -> linked[pbuf[p]] = true; pbuf[p] = NONE }
+}
+
+proctype memory()
+{
+end_m:
+	do
+	:: atomic { cbuf -> sleeping = 1; cbuf = false }
+	:: flush(0)
+	:: flush(1)
+#if NPROD > 2
+	:: flush(2)
+#endif
+	od
+}
+#endif
 
 /* inbox_retry_wakeups(), in a loop, as the acceptor's timer runs it. */
 proctype retrier()
@@ -321,6 +388,9 @@ inline collect()
 	:: qstart == tail -> skip			/* empty */
 	:: qstart != tail && !linked[qstart] -> skip	/* WOULDBLOCK: its producer owes a signal */
 	:: qstart != tail && linked[qstart] ->		/* S1 took head.next */
+#ifdef SPIN
+		!cbuf;					/* (a locked exchange) */
+#endif
 		qstart = tail				/* S2 */
 	fi
 #endif
@@ -490,13 +560,41 @@ inline round()
 #ifndef BROKEN_LLIST_NO_REARM
 			rearm = true;
 #endif
-#elif !defined(BROKEN_NO_BATCH_REARM) && !defined(ALWAYS)
+#elif !defined(BROKEN_NO_BATCH_REARM) && !defined(ALWAYS) && !defined(SPIN)
 			rearm = true;				/* that producer will not signal */
 #endif
 			break
 		:: !got && !wouldblock -> break
 		fi
 	od;
+#ifdef SPIN
+	/* Nothing more and no re-arm: the handshake (D2, F_c, D3); what it
+	 * finds is handled, and C3 goes on. */
+	do
+	:: rearm -> break
+	:: !rearm ->
+		cbuf = true;				/* D2: 1, into the store buffer */
+#ifndef BROKEN_SPIN_NO_FENCE_C
+		!cbuf;					/* F_c */
+#endif
+		collect();				/* D3 */
+		next();
+		if
+		:: got ->
+			d_step { sleeping = 0; handled++; n++; got = false };
+			do
+			:: n == BUDGET -> rearm = true; break
+			:: n < BUDGET ->
+				next();
+				if
+				:: got -> handled++; n++
+				:: else -> break
+				fi
+			od
+		:: else -> break			/* sleep */
+		fi
+	od;
+#endif
 	skip;	/* (a break may not jump into a d_step) */
 	d_step {
 		if
@@ -554,9 +652,12 @@ init {
 		stub[0] = true; linked[0] = true; tail = 1;	/* the initial stub */
 #endif
 		do
-		:: p < NPROD -> run producer(); p++
+		:: p < NPROD -> pbuf[p] = NONE; run producer(p); p++
 		:: else -> break
 		od;
+#ifdef SPIN
+		run memory();
+#endif
 		p = 0;
 		do
 		:: p < NRETRY -> run retrier(); p++

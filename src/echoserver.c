@@ -54,7 +54,10 @@ static void usage(FILE *out)
 "                           shared (each worker on the one socket)\n"
 "      --dispatch NAME      handoff to the workers: wfcq (default),\n"
 "                           mutex-eventfd, mutex-pipe, mutex-elide,\n"
-"                           wfcq-always, vyukov or llist (doc/HANDOFF.md)\n"
+"                           wfcq-always, vyukov, llist or spin-then-block\n"
+"                           (doc/HANDOFF.md)\n"
+"      --spin-us N          with spin-then-block: how long a worker polls\n"
+"                           its inbox before it sleeps (default 10)\n"
 "      --balance rr|least   worker choice for --accept handoff: round-robin\n"
 "                           (default) or fewest live connections\n"
 "  -v, --verbose            more log output (repeat for debug)\n"
@@ -143,6 +146,7 @@ enum {
 	OPT_LOW_WM,
 	OPT_GRACE,
 	OPT_MAX_PER_IP,
+	OPT_SPIN_US,
 };
 
 int main(int argc, char **argv)
@@ -157,6 +161,7 @@ int main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "dispatch", required_argument, NULL, OPT_DISPATCH },
+		{ "spin-us", required_argument, NULL, OPT_SPIN_US },
 		{ "accept", required_argument, NULL, OPT_ACCEPT },
 		{ "balance", required_argument, NULL, OPT_BALANCE },
 		{ "high-watermark", required_argument, NULL, OPT_HIGH_WM },
@@ -178,7 +183,7 @@ int main(int argc, char **argv)
 	char port[8], why[256];
 	int level = MTS_LOG_INFO;
 	int opt, rc, n_inherited, inherited[MAX_LISTEN];
-	bool balance_given = false, port_given = false;
+	bool balance_given = false, port_given = false, spin_given = false;
 
 	cli_set_prog("echoserver");
 	mts_config_defaults(&cfg);
@@ -228,6 +233,10 @@ int main(int argc, char **argv)
 		case OPT_DISPATCH:
 			cfg.dispatch = pick_name("--dispatch", optarg, mts_dispatch_name);
 			break;
+		case OPT_SPIN_US:
+			spin_given = true;
+			cfg.spin_us = (unsigned)cli_ulong("--spin-us", optarg, 0, 100000);
+			break;
 		case OPT_ACCEPT:
 			cfg.accept = pick_name("--accept", optarg, mts_accept_name);
 			break;
@@ -269,6 +278,9 @@ int main(int argc, char **argv)
 	if (balance_given && strcmp(cfg.accept, "handoff") != 0)
 		cli_usage_error("--balance applies only to --accept handoff: with --accept %s "
 				"the kernel picks the worker", cfg.accept);
+	if (spin_given && strcmp(cfg.dispatch, "spin-then-block") != 0)
+		cli_usage_error("--spin-us applies only to --dispatch spin-then-block: %s never "
+				"polls", cfg.dispatch);
 	/* Socket activation: listen on what systemd (or systemd-socket-activate)
 	 * passed, instead of -l/-p, which then make no sense. */
 	n_inherited = mts_inherited_fds();

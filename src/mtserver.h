@@ -56,6 +56,9 @@ struct mts_config {
 	 */
 	const int *listen_fds;
 	size_t n_listen_fds;
+	/* dispatch "spin-then-block": microseconds a worker polls its inbox
+	 * before it sleeps (0: it does not poll). 10 */
+	unsigned spin_us;
 };
 
 void mts_config_defaults(struct mts_config *cfg);

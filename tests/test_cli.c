@@ -35,6 +35,8 @@ static const struct bad_case bad[] = {
 	{ { "--idle-timeout", "1.5" }, "--idle-timeout" },
 	{ { "--dispatch", "carrier-pigeon" }, "carrier-pigeon" },
 	{ { "--balance", "random" }, "random" },
+	{ { "--spin-us", "-5", "--dispatch", "spin-then-block" }, "--spin-us" },
+	{ { "--spin-us", "10" }, "spin-then-block" },
 	{ { "--no-such-flag" }, "--no-such-flag" },
 	{ { "-Z" }, "-Z" },
 	{ { "--port" }, "--port" },
@@ -57,7 +59,7 @@ static void test_bad_args(void)
 static void test_help_version(void)
 {
 	static const char *const opts[] = { "--port", "--listen", "--threads", "--backlog",
-		"--max-conns", "--idle-timeout", "--dispatch", "--balance", "--verbose",
+		"--max-conns", "--idle-timeout", "--dispatch", "--spin-us", "--balance", "--verbose",
 		"--quiet", "--version", "--help", NULL };
 	const char *help[] = { "--help", NULL }, *version[] = { "-V", NULL };
 	char out[8192];
@@ -325,7 +327,7 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan(14 + 3 + 2 + 4 + 3 + 1 + 2);
+	tap_plan(16 + 3 + 2 + 4 + 3 + 1 + 2);
 	test_bad_args();
 	test_help_version();
 	test_address_in_use();

@@ -8,7 +8,7 @@ out=$(mktemp)
 err=$(mktemp)
 rep=$(mktemp -d)
 trap 'rm -rf "$out" "$err" "$rep"' EXIT
-echo "1..20"
+echo "1..23"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -17,7 +17,7 @@ check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok 
 rc=$?
 check '[ $rc -eq 0 ]' "handoff-bench --csv exits 0"
 [ $rc -eq 0 ] || sed 's/^/# /' "$err" | grep -v "^# # repetition" | head -30
-check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg$"' \
+check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,spin_us$"' \
       "the CSV header has the documented columns"
 # Every queue variant (each has its tests/dispatch file) x 4 modes + 2 floors
 # x idle, per repetition.
@@ -48,6 +48,21 @@ o2=$("$bench" --seconds 0.01 --warmup 0 --repeat 1 --seed 7 --mode idle --csv 2>
 o3=$("$bench" --seconds 0.01 --warmup 0 --repeat 1 --seed 8 --mode idle --csv 2>&1 >/dev/null | grep "^# repetition 1, order")
 check '[ -n "$o1" ] && [ "$o1" = "$o2" ] && [ "$o1" != "$o3" ]' \
       "the variants' order is a seeded shuffle, printed, reproducible (seed 7: ${o1#*: })"
+# spin mode: spin-then-block at each polling time, in idle mode; spin_us is
+# set on its rows only.
+"$bench" --seconds 0.05 --warmup 0.01 --repeat 1 --mode spin --csv > "$out" 2> "$err"
+rc=$?
+check '[ $rc -eq 0 ] && [ "$(awk -F, "NR > 1 && \$1 == \"spin-then-block\" && \$2 == \"spin\" { print \$NF }" "$out" | sort -n | tr "\n" " ")" = "0 1 10 100 " ]' \
+      "spin mode: one spin-then-block row per polling time (0, 1, 10, 100 us)"
+"$bench" --seconds 0.05 --warmup 0.01 --repeat 1 --mode idle --variant wfcq,spin-then-block --spin-us 0 --csv > "$out" 2> "$err"
+check '[ "$(awk -F, "NR > 1 { print \$1 \"=\" \$NF }" "$out" | sort | tr "\n" " ")" = "spin-then-block=0 wfcq=- " ]' \
+      "--spin-us sets spin-then-block's polling time; other rows say '-'"
+# With a 100 us poll and a 20 us gap the worker never sleeps: no wake-up
+# write at all (a count, not a time).
+"$bench" --seconds 0.1 --warmup 0.01 --repeat 1 --mode idle --variant spin-then-block --spin-us 100000 --csv > "$out" 2> "$err"
+check 'awk -F, "NR == 2 { exit !(\$23 < 0.01) }" "$out"' \
+      "spin-then-block polling longer than the gap: (almost) no wake-up writes"
+
 "$bench" --variant floor-eventfd --mode burst > /dev/null 2> "$err"
 rc=$?
 check '[ $rc -eq 2 ] && grep -q "idle mode only" "$err"' "a mode the floors cannot run is rejected (exit 2), naming why"

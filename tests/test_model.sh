@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$model" "$work/handoff.pml" || { echo "Bail out! no model at $model"; exit 1; }
 cd "$work" || exit 1
 cc=${CC:-cc}
-echo "1..39"
+echo "1..45"
 n=0
 report() {
     n=$((n + 1))
@@ -83,6 +83,10 @@ safety "-DLLIST"
 report "$(holds)" "llist (signal on empty, take the stack, reverse, re-arm on an unwritten link): safety"
 safety "-DLLIST -DBUDGET=2 -DNITEMS=3 -DFAILS=0 -DNRETRY=0"
 report "$(holds)" "llist, budget 2, 2 x 3: safety"
+safety "-DSPIN"
+report "$(holds)" "spin-then-block (the sleeping handshake, x86 store buffers, both fences): safety"
+safety "-DSPIN -DBUDGET=2 -DFAILS=0 -DNRETRY=0"
+report "$(holds)" "spin-then-block, budget 2: safety"
 liveness "" all_handled
 report "$(holds)" "wfcq: every item is eventually handled (weak fairness, acceptance cycles)"
 liveness "-DMUTEX -DELIDE" all_handled
@@ -93,6 +97,8 @@ liveness "-DVYUKOV" all_handled
 report "$(holds)" "vyukov: every item is eventually handled"
 liveness "-DLLIST" all_handled
 report "$(holds)" "llist: every item is eventually handled"
+liveness "-DSPIN" all_handled
+report "$(holds)" "spin-then-block: every item is eventually handled"
 liveness "-DMUTEX" all_handled
 report "$(holds)" "mutex-eventfd: every item is eventually handled"
 liveness "-DMUTEX -DCAP=1" all_handled
@@ -124,6 +130,12 @@ safety "-DVYUKOV -DBROKEN_VYUKOV_KEEP_LAST"
 report "$(refuted_by 'handled==(2*2)')" "vyukov without the stub push (the last node waits for a successor): refuted"
 safety "-DLLIST -DBROKEN_LLIST_NO_REARM"
 report "$(refuted_by 'handled==(2*2)')" "llist with no re-arm at an unwritten link: refuted"
+safety "-DSPIN -DBROKEN_SPIN_NO_FENCE_P -DBROKEN_SPIN_NO_FENCE_C"
+report "$(refuted_by 'handled==(2*2)')" "spin-then-block without its fences: refuted (the store-buffering reordering loses a wake-up)"
+safety "-DSPIN -DBROKEN_SPIN_NO_FENCE_P"
+report "$(refuted_by 'handled==(2*2)')" "spin-then-block without the producer's fence: refuted"
+safety "-DSPIN -DBROKEN_SPIN_NO_FENCE_C"
+report "$(refuted_by 'handled==(2*2)')" "spin-then-block without the consumer's fence: refuted"
 safety "-DBROKEN_NO_YIELD"
 report "$(refuted_by 'bypass<=2')" "a round that re-arms with event_active (no poll between rounds): refuted"
 liveness "-DBROKEN_NO_YIELD -DFLOOD -DNPROD=1 -DFAILS=0 -DNRETRY=0" sock_served

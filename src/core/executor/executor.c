@@ -98,8 +98,10 @@ static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
 	if (w->base == NULL)
 		return -ENOMEM;
 	rc = inbox_new(&w->inbox, ex->cfg.variant, w->base, on_msg, w, ex->cfg.inbox_budget);
-	if (rc == 0)
+	if (rc == 0) {
+		inbox_set_spin_us(w->inbox, ex->cfg.spin_us);
 		rc = inbox_retry_with(w->inbox, ex->cfg.retrier);
+	}
 	return rc;
 }
 

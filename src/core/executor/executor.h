@@ -57,6 +57,7 @@ struct exec_config {
 	unsigned threads;
 	enum inbox_variant variant;
 	unsigned inbox_budget;
+	unsigned spin_us;		/* spin-then-block's polling time */
 	struct retrier *retrier;	/* pays the inboxes' wake-up debts */
 	/*
 	 * On worker `worker`'s thread when "stop" reaches it. The worker leaves

@@ -90,6 +90,7 @@ static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ_ALWAYS] = &inbox_wfcq_always_ops,
 	[INBOX_VYUKOV] = &inbox_vyukov_ops,
 	[INBOX_LLIST] = &inbox_llist_ops,
+	[INBOX_SPIN] = &inbox_spin_ops,
 };
 
 static const char *const variant_names[INBOX_N_VARIANTS] = {
@@ -100,6 +101,7 @@ static const char *const variant_names[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ_ALWAYS] = "wfcq-always",
 	[INBOX_VYUKOV] = "vyukov",
 	[INBOX_LLIST] = "llist",
+	[INBOX_SPIN] = "spin-then-block",
 };
 
 const char *inbox_variant_name(enum inbox_variant v)
@@ -257,15 +259,23 @@ static void inbox_round(struct inbox *ib)
 		counter_add(&ib->wouldblock, 1);	/* its producer owes a signal */
 	while (handled < ib->budget) {		/* C3 */
 		msg = ib->ops->next(ib);
-		if (msg == NULL)
-			break;
 		if (msg == INBOX_WOULDBLOCK || msg == INBOX_WOULDBLOCK_SIGNAL_DUE) {
 			counter_add(&ib->wouldblock, 1);
 			counter_add(&ib->wouldblock_batch, 1);
-			/* Re-arm only for a producer that will not signal. */
-			rearm = msg == INBOX_WOULDBLOCK;
-			break;
+			/* Re-arm only for a producer that will not signal; a
+			 * sleeping handshake makes it signal (inbox_spin.c). */
+			if (msg == INBOX_WOULDBLOCK && ib->ops->before_sleep == NULL) {
+				rearm = true;
+				break;
+			}
+			msg = NULL;
 		}
+		/* Nothing more now: spin-then-block polls, then says that it
+		 * sleeps, unless something came (each time the queue runs dry,
+		 * so a round lasts at most `budget` spins). */
+		if (msg == NULL &&
+		    (ib->ops->before_sleep == NULL || (msg = ib->ops->before_sleep(ib)) == NULL))
+			break;
 		ib->handler(msg, ib->arg);
 		handled++;
 	}
@@ -307,6 +317,11 @@ void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg)
 	if (ib->ops->fini != NULL)
 		ib->ops->fini(ib);
 	free(ib);
+}
+
+void inbox_set_spin_us(struct inbox *ib, unsigned us)
+{
+	ib->spin_ns = (uint64_t)us * 1000;
 }
 
 void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)

@@ -30,6 +30,9 @@
  *                  signals; the consumer takes the whole stack at once and
  *                  reverses it into posting order, the Linux kernel's llist
  *                  pattern (inbox_llist.c)
+ *   spin-then-block  wfcq's queue; the consumer polls it for a while before
+ *                  it sleeps, says so in a flag, and a post signals only
+ *                  when it finds that flag set (inbox_spin.c)
  * The last two complete a two-by-two design (queue: lock or lock-free;
  * signal: every post, or only on empty with the whole batch taken), so
  * handoff-bench can say what each factor buys (doc/HANDOFF.md).
@@ -78,11 +81,12 @@ enum inbox_variant {
 	INBOX_WFCQ_ALWAYS,
 	INBOX_VYUKOV,
 	INBOX_LLIST,
+	INBOX_SPIN,
 	INBOX_N_VARIANTS
 };
 
 /* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always",
- * "vyukov", "llist". */
+ * "vyukov", "llist", "spin-then-block". */
 const char *inbox_variant_name(enum inbox_variant v);
 /* Returns the variant, or -1 for an unknown name. */
 int inbox_variant_from_name(const char *name);
@@ -173,6 +177,13 @@ int inbox_retry_with(struct inbox *ib, struct retrier *r);
  * so their owner can release them: nothing is leaked.
  */
 void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg);
+
+/*
+ * spin-then-block: how long the consumer polls its queue before it sleeps
+ * (0: it does not poll, only the handshake). The other variants ignore it.
+ * Call it before the consumer runs, on the thread that made the inbox.
+ */
+void inbox_set_spin_us(struct inbox *ib, unsigned us);
 
 void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st);
 

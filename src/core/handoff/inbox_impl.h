@@ -52,6 +52,14 @@ struct inbox_ops {
 	/* Consumer: the next message, NULL if none now, or one of the two
 	 * WOULDBLOCKs above. */
 	struct inbox_msg *(*next)(struct inbox *ib);
+	/*
+	 * Consumer, when a round that did not re-arm has found nothing more
+	 * (NULL: the default, it returns to the loop). spin-then-block polls
+	 * and then runs its "sleeping" handshake here (inbox_spin.c): it
+	 * returns a message it found, and the round goes on, or NULL, and the
+	 * consumer may sleep. A WOULDBLOCK does not re-arm such a round.
+	 */
+	struct inbox_msg *(*before_sleep)(struct inbox *ib);
 	/* Teardown, no producer left: every message still held, then NULL. */
 	struct inbox_msg *(*leftover)(struct inbox *ib);
 	void (*fini)(struct inbox *ib);	/* or NULL: nothing to undo */
@@ -82,6 +90,7 @@ struct inbox {
 	inbox_handler_fn handler;
 	void *arg;
 	unsigned budget;
+	uint64_t spin_ns;		/* spin-then-block: how long to poll */
 	atomic_uint_fast64_t handled;
 	atomic_uint_fast64_t wakeups;
 	atomic_uint_fast64_t reads;
@@ -110,5 +119,6 @@ extern const struct inbox_ops inbox_mutex_elide_ops;
 extern const struct inbox_ops inbox_wfcq_always_ops;
 extern const struct inbox_ops inbox_vyukov_ops;
 extern const struct inbox_ops inbox_llist_ops;
+extern const struct inbox_ops inbox_spin_ops;
 
 #endif

@@ -119,23 +119,23 @@
 
 #define WFCQ(ib) ((struct inbox_wfcq *)(ib))
 
-static int wfcq_init(struct inbox *ib)
+int inbox_wfcq_init(struct inbox *ib)
 {
 	__cds_wfcq_init(&WFCQ(ib)->head, &WFCQ(ib)->tail);
 	__cds_wfcq_init(&WFCQ(ib)->batch_head, &WFCQ(ib)->batch_tail);
 	return 0;
 }
 
-static bool wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
+bool inbox_wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
-	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in wfcq_next/wfcq_leftover */
+	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in inbox_wfcq_next/inbox_wfcq_leftover */
 	/* P1a, P1b. liburcu returns false when the queue WAS empty: that post
 	 * signals. */
 	return !cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
 }
 
-static bool wfcq_collect(struct inbox *ib)
+bool inbox_wfcq_collect(struct inbox *ib)
 {
 	struct inbox_wfcq *q = WFCQ(ib);
 
@@ -144,7 +144,7 @@ static bool wfcq_collect(struct inbox *ib)
 					     &q->head, &q->tail) != CDS_WFCQ_RET_WOULDBLOCK;
 }
 
-static struct inbox_msg *wfcq_next(struct inbox *ib)
+struct inbox_msg *inbox_wfcq_next(struct inbox *ib)
 {
 	struct inbox_wfcq *q = WFCQ(ib);
 	struct cds_wfcq_node *node;
@@ -158,7 +158,7 @@ static struct inbox_msg *wfcq_next(struct inbox *ib)
 	return caa_container_of(node, struct inbox_msg, node);
 }
 
-static struct inbox_msg *wfcq_leftover(struct inbox *ib)
+struct inbox_msg *inbox_wfcq_leftover(struct inbox *ib)
 {
 	struct inbox_wfcq *q = WFCQ(ib);
 	struct cds_wfcq_node *node;
@@ -177,7 +177,7 @@ static struct inbox_msg *wfcq_leftover(struct inbox *ib)
 static bool always_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
-	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in always_next/wfcq_leftover */
+	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in always_next/inbox_wfcq_leftover */
 	cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
 	return true;
 }
@@ -200,19 +200,19 @@ static struct inbox_msg *always_next(struct inbox *ib)
 const struct inbox_ops inbox_wfcq_ops = {
 	.size = sizeof(struct inbox_wfcq),
 	.wakeup = WAKEUP_EVENTFD,
-	.init = wfcq_init,
-	.enqueue = wfcq_enqueue,
-	.collect = wfcq_collect,
-	.next = wfcq_next,
-	.leftover = wfcq_leftover,
+	.init = inbox_wfcq_init,
+	.enqueue = inbox_wfcq_enqueue,
+	.collect = inbox_wfcq_collect,
+	.next = inbox_wfcq_next,
+	.leftover = inbox_wfcq_leftover,
 };
 
 const struct inbox_ops inbox_wfcq_always_ops = {
 	.size = sizeof(struct inbox_wfcq),
 	.wakeup = WAKEUP_EVENTFD,
 	.every_post_signals = true,
-	.init = wfcq_init,
+	.init = inbox_wfcq_init,
 	.enqueue = always_enqueue,
 	.next = always_next,
-	.leftover = wfcq_leftover,
+	.leftover = inbox_wfcq_leftover,
 };

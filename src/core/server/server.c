@@ -56,6 +56,7 @@ void mts_config_defaults(struct mts_config *cfg)
 		.balance = MTS_BALANCE_RR,
 		.dispatch = "wfcq",
 		.accept = "handoff",
+		.spin_us = 10,
 	};
 }
 
@@ -403,6 +404,7 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 		.threads = cfg->threads,
 		.variant = (enum inbox_variant)inbox_variant_from_name(cfg->dispatch),
 		.inbox_budget = cfg->inbox_budget,
+		.spin_us = cfg->spin_us,
 		.on_stop = on_worker_stop,
 		.arg = s,
 		.after_first = check_fd_budget,

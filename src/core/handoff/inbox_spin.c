@@ -1,0 +1,90 @@
+/*
+ * inbox_spin.c - spin-then-block: wfcq's queue with a different wake-up
+ * strategy. When a round finds nothing more, the consumer polls the queue
+ * for up to --spin-us microseconds before it sleeps in its loop's poll, and
+ * while it is awake no producer writes the eventfd. That needs the consumer
+ * to say when it sleeps, in user memory: the `sleeping` flag.
+ *
+ * THE STEPS
+ *
+ *   producer (inbox_post)                  consumer (the round, inbox.c)
+ *   P1  enqueue (wfcq's P1a, P1b)          C1..C3 as ever, then, when the
+ *   F_p full fence                             queue gives nothing more:
+ *   P2  load the flag; if it is 1,         D1  poll the queue until the spin
+ *       exchange it with 0, and if the         time is up (found: go on)
+ *       exchange returned 1, signal        D2  store 1 in the flag
+ *                                          F_c full fence
+ *                                          D3  look at the queue once more:
+ *                                              found: store 0, go on;
+ *                                              nothing: sleep (return to
+ *                                              the loop's poll)
+ *
+ * WHY NO WAKE-UP IS LOST: THE STORE-BUFFERING SHAPE
+ *
+ * Each side stores (the producer its link, the consumer its flag), fences,
+ * then loads the other side's variable. The two full fences fall in one
+ * total order. If F_p comes first, everything before it (the link) is
+ * visible to loads after F_c: D3 finds the message. If F_c comes first,
+ * the flag's 1 is visible to P2: the producer signals (exactly one does,
+ * by the exchange), and the signal wakes the sleeping loop. Either way the
+ * message is taken. Leave out either fence and both loads may read the old
+ * values: on x86 a store waits in the store buffer while a later load to
+ * another address goes ahead (x86-TSO allows exactly this reordering, and
+ * no other), so the producer reads 0 while the consumer reads an empty
+ * queue, and the consumer sleeps with the message queued. The model
+ * (model/handoff.pml, -DSPIN) keeps store buffers and refutes that twin;
+ * tests/test_inbox_broken runs it on this machine and reports how often.
+ *
+ * D3 meeting a producer between its two steps (a WOULDBLOCK, whether in
+ * wfcq's splice or inside its batch) is "nothing": D3 did not see that
+ * producer's link, so by the argument above (the link is before F_p) F_c
+ * came first, and that producer will read the 1 and signal. So the
+ * consumer sleeps, and spins on nothing, whoever is preempted.
+ *
+ * While the flag is 0 the consumer has promised to look again without a
+ * signal: it is inside a round, or a round of its has re-armed (the budget
+ * was spent: the re-arm timer brings it back). Every round ends either so,
+ * or through D2..D3. The flag starts at 1: before the loop runs, posts
+ * must signal.
+ *
+ * Contrast the eventfd-only variants: their "sleeping" state lives in the
+ * kernel (the eventfd's counter, read by epoll under the fd's lock), so
+ * their wake-up decision needs no fence in user space. liburcu's call_rcu
+ * thread uses this same shape with a futex word. Here it buys a consumer
+ * that can take a message without any system call while it spins, at the
+ * price of the CPU time it spins (handoff-bench --spin-us shows both).
+ *
+ * A spinning consumer serves nothing else on its loop: the spin time is the
+ * longest its sockets wait for it (microseconds; the default is 10).
+ */
+#include <config.h>
+
+#include "inbox_spin.h"
+
+static int spin_init(struct inbox *ib)
+{
+	atomic_init(&((struct inbox_spin *)ib)->sleeping, 1);
+	return inbox_wfcq_init(ib);
+}
+
+static bool spin_enqueue(struct inbox *ib, struct inbox_msg *msg)
+{
+	(void)inbox_wfcq_enqueue(ib, msg);	/* P1: "found empty" is not used */
+	return spin_must_signal(ib, true);	/* F_p, P2 */
+}
+
+static struct inbox_msg *spin_sleep(struct inbox *ib)
+{
+	return spin_before_sleep(ib, true);	/* D1, D2, F_c, D3 */
+}
+
+const struct inbox_ops inbox_spin_ops = {
+	.size = sizeof(struct inbox_spin),
+	.wakeup = WAKEUP_EVENTFD,
+	.init = spin_init,
+	.enqueue = spin_enqueue,
+	.collect = inbox_wfcq_collect,
+	.next = inbox_wfcq_next,
+	.leftover = inbox_wfcq_leftover,
+	.before_sleep = spin_sleep,
+};

@@ -1,0 +1,91 @@
+/*
+ * inbox_spin.h - the spin-then-block wake-up strategy, private to
+ * inbox_spin.c and to tests/test_inbox.c. The two halves of the "sleeping"
+ * handshake take the fences as a parameter only so that the test can build
+ * the broken twin without them from the very same code; the variant always
+ * passes true. inbox_spin.c argues the protocol.
+ */
+#ifndef MTS_INBOX_SPIN_H
+#define MTS_INBOX_SPIN_H
+
+#include <time.h>
+
+#include <urcu/arch.h>
+
+#include "inbox_wfcq.h"
+
+struct inbox_spin {
+	struct inbox_wfcq q;	/* the queue: wfcq's, operated by its ops */
+	/*
+	 * 1 while the consumer sleeps (or is about to) in its loop's poll;
+	 * 0 while it is awake and will look at the queue again without a
+	 * signal. Set to 1 by the consumer only, back to 0 by the consumer or
+	 * by the one producer whose exchange finds it 1 (that one signals).
+	 * Read by every post: a line of its own.
+	 */
+	_Alignas(CACHE_LINE) atomic_int sleeping;
+};
+
+/* Producer, after its enqueue: must it signal? */
+static inline bool spin_must_signal(struct inbox *ib, bool fences)
+{
+	struct inbox_spin *s = (struct inbox_spin *)ib;
+
+	/* F_p: the enqueue's link before the load of the flag. */
+	if (fences)
+		atomic_thread_fence(memory_order_seq_cst);
+	/* Relaxed: the fences order what must be ordered; the exchange lets
+	 * exactly one producer per sleep send the wake-up. */
+	return atomic_load_explicit(&s->sleeping, memory_order_relaxed) == 1 &&
+	       atomic_exchange_explicit(&s->sleeping, 0, memory_order_relaxed) == 1;
+}
+
+/* Consumer: the next message if there is one now; WOULDBLOCK counts as
+ * none (see inbox_spin.c for why that is safe at the handshake). */
+static inline struct inbox_msg *spin_try_take(struct inbox *ib)
+{
+	struct inbox_msg *m;
+
+	(void)inbox_wfcq_collect(ib);
+	m = inbox_wfcq_next(ib);
+	return m == INBOX_WOULDBLOCK || m == INBOX_WOULDBLOCK_SIGNAL_DUE ? NULL : m;
+}
+
+static inline uint64_t spin_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Consumer, when the round has found nothing more: poll the queue for up to
+ * the inbox's spin time, then the handshake. Returns a message found (the
+ * consumer stays awake and goes on), or NULL: it may sleep.
+ */
+static inline struct inbox_msg *spin_before_sleep(struct inbox *ib, bool fences)
+{
+	struct inbox_spin *s = (struct inbox_spin *)ib;
+	uint64_t deadline = ib->spin_ns ? spin_now_ns() + ib->spin_ns : 0;
+	struct inbox_msg *m;
+
+	while (deadline != 0) {
+		if ((m = spin_try_take(ib)) != NULL)
+			return m;
+		if (spin_now_ns() >= deadline)
+			break;
+		caa_cpu_relax();
+	}
+	atomic_store_explicit(&s->sleeping, 1, memory_order_relaxed);
+	/* F_c: the flag before the queue's loads. */
+	if (fences)
+		atomic_thread_fence(memory_order_seq_cst);
+	if ((m = spin_try_take(ib)) != NULL) {
+		atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+		return m;
+	}
+	return NULL;
+}
+
+#endif
