@@ -110,9 +110,11 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 	if (t->seq != c->last[t->producer] + 1)
 		c->order_errors++;
 	c->last[t->producer] = t->seq;
+	/* Release, and acquire in handled(): a test that reuses a message
+	 * once it was handled then writes it after the handler's reads. */
 	atomic_store_explicit(&c->handled,
 		atomic_load_explicit(&c->handled, memory_order_relaxed) + 1,
-		memory_order_relaxed);
+		memory_order_release);
 	if (t == c->self_seed) {
 		/* From the consumer's own thread: must never block (a full pipe
 		 * that only this thread could drain would hang it for good). */
@@ -336,7 +338,7 @@ static uint64_t consumer_free(struct consumer *c)
 
 static uint64_t handled(const struct consumer *c)
 {
-	return atomic_load_explicit(&c->handled, memory_order_relaxed);
+	return atomic_load_explicit(&c->handled, memory_order_acquire);
 }
 
 static struct inbox_stats stats(const struct consumer *c)
@@ -1177,8 +1179,11 @@ static void test_variant(enum inbox_variant v)
 		   name, round, (unsigned long long)r.handled, (unsigned long long)r.posted,
 		   (unsigned long long)r.longest_stall_ms);
 	}
+	/* Not vacuous: the consumer slept and was woken often. (How often
+	 * depends on how fast it catches up: a few hundred times under TSan,
+	 * tens of thousands in a plain build.) */
 	if (elides(v))
-		ok(r.stats.wakeups > 1000, "%s: the jittered run really slept and woke (%llu wake-ups)",
+		ok(r.stats.wakeups > 100, "%s: the jittered run really slept and woke (%llu wake-ups)",
 		   name, (unsigned long long)r.stats.wakeups);
 
 	test_self_post(v);
