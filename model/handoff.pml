@@ -65,6 +65,8 @@
  *   -DBROKEN_SPIN_NO_FENCE_P, -DBROKEN_SPIN_NO_FENCE_C  (with -DSPIN) the
  *                            producer's, or the consumer's, full fence left
  *                            out of the handshake
+ *   -DBROKEN_SPIN_NO_RECHECK (with -DSPIN) no last look (D3) after the
+ *                            flag is set
  *   -DBROKEN_COUNTED         (with -DMUTEX) the consumer pops only as many
  *                            messages as it drained signals, as memcached
  *                            does: wrong once a full pipe drops one (-DCAP)
@@ -568,17 +570,21 @@ inline round()
 		fi
 	od;
 #ifdef SPIN
-	/* Nothing more and no re-arm: the handshake (D2, F_c, D3); what it
-	 * finds is handled, and C3 goes on. */
-	do
-	:: rearm -> break
+	/* Nothing more and no re-arm: the handshake (D2, F_c, D3; D1's
+	 * polling is only more looks, and is left out). What D3 finds is
+	 * handled and C3 goes on; when the queue runs dry a second time in
+	 * the round, the round re-arms with the flag still 0. */
+	if
+	:: rearm -> skip
 	:: !rearm ->
 		cbuf = true;				/* D2: 1, into the store buffer */
 #ifndef BROKEN_SPIN_NO_FENCE_C
 		!cbuf;					/* F_c */
 #endif
+#ifndef BROKEN_SPIN_NO_RECHECK
 		collect();				/* D3 */
 		next();
+#endif
 		if
 		:: got ->
 			d_step { sleeping = 0; handled++; n++; got = false };
@@ -588,12 +594,12 @@ inline round()
 				next();
 				if
 				:: got -> handled++; n++
-				:: else -> break
+				:: else -> rearm = true; break	/* dry again */
 				fi
 			od
-		:: else -> break			/* sleep */
+		:: else -> skip				/* sleep */
 		fi
-	od;
+	fi;
 #endif
 	skip;	/* (a break may not jump into a d_step) */
 	d_step {

@@ -2,7 +2,7 @@
 # The Promela model of the inbox (model/handoff.pml), checked with spin: the
 # protocol as built must verify, for safety (assertions when the system
 # rests, and the socket's bound) and for liveness (acceptance cycles under
-# weak fairness, with assertions off), for wfcq and the mutex variants; and
+# weak fairness, with assertions off), for every variant the model has; and
 # each broken twin must be refuted, for the property it breaks.
 # Skipped when spin is not installed (./bootstrap installs it), and in
 # sanitizer builds (the model does not depend on how the code is built; the
@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$model" "$work/handoff.pml" || { echo "Bail out! no model at $model"; exit 1; }
 cd "$work" || exit 1
 cc=${CC:-cc}
-echo "1..45"
+echo "1..46"
 n=0
 report() {
     n=$((n + 1))
@@ -136,6 +136,8 @@ safety "-DSPIN -DBROKEN_SPIN_NO_FENCE_P"
 report "$(refuted_by 'handled==(2*2)')" "spin-then-block without the producer's fence: refuted"
 safety "-DSPIN -DBROKEN_SPIN_NO_FENCE_C"
 report "$(refuted_by 'handled==(2*2)')" "spin-then-block without the consumer's fence: refuted"
+safety "-DSPIN -DBROKEN_SPIN_NO_RECHECK"
+report "$(refuted_by 'handled==(2*2)')" "spin-then-block without the last look after the flag is set: refuted"
 safety "-DBROKEN_NO_YIELD"
 report "$(refuted_by 'bypass<=2')" "a round that re-arms with event_active (no poll between rounds): refuted"
 liveness "-DBROKEN_NO_YIELD -DFLOOD -DNPROD=1 -DFAILS=0 -DNRETRY=0" sock_served

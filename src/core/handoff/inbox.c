@@ -1,8 +1,10 @@
 /*
  * inbox.c - what every handoff variant shares: the wake-up fd and its event
  * in the consumer's loop, the budgeted round, the wake-up debt, statistics,
- * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c and
- * inbox_mutex.c, and each argues beside its code why no wake-up is lost.
+ * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c,
+ * inbox_mutex.c, inbox_vyukov.c and inbox_llist.c, the spin-then-block
+ * strategy in inbox_spin.c, and each argues beside its code why no wake-up
+ * is lost.
  *
  * THE ROUND
  *
@@ -54,7 +56,10 @@
  * (INBOX_WOULDBLOCK_SIGNAL_DUE: wfcq-always, vyukov stuck on its stub; and
  * wfcq's splice, which reports it through collect()), no: the round ends
  * (or goes on with what an earlier round left in the batch) instead of
- * spinning while that producer is off its CPU.
+ * spinning while that producer is off its CPU. spin-then-block re-arms
+ * when its queue runs dry a second time in a round (it polls once per
+ * round, inbox_spin.c), and never for a WOULDBLOCK: its handshake makes
+ * that producer signal.
  *
  * THE WAKE-UP DEBT
  *
@@ -247,6 +252,7 @@ static void inbox_round(struct inbox *ib)
 	struct inbox_msg *msg;
 	unsigned long signals;
 	uint64_t handled = 0, reads = 0;
+	unsigned dry_spells = 0;	/* before_sleep calls this round */
 	bool rearm = false;
 
 	event_del(ib->again);			/* one round per pass */
@@ -270,11 +276,15 @@ static void inbox_round(struct inbox *ib)
 			}
 			msg = NULL;
 		}
-		/* Nothing more now: spin-then-block polls, then says that it
-		 * sleeps, unless something came (each time the queue runs dry,
-		 * so a round lasts at most `budget` spins). */
-		if (msg == NULL &&
-		    (ib->ops->before_sleep == NULL || (msg = ib->ops->before_sleep(ib)) == NULL))
+		/* Nothing more now: spin-then-block polls (once per round),
+		 * then says that it sleeps, unless something came. */
+		if (msg == NULL && ib->ops->before_sleep != NULL)
+			msg = ib->ops->before_sleep(ib, !dry_spells++);
+		if (msg == INBOX_WOULDBLOCK) {
+			rearm = true;	/* polled already: after the loop's poll */
+			break;
+		}
+		if (msg == NULL)
 			break;
 		ib->handler(msg, ib->arg);
 		handled++;

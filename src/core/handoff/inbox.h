@@ -33,9 +33,11 @@
  *   spin-then-block  wfcq's queue; the consumer polls it for a while before
  *                  it sleeps, says so in a flag, and a post signals only
  *                  when it finds that flag set (inbox_spin.c)
- * The last two complete a two-by-two design (queue: lock or lock-free;
- * signal: every post, or only on empty with the whole batch taken), so
- * handoff-bench can say what each factor buys (doc/HANDOFF.md).
+ * mutex-elide and wfcq-always complete a two-by-two design with wfcq and
+ * mutex-eventfd (queue: lock or lock-free; signal: every post, or only on
+ * empty with the whole batch taken), so handoff-bench can say what each
+ * factor buys (doc/HANDOFF.md); vyukov, llist and spin-then-block are the
+ * catalogue of other patterns.
  *
  * Synchronization table. "-": may run concurrently with no further care;
  * "X": must not run concurrently (the caller ensures it).
@@ -124,10 +126,9 @@ struct inbox_stats {
 				 * one on an eventfd, two or more on a pipe) */
 	uint64_t largest_batch;	/* most messages handled in one round */
 	uint64_t wouldblock;	/* WOULDBLOCKs met (a producer mid-enqueue) ... */
-	uint64_t wouldblock_batch; /* ... of them in next(): inside wfcq's batch
-				    * (the round re-arms) or in wfcq-always's
-				    * dequeue (it does not); a round can meet
-				    * one in the splice as well */
+	uint64_t wouldblock_batch; /* ... of them in next() (whether the round
+				    * re-arms depends on the kind: inbox_impl.h);
+				    * the rest were met in wfcq's splice */
 	uint64_t owed;		/* signals owed now (failed, not yet retried) */
 };
 

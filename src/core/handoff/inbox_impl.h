@@ -24,7 +24,8 @@
  * next() found a producer between its two stores. Two kinds, because the
  * round must know whether that producer will still signal:
  *   INBOX_WOULDBLOCK             it will not (it found the queue holding
- *                                messages): the round re-arms itself
+ *                                messages), or the variant cannot tell
+ *                                (llist): the round re-arms itself
  *   INBOX_WOULDBLOCK_SIGNAL_DUE  it will (it found the queue empty, or every
  *                                post signals): the round just ends, and
  *                                that signal brings the rest
@@ -57,9 +58,11 @@ struct inbox_ops {
 	 * (NULL: the default, it returns to the loop). spin-then-block polls
 	 * and then runs its "sleeping" handshake here (inbox_spin.c): it
 	 * returns a message it found, and the round goes on, or NULL, and the
-	 * consumer may sleep. A WOULDBLOCK does not re-arm such a round.
+	 * consumer may sleep, or INBOX_WOULDBLOCK: re-arm (a later call in the
+	 * same round; `first` says which). A WOULDBLOCK from next() does not
+	 * re-arm such a round: the handshake makes that producer signal.
 	 */
-	struct inbox_msg *(*before_sleep)(struct inbox *ib);
+	struct inbox_msg *(*before_sleep)(struct inbox *ib, bool first);
 	/* Teardown, no producer left: every message still held, then NULL. */
 	struct inbox_msg *(*leftover)(struct inbox *ib);
 	void (*fini)(struct inbox *ib);	/* or NULL: nothing to undo */

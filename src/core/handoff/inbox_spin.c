@@ -10,8 +10,10 @@
  *   producer (inbox_post)                  consumer (the round, inbox.c)
  *   P1  enqueue (wfcq's P1a, P1b)          C1..C3 as ever, then, when the
  *   F_p full fence                             queue gives nothing more:
- *   P2  load the flag; if it is 1,         D1  poll the queue until the spin
- *       exchange it with 0, and if the         time is up (found: go on)
+ *   P2  load the flag; if it is 1,         D1  poll the queue until the
+ *       exchange it with 0, and if the         polling time is up (found:
+ *       exchange returned 1, signal            go on; dry again in this
+ *                                              round: re-arm, flag still 0)
  *       exchange returned 1, signal        D2  store 1 in the flag
  *                                          F_c full fence
  *                                          D3  look at the queue once more:
@@ -54,8 +56,14 @@
  * that can take a message without any system call while it spins, at the
  * price of the CPU time it spins (handoff-bench --spin-us shows both).
  *
- * A spinning consumer serves nothing else on its loop: the spin time is the
- * longest its sockets wait for it (microseconds; the default is 10).
+ * A polling consumer serves nothing else on its loop. A round polls at
+ * most once, for at most the polling time (microseconds; the default is
+ * 10): when its queue runs dry a second time, the round re-arms with the
+ * flag still 0 (the consumer is still awake: the re-arm is the promised
+ * look) and the next round, after the loop has polled its descriptors,
+ * polls again. So a trickle of messages keeps the worker awake without a
+ * single eventfd write, and its sockets wait at most one polling time (on
+ * top of the budget) for a round.
  */
 #include <config.h>
 
@@ -73,9 +81,9 @@ static bool spin_enqueue(struct inbox *ib, struct inbox_msg *msg)
 	return spin_must_signal(ib, true);	/* F_p, P2 */
 }
 
-static struct inbox_msg *spin_sleep(struct inbox *ib)
+static struct inbox_msg *spin_sleep(struct inbox *ib, bool first)
 {
-	return spin_before_sleep(ib, true);	/* D1, D2, F_c, D3 */
+	return spin_before_sleep(ib, first, true);	/* D1, D2, F_c, D3 */
 }
 
 const struct inbox_ops inbox_spin_ops = {

@@ -72,13 +72,11 @@ static inline uint64_t spin_now_ns(void)
 }
 
 /*
- * Consumer, when the round has found nothing more: poll the queue for up to
- * the inbox's spin time, then the handshake. Returns a message found (the
- * consumer stays awake and goes on), or NULL: it may sleep.
+ * D1: poll the queue for up to the polling time. Returns a message found,
+ * or NULL when the time is up.
  */
-static inline struct inbox_msg *spin_before_sleep(struct inbox *ib, bool fences)
+static inline struct inbox_msg *spin_poll(struct inbox *ib)
 {
-	struct inbox_spin *s = (struct inbox_spin *)ib;
 	uint64_t deadline = ib->spin_ns ? spin_now_ns() + ib->spin_ns : 0;
 	struct inbox_msg *m;
 
@@ -89,15 +87,49 @@ static inline struct inbox_msg *spin_before_sleep(struct inbox *ib, bool fences)
 			break;
 		caa_cpu_relax();
 	}
-	atomic_store_explicit(&s->sleeping, 1, memory_order_relaxed);
+	return NULL;
+}
+
+/* D2, F_c: say that the consumer is about to sleep. */
+static inline void spin_announce(struct inbox *ib, bool fences)
+{
+	atomic_store_explicit(&((struct inbox_spin *)ib)->sleeping, 1, memory_order_relaxed);
 	/* F_c: the flag before the queue's loads. */
 	if (fences)
 		atomic_thread_fence(memory_order_seq_cst);
-	if ((m = spin_try_take(ib)) != NULL) {
-		atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
+}
+
+/* D3: one more look. Returns a message (the consumer is awake again), or
+ * NULL: it may sleep. */
+static inline struct inbox_msg *spin_recheck(struct inbox *ib)
+{
+	struct inbox_msg *m = spin_try_take(ib);
+
+	if (m != NULL)
+		atomic_store_explicit(&((struct inbox_spin *)ib)->sleeping, 0, memory_order_relaxed);
+	return m;
+}
+
+/*
+ * Consumer, when the round has found nothing more. The round's first dry
+ * spell: D1, then the handshake; returns a message found (the consumer
+ * stays awake and goes on), or NULL: it may sleep. A later dry spell in the
+ * same round (D1 found something, and the queue ran dry again) does not
+ * poll again: it returns INBOX_WOULDBLOCK, and the round re-arms with the
+ * flag still 0, so the worker's loop polls its other descriptors before the
+ * next round polls the queue. A round thus polls at most once, and the
+ * sockets wait at most one polling time for it.
+ */
+static inline struct inbox_msg *spin_before_sleep(struct inbox *ib, bool first, bool fences)
+{
+	struct inbox_msg *m;
+
+	if (!first)
+		return INBOX_WOULDBLOCK;
+	if ((m = spin_poll(ib)) != NULL)
 		return m;
-	}
-	return NULL;
+	spin_announce(ib, fences);
+	return spin_recheck(ib);
 }
 
 #if defined(__SANITIZE_THREAD__)
