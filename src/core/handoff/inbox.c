@@ -1,8 +1,9 @@
 /*
  * inbox.c - what every handoff variant shares: the wake-up fd and its event
  * in the consumer's loop, the budgeted round, the wake-up debt, statistics,
- * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c and
- * inbox_mutex.c, and each argues beside its code why no wake-up is lost.
+ * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c,
+ * inbox_mutex.c and inbox_ring.c, and each argues beside its code why no
+ * wake-up is lost.
  *
  * THE ROUND
  *
@@ -55,6 +56,22 @@
  * earlier round left in the batch), instead of spinning while the producer
  * is off its CPU.
  *
+ * A variant whose elision needs more than these rules has an end_round op,
+ * called after the round's last next(), whose true asks for the re-arm too.
+ * Only ring has one (inbox_ring.c): it counts the messages posted and not
+ * yet taken, a post signals when it finds the count at zero, and the round
+ * subtracts what it took; what is left counted above zero was posted by
+ * producers that did not signal, so the round re-arms for it. The rules
+ * above still hold for the others, which have no end_round.
+ *
+ * A REFUSED POST
+ *
+ * A bounded variant (ring) refuses a post when it is full: enqueue()
+ * returns -ENOBUFS having changed nothing, and inbox_post() returns that
+ * at once, sends no signal and owes none. Posting still never waits: a
+ * worker that posted to its own full inbox and waited for room would wait
+ * for itself. What to do with the message is the caller's (inbox.h).
+ *
  * THE WAKE-UP DEBT
  *
  * A signal that cannot be written (any error but a full fd, which is
@@ -87,6 +104,7 @@ static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_MUTEX_PIPE] = &inbox_mutex_pipe_ops,
 	[INBOX_MUTEX_ELIDE] = &inbox_mutex_elide_ops,
 	[INBOX_WFCQ_ALWAYS] = &inbox_wfcq_always_ops,
+	[INBOX_RING] = &inbox_ring_ops,
 };
 
 static const char *const variant_names[INBOX_N_VARIANTS] = {
@@ -95,6 +113,7 @@ static const char *const variant_names[INBOX_N_VARIANTS] = {
 	[INBOX_MUTEX_PIPE] = "mutex-pipe",
 	[INBOX_MUTEX_ELIDE] = "mutex-elide",
 	[INBOX_WFCQ_ALWAYS] = "wfcq-always",
+	[INBOX_RING] = "ring",
 };
 
 const char *inbox_variant_name(enum inbox_variant v)
@@ -118,17 +137,36 @@ const struct inbox_ops *inbox_variant_ops(enum inbox_variant v)
 static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg);
 static void inbox_on_again(evutil_socket_t fd, short what, void *arg);
 
+static int inbox_make(struct inbox **out, const struct inbox_ops *ops,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity);
+
 int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget)
 {
+	return inbox_new_bounded(out, variant, base, handler, arg, budget, 0);
+}
+
+int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity)
+{
 	if ((unsigned)variant >= INBOX_N_VARIANTS)
 		return -EINVAL;
-	return inbox_new_with_ops(out, variants[variant], base, handler, arg, budget);
+	return inbox_make(out, variants[variant], base, handler, arg, budget, capacity);
 }
 
 int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
 		       struct event_base *base, inbox_handler_fn handler, void *arg,
 		       unsigned budget)
+{
+	return inbox_make(out, ops, base, handler, arg, budget, 0);
+}
+
+/* capacity 0: the ops' own (which may be 0 too: the variant's default). */
+static int inbox_make(struct inbox **out, const struct inbox_ops *ops,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity)
 {
 	struct inbox *ib;
 	int rc;
@@ -142,6 +180,7 @@ int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
 	ib->handler = handler;
 	ib->arg = arg;
 	ib->budget = budget ? budget : 1;
+	ib->capacity = capacity ? capacity : ops->capacity;
 	ib->wake.read_fd = ib->wake.write_fd = -1;
 	if ((rc = ops->init(ib)) < 0) {
 		free(ib);
@@ -179,14 +218,20 @@ static int send_wakeup(struct inbox *ib)
 		atomic_fetch_add_explicit(&ib->full, 1, memory_order_relaxed);
 		rc = 0;
 	}
-	return rc;
+	/* -ENOBUFS means "not queued" to inbox_post()'s caller: a wake-up
+	 * failure must never look like that. */
+	return rc == -ENOBUFS ? -EIO : rc;
 }
 
 int inbox_post(struct inbox *ib, struct inbox_msg *msg)
 {
-	int rc;
+	int rc = ib->ops->enqueue(ib, msg);	/* P1 */
 
-	if (!ib->ops->enqueue(ib, msg))		/* P1 */
+	if (rc == -ENOBUFS) {	/* full: not queued, nothing owed */
+		atomic_fetch_add_explicit(&ib->refused, 1, memory_order_relaxed);
+		return rc;
+	}
+	if (rc == INBOX_RIDE)
 		return 0;	/* rides along on a wake-up already on its way */
 	rc = send_wakeup(ib);			/* P2 */
 	if (rc < 0) {	/* owed; release: the retrier's signal follows P1 */
@@ -266,6 +311,8 @@ static void inbox_round(struct inbox *ib)
 	}
 	if (handled == ib->budget)
 		rearm = true;	/* perhaps more, and their signals are drained */
+	if (ib->ops->end_round != NULL && ib->ops->end_round(ib))
+		rearm = true;	/* ring: counted posts that did not signal */
 
 	counter_add(&ib->handled, handled);
 	counter_add(&ib->rounds, 1);
@@ -318,4 +365,5 @@ void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 	st->wouldblock = counter_get(&ib->wouldblock);
 	st->wouldblock_batch = counter_get(&ib->wouldblock_batch);
 	st->owed = atomic_load_explicit(&ib->owed, memory_order_relaxed);
+	st->refused = atomic_load_explicit(&ib->refused, memory_order_relaxed);
 }

@@ -22,6 +22,10 @@
  *   wfcq-always    the wfcq queue with mutex-eventfd's protocol: every post
  *                  signals; the consumer dequeues one message at a time
  *                  (inbox_wfcq.c)
+ *   ring           a bounded ring of pointers (fixed memory, no link in the
+ *                  message) with wfcq's elision, decided by a count of
+ *                  messages not yet taken; the one variant that can refuse
+ *                  a post: when its ring is full (inbox_ring.c)
  * The last two complete a two-by-two design (queue: lock or lock-free;
  * signal: every post, or only on empty with the whole batch taken), so
  * handoff-bench can say what each factor buys (doc/HANDOFF.md).
@@ -67,18 +71,21 @@ enum inbox_variant {
 	INBOX_MUTEX_PIPE,
 	INBOX_MUTEX_ELIDE,
 	INBOX_WFCQ_ALWAYS,
+	INBOX_RING,
 	INBOX_N_VARIANTS
 };
 
-/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always". */
+/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always", "ring". */
 const char *inbox_variant_name(enum inbox_variant v);
 /* Returns the variant, or -1 for an unknown name. */
 int inbox_variant_from_name(const char *name);
 
 struct inbox_msg {
-	/* The link; owned by the inbox from post to handler. Every variant
-	 * links messages through it (wfcq as its node, the mutex variants
-	 * through node.next). */
+	/* The link; owned by the inbox from post to handler. The list
+	 * variants link messages through it (wfcq as its node, the mutex
+	 * variants through node.next); ring keeps a pointer in a slot instead
+	 * and leaves it alone. A message the inbox refused was never the
+	 * inbox's: its link is the poster's again. */
 	struct cds_wfcq_node node;
 	int kind;		/* meaning is the poster's and handler's */
 };
@@ -109,6 +116,8 @@ struct inbox_stats {
 				    * dequeue (it does not); a round can meet
 				    * one in the splice as well */
 	uint64_t owed;		/* signals owed now (failed, not yet retried) */
+	uint64_t refused;	/* posts refused: the ring was full (-ENOBUFS);
+				 * counted by the refused poster */
 };
 
 /*
@@ -121,15 +130,40 @@ struct inbox_stats {
 int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget);
 
+/* The ring's slots when nobody says otherwise. */
+#define INBOX_RING_DEFAULT 4096
+/* The most a ring may hold (and so the most --ring-size accepts). */
+#define INBOX_RING_MAX (1u << 24)
+
+/*
+ * inbox_new() with the number of messages a bounded variant (ring) holds at
+ * once: a power of two up to INBOX_RING_MAX, or 0 for the variant's default
+ * (INBOX_RING_DEFAULT). The unbounded variants ignore it. -EINVAL for any
+ * other capacity.
+ */
+int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity);
+
 /*
  * Posts msg. Everything the poster wrote into the message object before the
- * call is visible to the handler. Never waits for the consumer or for room
- * in the fd, so the consumer itself may post. Returns 0; or a negative
- * errno when the wake-up could not be sent: the message is queued all the
- * same (a queued message cannot be taken back: wfcq has no "unpost") and
- * the inbox owes the wake-up, which someone must send later with
- * inbox_retry_wakeups(). A full wake-up fd is not a failure: it is readable,
- * so the consumer is woken anyway.
+ * call is visible to the handler. Never waits for the consumer, for room in
+ * the fd or for room in the queue, so the consumer itself may post. Returns:
+ *   0          queued, and the consumer will be woken for it
+ *   -ENOBUFS   NOT queued: a bounded variant (ring) is full. The message
+ *              is the caller's still, untouched; the inbox keeps no trace
+ *              of it (nothing owed). The caller may post it again once the
+ *              consumer has taken some (from another thread; the consumer
+ *              itself must not wait for that), or give up on it.
+ *   any other negative errno
+ *              queued all the same, but the wake-up could not be sent (a
+ *              queued message cannot be taken back: wfcq has no "unpost"):
+ *              the inbox owes the wake-up, which someone must send later
+ *              with inbox_retry_wakeups(). A full wake-up fd is not a
+ *              failure: it is readable, so the consumer is woken anyway.
+ * So -ENOBUFS is the one return after which the message is not the inbox's;
+ * no variant ever returns it for a failed wake-up. The unbounded variants
+ * never refuse.
  */
 int inbox_post(struct inbox *ib, struct inbox_msg *msg);
 

@@ -126,13 +126,14 @@ static int wfcq_init(struct inbox *ib)
 	return 0;
 }
 
-static bool wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
 	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in wfcq_next/wfcq_leftover */
 	/* P1a, P1b. liburcu returns false when the queue WAS empty: that post
 	 * signals. */
-	return !cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
+	return cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node) ?
+	       INBOX_RIDE : INBOX_SIGNAL;
 }
 
 static bool wfcq_collect(struct inbox *ib)
@@ -178,12 +179,12 @@ static void wfcq_fini(struct inbox *ib)
 }
 
 /* wfcq-always: P1a, P1b; every post signals. */
-static bool always_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int always_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
 	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in always_next/wfcq_leftover */
 	cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
-	return true;
+	return INBOX_SIGNAL;
 }
 
 /* Nothing to collect: next() dequeues from the shared queue itself. */
