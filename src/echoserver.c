@@ -53,8 +53,11 @@ static void usage(FILE *out)
 "                           (each worker on its own SO_REUSEPORT socket) or\n"
 "                           shared (each worker on the one socket)\n"
 "      --dispatch NAME      handoff to the workers: wfcq (default),\n"
-"                           mutex-eventfd, mutex-pipe, mutex-elide or\n"
-"                           wfcq-always (doc/HANDOFF.md)\n"
+"                           mutex-eventfd, mutex-pipe, mutex-elide,\n"
+"                           wfcq-always or ring (doc/HANDOFF.md)\n"
+"      --ring-size N        with --dispatch ring: messages each worker's inbox\n"
+"                           holds, a power of two (default 4096); a new\n"
+"                           connection that finds it full is closed\n"
 "      --balance rr|least   worker choice for --accept handoff: round-robin\n"
 "                           (default) or fewest live connections\n"
 "  -v, --verbose            more log output (repeat for debug)\n"
@@ -143,6 +146,7 @@ enum {
 	OPT_LOW_WM,
 	OPT_GRACE,
 	OPT_MAX_PER_IP,
+	OPT_RING_SIZE,
 };
 
 int main(int argc, char **argv)
@@ -157,6 +161,7 @@ int main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "dispatch", required_argument, NULL, OPT_DISPATCH },
+		{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 		{ "accept", required_argument, NULL, OPT_ACCEPT },
 		{ "balance", required_argument, NULL, OPT_BALANCE },
 		{ "high-watermark", required_argument, NULL, OPT_HIGH_WM },
@@ -228,6 +233,12 @@ int main(int argc, char **argv)
 		case OPT_DISPATCH:
 			cfg.dispatch = pick_name("--dispatch", optarg, mts_dispatch_name);
 			break;
+		case OPT_RING_SIZE:
+			cfg.ring_size = (unsigned)cli_ulong("--ring-size", optarg, 1, 1ul << 24);
+			if ((cfg.ring_size & (cfg.ring_size - 1)) != 0)
+				cli_usage_error("invalid value '%s' for --ring-size (expected a "
+						"power of two, 1..16777216)", optarg);
+			break;
 		case OPT_ACCEPT:
 			cfg.accept = pick_name("--accept", optarg, mts_accept_name);
 			break;
@@ -266,6 +277,9 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (cfg.ring_size != 0 && strcmp(cfg.dispatch, "ring") != 0)
+		cli_usage_error("--ring-size applies only to --dispatch ring (not %s)",
+				cfg.dispatch);
 	if (balance_given && strcmp(cfg.accept, "handoff") != 0)
 		cli_usage_error("--balance applies only to --accept handoff: with --accept %s "
 				"the kernel picks the worker", cfg.accept);

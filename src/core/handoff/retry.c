@@ -97,7 +97,8 @@ static void *retrier_main(void *arg)
 		wait_kick(r, 0);
 		if (atomic_load_explicit(&r->stopping, memory_order_acquire))
 			return NULL;
-		log_warn("a wake-up failed; retrying until it is delivered");
+		log_warn("a wake-up failed, or a full inbox refused a message that must "
+			 "arrive; retrying until it is delivered");
 		for (;;) {
 			wait_kick(r, ms);
 			if (atomic_load_explicit(&r->stopping, memory_order_acquire))
