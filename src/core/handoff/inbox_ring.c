@@ -3,7 +3,8 @@
  * wake-up only when a count of waiting messages was zero, and a refusal
  * when the ring is full. Fixed memory (the slots are allocated once), and
  * nothing inside the message: a slot holds its address. The one variant
- * whose inbox_post() can return -ENOBUFS (inbox.h).
+ * whose inbox_post() can return -ENOBUFS (inbox.h). model/handoff.pml
+ * checks the argument below (-DRING) and refutes its broken twins.
  *
  * The fields, each 64-bit so that no index ever wraps round to one in use
  * (no ABA: at a billion posts a second, 584 years):
@@ -50,17 +51,17 @@
  *    its R2 and R3 (a failed write is owed, and the retrier's signal also
  *    follows R3: the debt's release and acquire, inbox.c). Until a drain
  *    takes it, that signal is the pending round.
- *  - A round that drains such a signal (C1) reads count afterwards (C2):
+ *  - A round that drains such a signal (C1) ends with C4, after the drain:
  *    the signal's write and the drain's read take the eventfd's lock in the
- *    kernel, so R3 happens before C2, and C2 reads R3's value or a later
- *    one: k >= 1. Its C4 then subtracts what it took and re-arms if count
- *    is still above zero, so the invariant passes to the re-arm; if C4
- *    leaves zero, the invariant holds trivially, and the next R3 reads 0
+ *    kernel, so R3 happens before C4, and C4 reads R3's value or a later
+ *    one in count's order. C4 subtracts what the round took and re-arms if
+ *    count is still above zero, so the invariant passes to the re-arm; if
+ *    C4 leaves zero, the invariant holds trivially, and the next R3 reads 0
  *    and signals (fetch_sub and fetch_add are read-modify-writes of one
  *    word: the R3 after C4 in count's order reads C4's value or a later
  *    one, and a later one is above zero only through an R3 that read 0).
  *  - A round that took nothing (k was 0, or WOULDBLOCK at once) reads
- *    count instead of subtracting: it re-arms if it sees count above
+ *    count at C4 instead of subtracting: it re-arms if it sees count above
  *    zero, so a WOULDBLOCK (k >= 1, count >= k) always re-arms.
  *
  * Delivery: every post that was not refused does R3 in the end (each
@@ -71,10 +72,17 @@
  * that stops at the budget left count above zero (it took fewer than k),
  * so C4 re-arms it, as inbox.c's own budget rule does too.
  *
- * The order C1 before C2 is used as in inbox_wfcq.c: read count before the
- * drain and a post can count itself between the two, signal, and have its
- * signal eaten by the drain while k misses it; the round then re-arms only
- * if it happens to leave count above zero.
+ * The order the argument uses is C1 before C4: the drain must come before
+ * the round's last look at count. Drain after C4 and a post that found
+ * count at zero after C4 signals into that drain, and nothing re-arms for
+ * it (the model refutes that twin, -DBROKEN_DRAIN_LAST). inbox.c drains
+ * first in every round (C1 before C2), which is more than the ring needs
+ * (a drain between C2 and C4 still verifies: C4 re-arms for whatever was
+ * counted meanwhile) but lets C2's k include the messages the drained
+ * signal stood for, so the round takes them instead of re-arming for them.
+ * Without C4's re-arm, a post that counted itself after C2 while count was
+ * above zero waits for ever: test_inbox_broken places one there, and the
+ * model refutes that twin too (-DBROKEN_NO_END_REARM).
  *
  * WOULDBLOCK: A NULL SLOT BEFORE k ARE TAKEN
  *
@@ -125,8 +133,10 @@
  *  - C4's fetch_sub: relaxed. What the argument needs is that it is a
  *    read-modify-write of count: the R3 after it in count's order reads its
  *    result or later. It publishes nothing (the room is cons_pos's job).
- *    C4's load, when nothing was taken: relaxed; read-read coherence with
- *    C2 keeps it at or above k.
+ *    C4's load, when nothing was taken: relaxed; coherence keeps it at or
+ *    above k (read-read, with C2) and at or above the increment of any
+ *    post whose signal the round drained (write-read: that R3 happens
+ *    before it, through the fd).
  *  - P2 after R3, and C1 before C2: a write() and a read() of one eventfd
  *    take its lock in the kernel, which orders them as a release and an
  *    acquire (wakeup.h), as in inbox_wfcq.c.
