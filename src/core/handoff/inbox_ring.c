@@ -137,9 +137,9 @@
  *    above k (read-read, with C2) and at or above the increment of any
  *    post whose signal the round drained (write-read: that R3 happens
  *    before it, through the fd).
- *  - P2 after R3, and C1 before C2: a write() and a read() of one eventfd
- *    take its lock in the kernel, which orders them as a release and an
- *    acquire (wakeup.h), as in inbox_wfcq.c.
+ *  - P2 after R3, and C1 before C2 and C4: a write() and a read() of one
+ *    eventfd take its lock in the kernel, which orders them as a release
+ *    and an acquire (wakeup.h), as in inbox_wfcq.c.
  * The consumer's private fields (the position it reads from, k, what the
  * round took) are plain: the single consumer thread alone touches them.
  *
