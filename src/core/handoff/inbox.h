@@ -41,15 +41,17 @@
  *   [5] inbox_new/free        X   X   X   X   X
  *
  * Which thread may call what:
- *   inbox_new        before the consumer thread starts running `base`, or on
- *                    that thread
+ *   inbox_new,       before the consumer thread starts running `base`, or on
+ *   inbox_new_bounded  that thread
  *   inbox_post,      any thread, any number of them at once, the consumer's
  *   inbox_retry_wakeups  own thread included; neither waits for the consumer
- *                    or for room in the wake-up fd (the mutex variants take
- *                    their lock, nothing more)
+ *                    or for room in the wake-up fd or the queue (the mutex
+ *                    variants take their lock, nothing more; a full ring
+ *                    refuses the post instead of waiting for room)
  *   the handler      runs only on the thread running `base`: the single
  *                    consumer. liburcu's splice and dequeue need mutual
- *                    exclusion; we get it by doing all of them on one thread.
+ *                    exclusion, and the ring's slots have one reader; we
+ *                    get it by doing all of them on one thread.
  *   inbox_retry_with before any post, on the thread that made the inbox
  *   inbox_free       the consumer thread (or any, once it has stopped), once
  *                    no producer can post again
@@ -96,7 +98,8 @@ typedef void (*inbox_handler_fn)(struct inbox_msg *msg, void *arg);
 /*
  * Statistics, counted by the consumer (so posting pays for none of them),
  * but for `writes`, `full` and `owed`, which only a post that signals
- * touches (beside a system call that costs far more). `wakeups_saved` (the
+ * touches (beside a system call that costs far more), and `refused`, which
+ * only a refused post touches. `wakeups_saved` (the
  * API's name too) is handled - wakeups - full: exact once traffic stops.
  */
 struct inbox_stats {
