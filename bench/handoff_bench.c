@@ -8,9 +8,10 @@
  *
  * Variants: the inbox variants, numbered as inbox.h numbers them (wfcq,
  * mutex-eventfd, mutex-pipe, mutex-elide, wfcq-always: the last two make a
- * two-by-two design with the first two; and ring, bounded, whose refused
- * posts wait for room: wait_room()), and two floors with no queue, which
- * carry one message at a time and so run in idle mode only:
+ * two-by-two design with the first two; then the catalogue's vyukov and
+ * llist; and ring, bounded, whose refused posts wait for room: wait_room()),
+ * and two floors with no queue, which carry one message at a time and so
+ * run in idle mode only:
  *   floor-eventfd  the producer stores the stamp in one shared slot and
  *                  writes an eventfd registered in the worker's loop: the
  *                  kernel's cost of waking a sleeping loop
@@ -1146,8 +1147,8 @@ static void usage(FILE *out)
 "Measures the cost of handing a message to another thread's libevent loop.\n"
 "\n"
 "  --variant LIST   comma-separated: wfcq, mutex-eventfd, mutex-pipe,\n"
-"                   mutex-elide, wfcq-always, ring, floor-eventfd, floor-spin,\n"
-"                   or all (default)\n"
+"                   mutex-elide, wfcq-always, vyukov, llist, ring,\n"
+"                   floor-eventfd, floor-spin, or all (default)\n"
 "  --mode LIST      comma-separated: idle, burst, rate, sweep, many, or all\n"
 "                   (default: idle,burst,rate)\n"
 "  --seconds S      length of each measured run (default 1)\n"

@@ -24,6 +24,15 @@
  *   -DALWAYS           wfcq-always: every post signals, the consumer
  *                      dequeues from the shared queue one item at a time,
  *                      and a WOULDBLOCK there does not re-arm the round
+ *   -DVYUKOV           vyukov: the post that found the stub as the tail
+ *                      signals; the consumer takes one node at a time from
+ *                      the shared list, pushing the stub behind the last
+ *                      node; stuck on the stub it ends the round, stuck on
+ *                      a message node it re-arms (inbox_vyukov.c)
+ *   -DLLIST            llist: the push that found the stack empty signals;
+ *                      the consumer takes the whole stack and reverses it,
+ *                      stopping at a link not written yet, and re-arms
+ *                      (inbox_llist.c)
  *   -DRING             ring (inbox_ring.c): a bounded ring of RCAP slots
  *                      (default 2); a post claims an index (waiting while
  *                      the ring is full: a refused producer that tries
@@ -48,6 +57,12 @@
  *                            but the round still skips the re-arm after a
  *                            WOULDBLOCK: the rule is only safe when every
  *                            post signals
+ *   -DBROKEN_VYUKOV_NO_REARM  (with -DVYUKOV) no re-arm when stuck on a
+ *                            message node
+ *   -DBROKEN_VYUKOV_KEEP_LAST  (with -DVYUKOV) no stub push: the last
+ *                            node waits until a later post links behind it
+ *   -DBROKEN_LLIST_NO_REARM  (with -DLLIST) no re-arm when the reversal
+ *                            stops at a link not written yet
  *   -DBROKEN_NO_END_REARM    (with -DRING) no re-arm at the end of the round
  *                            for what is still counted
  *   -DBROKEN_DRAIN_LAST      (with -DRING) the fd is drained after the round's
@@ -74,6 +89,21 @@
  * batch's last (then it resets the batch's tail instead), as in liburcu.
  * The fd is a counter of pending signals, capped at CAP. Memory ordering
  * is not modelled; inbox_wfcq.c argues it.
+ *
+ * VYUKOV numbers positions in the tail's order too, but the consumer's
+ * stub takes positions as well (stub[i]); vh is the consumer's head, and
+ * linked[i] is the link to position i (its predecessor's next). Position 0
+ * is the initial stub. The consumer's loads (head's next, then the tail)
+ * are separate steps, as in the C code.
+ *
+ * LLIST: a push is P1a (exchange the head: it found the stack empty when
+ * no item was pushed since the last take) then P1b (its own next). The
+ * take moves every pushed item (up to `tail`) into the consumer's chain
+ * (bstart .. qstart-1 again, but walked newest first); the reversal walks
+ * from qstart-1 down and needs each item's own link (linked[i]), except
+ * the oldest, whose link is the end marker it read in P1a (written in P1b
+ * all the same). Walked items wait in the reversed list until the chain is
+ * done: only then do they become ready, oldest first.
  *
  * libevent's loop: a poll waits until the fd or the socket is readable or
  * the zero-timeout timer is pending (then it does not wait); it makes
@@ -105,7 +135,11 @@
 #ifndef CAP
 #define CAP 255
 #endif
+#ifdef VYUKOV
+#define M 16			/* positions wrap modulo M (stubs take some) */
+#else
 #define M 8			/* item numbers wrap modulo M */
+#endif
 #define W 3			/* FLOOD: at most W items in flight */
 #define NEXT(x) (((x) + 1) % M)
 #define INFLIGHT ((tail + M - bstart) % M)
@@ -127,6 +161,10 @@ bool filled[M];			/* the slot holds its message (R2 done) */
 byte rcount = 0;			/* count */
 byte k = 0, taken = 0;		/* the consumer's: C2's count, C3's takes */
 byte mb = 0;			/* ELIDE: items in the consumer's batch */
+bool stub[M];			/* VYUKOV: position i holds the stub */
+byte vh = 0;			/* VYUKOV: the consumer's head position */
+byte walk = 0;			/* LLIST: items of the chain not yet walked */
+byte ready = 0;			/* LLIST: walked and released, oldest first */
 
 /* The wake-up fd and the debt */
 byte efd = 0;			/* signals pending in the fd */
@@ -205,8 +243,11 @@ end_p:
 			mine = tail;
 #if defined(ALWAYS) && !defined(BROKEN_ALWAYS_ELIDE)
 			must_signal = true;
+#elif defined(VYUKOV)
+			must_signal = stub[(tail + M - 1) % M];	/* found the stub */
+			stub[mine] = false;
 #else
-			must_signal = (tail == qstart);
+			must_signal = (tail == qstart);	/* LLIST: nothing since the take */
 #endif
 			linked[mine] = false;
 			tail = NEXT(tail)
@@ -312,8 +353,8 @@ inline collect()
 #else
 	skip	/* nothing to collect: next() pops the shared list */
 #endif
-#elif defined(ALWAYS)
-	skip	/* nothing to collect: next() dequeues from the shared queue */
+#elif defined(ALWAYS) || defined(VYUKOV) || defined(LLIST)
+	skip	/* nothing to collect: next() works on the shared structure */
 #else
 	if
 	:: qstart == tail -> skip			/* empty */
@@ -324,11 +365,81 @@ inline collect()
 #endif
 }
 
+/* VYUKOV: head's next is written (the position after vh is taken and its
+ * link stored). */
+#define VNEXT (NEXT(vh) != tail && linked[NEXT(vh)])
+
+/* vyukov_next() of inbox_vyukov.c, one load per step. */
+inline vyukov_next()
+{
+	if
+	:: stub[vh] ->
+		if
+		:: VNEXT -> vh = NEXT(vh)		/* skip the stub */
+		:: !VNEXT ->
+			if
+			:: NEXT(vh) == tail -> skip	/* the tail is the stub: none */
+			:: NEXT(vh) != tail -> wouldblock = true; due = true
+			fi
+		fi
+	:: else -> skip
+	fi;
+	if
+	:: got || wouldblock || stub[vh] -> skip	/* (stub: ended above) */
+	:: !stub[vh] && VNEXT -> d_step { vh = NEXT(vh); got = true }
+	:: !stub[vh] && !VNEXT ->
+		if
+		:: NEXT(vh) != tail -> wouldblock = true	/* stuck on a message */
+#ifdef BROKEN_VYUKOV_KEEP_LAST
+		:: NEXT(vh) == tail -> skip	/* none, until a successor links */
+#else
+		:: NEXT(vh) == tail ->
+			/* the last node: push the stub behind it, then look again */
+			d_step { sp = tail; stub[sp] = true; linked[sp] = false;
+				 tail = NEXT(tail) };
+			linked[sp] = true;
+			if
+			:: VNEXT -> d_step { vh = NEXT(vh); got = true; sp = 0 }
+			:: !VNEXT -> wouldblock = true; sp = 0
+			fi
+#endif
+		fi
+	fi
+}
+
+/* llist_next() of inbox_llist.c: hand out a ready item; else walk the
+ * chain (newest first); else take the whole stack. */
+inline llist_next()
+{
+	if
+	:: ready > 0 -> d_step { ready--; bstart = NEXT(bstart); got = true }
+	:: ready == 0 && walk == 0 ->
+		d_step { walk = (tail + M - qstart) % M; qstart = tail }	/* take */
+	:: else -> skip
+	fi;
+	do
+	:: got -> break
+	:: !got && walk > 0 && linked[(bstart + walk - 1) % M] -> walk--
+	:: !got && walk > 0 && !linked[(bstart + walk - 1) % M] ->
+		wouldblock = true; break		/* cannot tell: re-arm */
+	:: !got && walk == 0 ->
+		d_step {
+			ready = (qstart + M - bstart) % M;	/* the chain, oldest first */
+			if
+			:: ready > 0 -> ready--; bstart = NEXT(bstart); got = true
+			:: else -> skip
+			fi
+		};
+		break
+	od
+}
+
 /* One message of the batch: got, or none (empty), or wouldblock. */
 inline next()
 {
 	got = false;
 	wouldblock = false;
+	due = false;
 #if defined(RING)
 	if
 	:: taken == k -> skip			/* the rest is not counted yet */
@@ -354,6 +465,10 @@ inline next()
 		:: else -> skip
 		fi
 	}
+#elif defined(VYUKOV)
+	vyukov_next()
+#elif defined(LLIST)
+	llist_next()
 #elif defined(ALWAYS)
 	/* liburcu's dequeue from the shared queue: head.next must be written
 	 * (the first item's link), and then the item's own link to the next,
@@ -413,7 +528,15 @@ inline round()
 #endif
 			n++
 		:: wouldblock ->
-#if !defined(BROKEN_NO_BATCH_REARM) && !defined(ALWAYS)
+#if defined(VYUKOV)
+#ifndef BROKEN_VYUKOV_NO_REARM
+			rearm = !due;		/* stuck on a message node */
+#endif
+#elif defined(LLIST)
+#ifndef BROKEN_LLIST_NO_REARM
+			rearm = true;
+#endif
+#elif !defined(BROKEN_NO_BATCH_REARM) && !defined(ALWAYS)
 			rearm = true;				/* that producer will not signal */
 #endif
 			break
@@ -446,14 +569,14 @@ inline round()
 #endif
 		:: else -> skip
 		fi;
-		n = 0; rearm = false; got = false; wouldblock = false
+		n = 0; rearm = false; got = false; wouldblock = false; due = false
 	}
 }
 
 proctype consumer()
 {
-	byte n;
-	bool rearm, got, wouldblock;
+	byte n, sp;
+	bool rearm, got, wouldblock, due;
 
 end_c:
 	do
@@ -488,6 +611,9 @@ end_c:
 init {
 	atomic {
 		byte p = 0;
+#ifdef VYUKOV
+		stub[0] = true; linked[0] = true; tail = 1;	/* the initial stub */
+#endif
 		do
 		:: p < NPROD -> run producer(); p++
 		:: else -> break

@@ -8,7 +8,7 @@ out=$(mktemp)
 err=$(mktemp)
 rep=$(mktemp -d)
 trap 'rm -rf "$out" "$err" "$rep"' EXIT
-echo "1..20"
+echo "1..22"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -19,11 +19,14 @@ check '[ $rc -eq 0 ]' "handoff-bench --csv exits 0"
 [ $rc -eq 0 ] || sed 's/^/# /' "$err" | grep -v "^# # repetition" | head -30
 check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,refused$"' \
       "the CSV header has the documented columns"
-# 6 queue variants x 4 modes + 2 floors x idle, per repetition.
-check '[ "$(tail -n +2 "$out" | wc -l)" -eq 52 ]' "one row per run: 6 queues x 4 modes + 2 floors in idle, x 2 repetitions"
+# Every queue variant (each has its tests/dispatch file) x 4 modes + 2 floors
+# x idle, per repetition.
+nq=$(ls "${TOP_SRCDIR:-$(dirname "$0")/..}"/tests/dispatch/*.dispatch | wc -l)
+rows=$(( (nq * 4 + 2) * 2 ))
+check '[ "$(tail -n +2 "$out" | wc -l)" -eq $rows ]' "one row per run: $nq queues x 4 modes + 2 floors in idle, x 2 repetitions ($rows)"
 col() { awk -F, -v v="$1" -v m="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
         $k["variant"] == v && $k["mode"] == m && $k["rep"] == 1 { print $k[c] }' "$out"; }
-check '[ "$(awk -F, "NR > 1 && \$10 > 0" "$out" | wc -l)" -eq 52 ]' "every run handled messages"
+check '[ "$(awk -F, "NR > 1 && \$10 > 0" "$out" | wc -l)" -eq $rows ]' "every run handled messages"
 # Only the bounded variant refuses (its producers then wait for room).
 check '[ "$(awk -F, "NR > 1 && \$1 != \"ring\" && \$34 != 0" "$out" | wc -l)" -eq 0 ] &&
        [ "$(awk -F, "NR > 1 && \$1 == \"ring\" && \$34 ~ /^[0-9]+\$/" "$out" | wc -l)" -eq 8 ]' \
@@ -32,7 +35,7 @@ for v in mutex-pipe mutex-eventfd wfcq-always; do
     check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) == 1) }"' \
           "$v: exactly one wake-up write per message under burst"
 done
-for v in wfcq mutex-elide ring; do
+for v in wfcq mutex-elide vyukov llist ring; do
     check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) < 0.5) }"' \
           "$v under burst: notify elision saves most wake-up writes"
 done
@@ -40,7 +43,7 @@ check 'awk "BEGIN { exit !($(col floor-eventfd idle writes_per_msg) == 1) }"' \
       "floor-eventfd: one write per message (counted by the producer)"
 check 'awk "BEGIN { exit !($(col mutex-pipe idle reads_per_msg) >= 2) }"' \
       "mutex-pipe: a drain reads until the pipe is empty (at least two reads per wake-up)"
-check 'awk -F, "NR > 1 && \$3 == 2 && (\$2 != \"many\" || \$4 == 3)" "$out" | wc -l | grep -qx 52' \
+check 'awk -F, "NR > 1 && \$3 == 2 && (\$2 != \"many\" || \$4 == 3)" "$out" | wc -l | grep -qx $rows' \
       "every row records its workers, and many mode its producers"
 # The order of each repetition is printed and is a shuffle: the same seed
 # gives the same order, another seed another.

@@ -11,11 +11,13 @@
  *                      builds) wake-up debts paid exactly once
  *   test_inbox_delay   producers delayed or preempted at random between
  *                      enqueue (P1) and signal (P2)
- *   test_inbox_broken  two broken twins of the wfcq round, each of which a
- *                      test of test_inbox must catch: the wake-up fd drained
- *                      after the splice, and no re-arm after a WOULDBLOCK
- *                      inside the batch; and the ring round without its
- *                      end-of-round re-arm
+ *   test_inbox_broken  broken twins, each of which a test of test_inbox must
+ *                      catch: the wfcq round with the wake-up fd drained
+ *                      after the splice, or with no re-arm after a
+ *                      WOULDBLOCK inside the batch; vyukov with no re-arm
+ *                      when stuck on a message node; llist with no re-arm
+ *                      when a link in its chain is not written; the ring
+ *                      round without its end-of-round re-arm
  */
 #include <config.h>
 
@@ -34,6 +36,8 @@
 #include <event2/event.h>
 
 #include "fault.h"
+#include "inbox_llist.h"
+#include "inbox_vyukov.h"
 #include "inbox_wfcq.h"
 #include "tsan.h"
 #include "tap.h"
@@ -204,7 +208,7 @@ static void after_collect(struct inbox *ib)
 
 SHARED bool collect_then_post(struct inbox *ib)
 {
-	bool ok = real_ops(ib)->collect(ib);
+	bool ok = real_ops(ib)->collect == NULL || real_ops(ib)->collect(ib);
 
 	after_collect(ib);
 	return ok;
@@ -217,7 +221,7 @@ SHARED bool collect_then_post(struct inbox *ib)
  * such a post there on purpose; the stress test waits for one). */
 static bool drain_after_splice(struct inbox *ib)
 {
-	bool ok = real_ops(ib)->collect(ib);
+	bool ok = real_ops(ib)->collect == NULL || real_ops(ib)->collect(ib);
 
 	after_collect(ib);
 	wakeup_drain(&ib->wake, NULL);
@@ -255,16 +259,17 @@ static const struct inbox_ops *test_ops(enum inbox_variant v)
 }
 
 #if defined(TEST_BROKEN)
-enum broken { DRAIN_AFTER_SPLICE, NO_REARM_IN_BATCH };
+enum broken { DRAIN_AFTER_SPLICE, NO_REARM_IN_BATCH, VYUKOV_NO_REARM, LLIST_NO_REARM };
 
-static struct wrapped broken_wfcq[2];
+static struct wrapped broken_twins[4];
 
 static const struct inbox_ops *broken_ops(enum broken b)
 {
-	struct wrapped *w = &broken_wfcq[b];
+	struct wrapped *w = &broken_twins[b];
 
-	w->real = &inbox_wfcq_ops;
-	w->ops = inbox_wfcq_ops;
+	w->real = b == VYUKOV_NO_REARM ? &inbox_vyukov_ops :
+		  b == LLIST_NO_REARM ? &inbox_llist_ops : &inbox_wfcq_ops;
+	w->ops = *w->real;
 	if (b == DRAIN_AFTER_SPLICE)
 		w->ops.collect = drain_after_splice;
 	else
@@ -446,23 +451,68 @@ SHARED void run(enum inbox_variant v, unsigned np, uint32_t count, bool jitter,
 
 /*
  * The test plays the producer: P1a (exchange the tail) now, P1b (link the
- * old tail to the node) when it chooses. These are the two stores of
- * cds_wfcq_enqueue(), in its order; the real enqueue does them back to
- * back, and only a preemption opens the gap the test holds open here.
- * Returns the old tail, which is the queue's head node when it was empty.
+ * old tail to the node) when it chooses. These are the two steps of the
+ * variant's enqueue (wfcq: cds_wfcq_enqueue(), vyukov: inbox_vyukov.h), in
+ * their order; the real enqueue does them back to back, and only a
+ * preemption opens the gap the test holds open here. Returns the old tail,
+ * which is the queue's head node (wfcq) or its stub (vyukov) when no
+ * message was queued.
  */
-SHARED struct cds_wfcq_node *half_enqueue(struct inbox *ib, struct tmsg *m)
+static bool is_vyukov(struct inbox *ib)
+{
+	return real_ops(ib) == &inbox_vyukov_ops;
+}
+
+/* llist's push: the same two steps, on the stack's head (cds_wfs_push()). */
+static bool is_llist(struct inbox *ib)
+{
+	return real_ops(ib) == &inbox_llist_ops;
+}
+
+SHARED void *half_enqueue(struct inbox *ib, struct tmsg *m)
 {
 	struct inbox_wfcq *q = (struct inbox_wfcq *)ib;
 
+	if (is_vyukov(ib))
+		return vyukov_swap_tail((struct inbox_vyukov *)ib, &m->m);
+	if (is_llist(ib)) {
+		cds_wfs_node_init(&m->m.snode);
+		TSAN_RELEASE(&m->m);
+		return __atomic_exchange_n(&((struct inbox_llist *)ib)->stack.head,
+					   (struct cds_wfs_head *)&m->m.snode, __ATOMIC_SEQ_CST);
+	}
 	cds_wfcq_node_init(&m->m.node);
 	TSAN_RELEASE(&m->m);
 	return __atomic_exchange_n(&q->tail.p, &m->m.node, __ATOMIC_SEQ_CST);
 }
 
-SHARED void finish_enqueue(struct cds_wfcq_node *old_tail, struct tmsg *m)
+SHARED void finish_enqueue(struct inbox *ib, void *old_tail, struct tmsg *m)
 {
-	__atomic_store_n(&old_tail->next, &m->m.node, __ATOMIC_RELEASE);
+	if (is_vyukov(ib))
+		vyukov_link(old_tail, &m->m);
+	else if (is_llist(ib)) {
+		TSAN_RELEASE(&m->m);	/* before the link the consumer will read */
+		__atomic_store_n(&m->m.snode.next, old_tail, __ATOMIC_RELEASE);
+	}
+	else
+		__atomic_store_n(&((struct cds_wfcq_node *)old_tail)->next, &m->m.node,
+				 __ATOMIC_RELEASE);
+}
+
+/* The node a post finds as the tail when no message is queued. */
+static void *empty_tail(struct inbox *ib)
+{
+	if (is_vyukov(ib))
+		return &((struct inbox_vyukov *)ib)->stub;
+	return &((struct inbox_wfcq *)ib)->head.node;
+}
+
+/* The node a post finds as the tail behind message m. */
+static void *tail_of(struct inbox *ib, struct tmsg *m)
+{
+	if (is_vyukov(ib))
+		return &m->m;
+	return is_llist(ib) ? (void *)&m->m.snode : (void *)&m->m.node;
 }
 
 struct want {
@@ -489,7 +539,7 @@ SHARED bool caught_in_splice(const struct inbox_ops *ops, uint64_t *rounds_while
 {
 	struct consumer c;
 	struct tmsg m = { .producer = 0, .seq = 1 };
-	struct cds_wfcq_node *old;
+	void *old;
 	struct want w = { .c = &c, .wouldblock = 1 };
 	uint64_t before;
 	bool ok;
@@ -497,7 +547,7 @@ SHARED bool caught_in_splice(const struct inbox_ops *ops, uint64_t *rounds_while
 	consumer_init_ops(&c, ops, 64);
 	consumer_start(&c);
 	old = half_enqueue(c.inbox, &m);
-	if (old != &((struct inbox_wfcq *)c.inbox)->head.node)
+	if (old != empty_tail(c.inbox))
 		bail("half_enqueue: the queue was not empty");
 	/* A wake-up from earlier (its message long taken) runs a round now. */
 	wakeup_signal(&c.inbox->wake);
@@ -506,7 +556,7 @@ SHARED bool caught_in_splice(const struct inbox_ops *ops, uint64_t *rounds_while
 	before = stats(&c).rounds;
 	usleep(50000);
 	*rounds_while_caught = stats(&c).rounds - before;
-	finish_enqueue(old, &m);		/* P1b */
+	finish_enqueue(c.inbox, old, &m);	/* P1b */
 	wakeup_signal(&c.inbox->wake);		/* P2: it found the queue empty */
 	w = (struct want){ .c = &c, .handled = 1 };
 	ok = wait_until(reached, &w, 5000);
@@ -560,7 +610,7 @@ static bool caught_behind(const struct inbox_ops *ops, bool signals, uint64_t *r
 {
 	struct consumer c;
 	struct tmsg m[2] = { { .producer = 0, .seq = 1 }, { .producer = 0, .seq = 2 } };
-	struct cds_wfcq_node *old;
+	void *old;
 	struct want w = { .c = &c, .wouldblock_batch = 1 };
 	uint64_t before;
 	bool ok;
@@ -568,7 +618,7 @@ static bool caught_behind(const struct inbox_ops *ops, bool signals, uint64_t *r
 	consumer_init_ops(&c, ops, 64);
 	inbox_post(c.inbox, &m[0].m);
 	old = half_enqueue(c.inbox, &m[1]);
-	if (old != &m[0].m.node)
+	if (old != tail_of(c.inbox, &m[0]))
 		bail("half_enqueue: m0 is not the tail");
 	consumer_start(&c);
 	if (!wait_until(reached, &w, 5000))
@@ -576,7 +626,7 @@ static bool caught_behind(const struct inbox_ops *ops, bool signals, uint64_t *r
 	before = stats(&c).rounds;
 	usleep(50000);
 	*rounds_while_caught = stats(&c).rounds - before;
-	finish_enqueue(old, &m[1]);		/* P1b */
+	finish_enqueue(c.inbox, old, &m[1]);	/* P1b */
 	if (signals)
 		wakeup_signal(&c.inbox->wake);	/* P2 */
 	w = (struct want){ .c = &c, .handled = 2 };
@@ -626,7 +676,7 @@ int main(void)
 
 	bool asleep = false;
 
-	tap_plan(3);
+	tap_plan(5);
 	/*
 	 * The assertion is the deterministic one: the post placed right after
 	 * the splice, as test_inbox places it for every real variant. The
@@ -648,6 +698,11 @@ int main(void)
 	     caught ? "also found" : "did not find");
 	ok(!caught_in_batch(broken_ops(NO_REARM_IN_BATCH)),
 	   "no re-arm after a WOULDBLOCK inside the batch: the rest of the batch is never handled");
+	ok(!caught_in_batch(broken_ops(VYUKOV_NO_REARM)),
+	   "vyukov without the re-arm when stuck on a message node: neither message is ever "
+	   "handled");
+	ok(!caught_in_batch(broken_ops(LLIST_NO_REARM)),
+	   "llist without the re-arm when a link is not written: the chain is never handled");
 	/* The ring without end_round: m1, posted after the round read the
 	 * count, found it above zero and did not signal; nothing re-arms. */
 	{
@@ -729,6 +784,20 @@ static void test_wouldblock(void)
 	   "(%llu rounds in 50 ms)", (unsigned long long)rounds);
 	ok(ok_splice, "wfcq-always, WOULDBLOCK in the dequeue: the producer's own signal "
 	   "brings both messages");
+
+	/* vyukov tells its two WOULDBLOCKs apart by the node it is stuck on. */
+	ok_splice = caught_in_splice(test_ops(INBOX_VYUKOV), &rounds);
+	ok(ok_splice && rounds <= 1,
+	   "vyukov, stuck on the stub (the producer found no message): no re-arm while it is "
+	   "away (%llu rounds in 50 ms), and its own signal brings the message",
+	   (unsigned long long)rounds);
+	ok(caught_in_batch(test_ops(INBOX_VYUKOV)),
+	   "vyukov, stuck on a message node (the producer found a message, will not signal): "
+	   "the round re-arms, and both are handled with no signal");
+	/* llist cannot tell which producer it is stuck on: it always re-arms. */
+	ok(caught_in_batch(test_ops(INBOX_LLIST)),
+	   "llist, a link not written in the chain taken: the round re-arms, and the walk "
+	   "resumes there, in order, with no signal");
 }
 
 /* What is still queued at inbox_free() goes to the dispose callback, in
@@ -1051,10 +1120,14 @@ int main(void)
 {
 	/* Per variant 11: the eliding ones check elision twice, the others
 	 * count signals twice (under load, and with failing writes). */
-	tap_plan(3 * 3 + 6 + 5 + INBOX_N_VARIANTS * 11);
-	test_elision_and_budget(INBOX_WFCQ);
-	test_elision_and_budget(INBOX_MUTEX_ELIDE);
-	test_elision_and_budget(INBOX_RING);
+	int eliding = 0;
+
+	for (int v = 0; v < INBOX_N_VARIANTS; v++)
+		eliding += elides((enum inbox_variant)v);
+	tap_plan(eliding * 3 + 9 + 5 + INBOX_N_VARIANTS * 11);
+	for (int v = 0; v < INBOX_N_VARIANTS; v++)
+		if (elides((enum inbox_variant)v))
+			test_elision_and_budget((enum inbox_variant)v);
 	test_wouldblock();
 	test_tiny_ring();
 	test_tiny_ring_stress();

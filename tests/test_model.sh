@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$model" "$work/handoff.pml" || { echo "Bail out! no model at $model"; exit 1; }
 cd "$work" || exit 1
 cc=${CC:-cc}
-echo "1..39"
+echo "1..48"
 n=0
 report() {
     n=$((n + 1))
@@ -75,6 +75,14 @@ safety "-DALWAYS"
 report "$(holds)" "wfcq-always (every post signals, no re-arm after its WOULDBLOCK): safety"
 safety "-DALWAYS -DBUDGET=2 -DNITEMS=3 -DFAILS=0 -DNRETRY=0"
 report "$(holds)" "wfcq-always, budget 2, 2 x 3: safety"
+safety "-DVYUKOV"
+report "$(holds)" "vyukov (signal on finding the stub; no re-arm stuck on the stub, re-arm stuck on a message): safety"
+safety "-DVYUKOV -DBUDGET=2 -DNITEMS=3 -DFAILS=0 -DNRETRY=0"
+report "$(holds)" "vyukov, budget 2, 2 x 3: safety"
+safety "-DLLIST"
+report "$(holds)" "llist (signal on empty, take the stack, reverse, re-arm on an unwritten link): safety"
+safety "-DLLIST -DBUDGET=2 -DNITEMS=3 -DFAILS=0 -DNRETRY=0"
+report "$(holds)" "llist, budget 2, 2 x 3: safety"
 safety "-DRING"
 report "$(holds)" "ring of 2 (refused producers try again; the round takes at most the count, re-arms while it stays above 0): safety"
 safety "-DRING -DBUDGET=2"
@@ -89,6 +97,10 @@ liveness "-DMUTEX -DELIDE" all_handled
 report "$(holds)" "mutex-elide: every item is eventually handled"
 liveness "-DALWAYS" all_handled
 report "$(holds)" "wfcq-always: every item is eventually handled"
+liveness "-DVYUKOV" all_handled
+report "$(holds)" "vyukov: every item is eventually handled"
+liveness "-DLLIST" all_handled
+report "$(holds)" "llist: every item is eventually handled"
 liveness "-DMUTEX" all_handled
 report "$(holds)" "mutex-eventfd: every item is eventually handled"
 liveness "-DMUTEX -DCAP=1" all_handled
@@ -118,6 +130,12 @@ safety "-DBROKEN_NO_BATCH_REARM"
 report "$(refuted_by 'handled==(2*2)')" "no re-arm after a WOULDBLOCK inside the batch: refuted"
 liveness "-DBROKEN_NO_BATCH_REARM" all_handled
 report "$(refuted_cycle)" "no re-arm after a WOULDBLOCK inside the batch: the liveness check fails too"
+safety "-DVYUKOV -DBROKEN_VYUKOV_NO_REARM"
+report "$(refuted_by 'handled==(2*2)')" "vyukov with no re-arm when stuck on a message node: refuted"
+safety "-DVYUKOV -DBROKEN_VYUKOV_KEEP_LAST"
+report "$(refuted_by 'handled==(2*2)')" "vyukov without the stub push (the last node waits for a successor): refuted"
+safety "-DLLIST -DBROKEN_LLIST_NO_REARM"
+report "$(refuted_by 'handled==(2*2)')" "llist with no re-arm at an unwritten link: refuted"
 safety "-DBROKEN_NO_YIELD"
 report "$(refuted_by 'bypass<=2')" "a round that re-arms with event_active (no poll between rounds): refuted"
 liveness "-DBROKEN_NO_YIELD -DFLOOD -DNPROD=1 -DFAILS=0 -DNRETRY=0" sock_served

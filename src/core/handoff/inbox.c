@@ -2,8 +2,8 @@
  * inbox.c - what every handoff variant shares: the wake-up fd and its event
  * in the consumer's loop, the budgeted round, the wake-up debt, statistics,
  * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c,
- * inbox_mutex.c and inbox_ring.c, and each argues beside its code why no
- * wake-up is lost.
+ * inbox_mutex.c, inbox_vyukov.c, inbox_llist.c and inbox_ring.c, and each
+ * argues beside its code why no wake-up is lost.
  *
  * THE ROUND
  *
@@ -47,14 +47,16 @@
  * priorities alone do not help: a re-activated event still runs again
  * within its own priority's pass.
  *
- * Which re-arms the argument needs (inbox_wfcq.c has the reasons): after
- * the budget, yes (the signals for the rest were drained already); after a
- * WOULDBLOCK inside the batch, yes (that producer will not signal; in
- * wfcq-always, where every post signals, no); after a
- * WOULDBLOCK in the splice, no (that producer still owes its signal), so
- * that WOULDBLOCK does not re-arm the round (which goes on with what an
- * earlier round left in the batch), instead of spinning while the producer
- * is off its CPU.
+ * Which re-arms the argument needs (each variant's file has the reasons):
+ * after the budget, yes (the signals for the rest were drained already);
+ * after a WOULDBLOCK whose producer will not signal (INBOX_WOULDBLOCK:
+ * wfcq inside its batch, vyukov stuck on a message node, llist, ring's
+ * NULL slot), yes;
+ * after one whose producer still owes its signal
+ * (INBOX_WOULDBLOCK_SIGNAL_DUE: wfcq-always, vyukov stuck on its stub; and
+ * wfcq's splice, which reports it through collect()), no: the round ends
+ * (or goes on with what an earlier round left in the batch) instead of
+ * spinning while that producer is off its CPU.
  *
  * A variant whose elision needs more than these rules has an end_round op,
  * called after the round's last next(), whose true asks for the re-arm too.
@@ -104,6 +106,8 @@ static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_MUTEX_PIPE] = &inbox_mutex_pipe_ops,
 	[INBOX_MUTEX_ELIDE] = &inbox_mutex_elide_ops,
 	[INBOX_WFCQ_ALWAYS] = &inbox_wfcq_always_ops,
+	[INBOX_VYUKOV] = &inbox_vyukov_ops,
+	[INBOX_LLIST] = &inbox_llist_ops,
 	[INBOX_RING] = &inbox_ring_ops,
 };
 
@@ -113,6 +117,8 @@ static const char *const variant_names[INBOX_N_VARIANTS] = {
 	[INBOX_MUTEX_PIPE] = "mutex-pipe",
 	[INBOX_MUTEX_ELIDE] = "mutex-elide",
 	[INBOX_WFCQ_ALWAYS] = "wfcq-always",
+	[INBOX_VYUKOV] = "vyukov",
+	[INBOX_LLIST] = "llist",
 	[INBOX_RING] = "ring",
 };
 
@@ -201,7 +207,8 @@ fail:
 	if (ib->again != NULL)
 		event_free(ib->again);
 	wakeup_close(&ib->wake);
-	ops->fini(ib);
+	if (ops->fini != NULL)
+		ops->fini(ib);
 	free(ib);
 	return rc;
 }
@@ -292,18 +299,17 @@ static void inbox_round(struct inbox *ib)
 	 * a message was handled then sees this round's drain counted too. */
 	counter_add(&ib->wakeups, signals);
 	counter_add(&ib->reads, reads);
-	if (!ib->ops->collect(ib))		/* C2 */
+	if (ib->ops->collect != NULL && !ib->ops->collect(ib))	/* C2 */
 		counter_add(&ib->wouldblock, 1);	/* its producer owes a signal */
 	while (handled < ib->budget) {		/* C3 */
 		msg = ib->ops->next(ib);
 		if (msg == NULL)
 			break;
-		if (msg == INBOX_WOULDBLOCK) {
+		if (msg == INBOX_WOULDBLOCK || msg == INBOX_WOULDBLOCK_SIGNAL_DUE) {
 			counter_add(&ib->wouldblock, 1);
 			counter_add(&ib->wouldblock_batch, 1);
-			/* With elision that producer will not signal; without,
-			 * it signals after its link (inbox_wfcq.c). */
-			rearm = !ib->ops->every_post_signals;
+			/* Re-arm only for a producer that will not signal. */
+			rearm = msg == INBOX_WOULDBLOCK;
 			break;
 		}
 		ib->handler(msg, ib->arg);
@@ -346,7 +352,8 @@ void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg)
 		if (dispose != NULL)
 			dispose(msg, arg);
 	wakeup_close(&ib->wake);
-	ib->ops->fini(ib);
+	if (ib->ops->fini != NULL)
+		ib->ops->fini(ib);
 	free(ib);
 }
 

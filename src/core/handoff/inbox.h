@@ -22,6 +22,14 @@
  *   wfcq-always    the wfcq queue with mutex-eventfd's protocol: every post
  *                  signals; the consumer dequeues one message at a time
  *                  (inbox_wfcq.c)
+ *   vyukov         a queue of wfcq's family written here with C11 atomics
+ *                  (Vyukov's intrusive MPSC queue with a stub node); the
+ *                  post that found no message signals; the consumer takes
+ *                  one node at a time from the shared list (inbox_vyukov.c)
+ *   llist          liburcu's wait-free stack: the post that found it empty
+ *                  signals; the consumer takes the whole stack at once and
+ *                  reverses it into posting order, the Linux kernel's llist
+ *                  pattern (inbox_llist.c)
  *   ring           a bounded ring of pointers (fixed memory, no link in the
  *                  message) with wfcq's elision, decided by a count of
  *                  messages not yet taken; the one variant that can refuse
@@ -63,6 +71,7 @@
 #include <stdint.h>
 
 #include <urcu/wfcqueue.h>
+#include <urcu/wfstack.h>
 
 struct event_base;
 struct inbox;
@@ -73,22 +82,29 @@ enum inbox_variant {
 	INBOX_MUTEX_PIPE,
 	INBOX_MUTEX_ELIDE,
 	INBOX_WFCQ_ALWAYS,
+	INBOX_VYUKOV,
+	INBOX_LLIST,
 	INBOX_RING,
 	INBOX_N_VARIANTS
 };
 
-/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always", "ring". */
+/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always",
+ * "vyukov", "llist", "ring". */
 const char *inbox_variant_name(enum inbox_variant v);
 /* Returns the variant, or -1 for an unknown name. */
 int inbox_variant_from_name(const char *name);
 
 struct inbox_msg {
-	/* The link; owned by the inbox from post to handler. The list
-	 * variants link messages through it (wfcq as its node, the mutex
-	 * variants through node.next); ring keeps a pointer in a slot instead
-	 * and leaves it alone. A message the inbox refused was never the
-	 * inbox's: its link is the poster's again. */
-	struct cds_wfcq_node node;
+	/* The link; owned by the inbox from post to handler. Each list
+	 * variant uses one member, always the same; ring keeps a pointer in a
+	 * slot instead and leaves all of them alone. A message the inbox
+	 * refused was never the inbox's: its link is the poster's again. */
+	union {
+		struct cds_wfcq_node node;	/* wfcq (its node), the mutex
+						 * variants (node.next) */
+		struct cds_wfs_node snode;	/* llist (liburcu's stack) */
+		_Atomic(struct inbox_msg *) next;	/* vyukov (C11 atomics) */
+	};
 	int kind;		/* meaning is the poster's and handler's */
 };
 

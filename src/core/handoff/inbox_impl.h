@@ -20,8 +20,17 @@
 
 #define CACHE_LINE 64
 
-/* next() found a producer between its two stores: try again next round. */
+/*
+ * next() found a producer between its two stores. Two kinds, because the
+ * round must know whether that producer will still signal:
+ *   INBOX_WOULDBLOCK             it will not (it found the queue holding
+ *                                messages): the round re-arms itself
+ *   INBOX_WOULDBLOCK_SIGNAL_DUE  it will (it found the queue empty, or every
+ *                                post signals): the round just ends, and
+ *                                that signal brings the rest
+ */
 #define INBOX_WOULDBLOCK ((struct inbox_msg *)-1)
+#define INBOX_WOULDBLOCK_SIGNAL_DUE ((struct inbox_msg *)-2)
 
 /* What enqueue() returns when it queued the message (or -ENOBUFS). */
 #define INBOX_RIDE 0		/* a wake-up is on its way already */
@@ -30,11 +39,9 @@
 struct inbox_ops {
 	size_t size;			/* of the variant's struct */
 	enum wakeup_kind wakeup;
-	/*
-	 * Every post signals (none elides). Then a producer that next() finds
-	 * between its two steps (WOULDBLOCK) will still signal after its link,
-	 * so the round need not re-arm for it; with elision it must.
-	 */
+	/* Every post signals (none elides). What the tests expect of the
+	 * statistics depends on it; the round itself goes by next()'s two
+	 * WOULDBLOCKs. */
 	bool every_post_signals;
 	/*
 	 * A bounded variant's slots when inbox_new_bounded() is not told
@@ -53,10 +60,12 @@ struct inbox_ops {
 	int (*enqueue)(struct inbox *ib, struct inbox_msg *msg);
 	/*
 	 * Consumer, after the wake-up fd was drained (C1): make what was posted
-	 * so far available to next() (C2). Returns false on WOULDBLOCK.
+	 * so far available to next() (C2). Returns false on WOULDBLOCK. NULL:
+	 * nothing to collect, next() works on the shared structure itself.
 	 */
 	bool (*collect)(struct inbox *ib);
-	/* Consumer: the next message, NULL if none now, or INBOX_WOULDBLOCK. */
+	/* Consumer: the next message, NULL if none now, or one of the two
+	 * WOULDBLOCKs above. */
 	struct inbox_msg *(*next)(struct inbox *ib);
 	/*
 	 * Optional. Consumer, at the end of every round, after the last
@@ -69,7 +78,7 @@ struct inbox_ops {
 	bool (*end_round)(struct inbox *ib);
 	/* Teardown, no producer left: every message still held, then NULL. */
 	struct inbox_msg *(*leftover)(struct inbox *ib);
-	void (*fini)(struct inbox *ib);
+	void (*fini)(struct inbox *ib);	/* or NULL: nothing to undo */
 };
 
 struct inbox {
@@ -128,6 +137,8 @@ extern const struct inbox_ops inbox_mutex_eventfd_ops;
 extern const struct inbox_ops inbox_mutex_pipe_ops;
 extern const struct inbox_ops inbox_mutex_elide_ops;
 extern const struct inbox_ops inbox_wfcq_always_ops;
+extern const struct inbox_ops inbox_vyukov_ops;
+extern const struct inbox_ops inbox_llist_ops;
 extern const struct inbox_ops inbox_ring_ops;
 
 #endif

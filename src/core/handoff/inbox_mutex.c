@@ -139,12 +139,6 @@ static int elide_enqueue(struct inbox *ib, struct inbox_msg *msg)
 	return was_empty ? INBOX_SIGNAL : INBOX_RIDE;	/* only that post signals */
 }
 
-/* Nothing to collect: next() looks at the shared list itself. */
-static bool mutex_collect(struct inbox *ib)
-{
-	return true;
-}
-
 static struct inbox_msg *mutex_next(struct inbox *ib)
 {
 	struct inbox_mutex *q = MUTEXQ(ib);
@@ -192,7 +186,6 @@ static void mutex_fini(struct inbox *ib)
 	.every_post_signals = true,		\
 	.init = mutex_init,			\
 	.enqueue = mutex_enqueue,		\
-	.collect = mutex_collect,		\
 	.next = mutex_next,			\
 	.leftover = mutex_leftover,		\
 	.fini = mutex_fini,			\

@@ -93,8 +93,9 @@
  * counted messages, but the consumer takes in order and must wait for it.
  * Its R3 will find count above zero (k >= 1 counted messages are still in
  * it) and will not signal, so the round must re-arm: C4 sees count >= k > 0
- * and asks for it, and inbox.c re-arms on any WOULDBLOCK from next() of a
- * variant that elides. As with wfcq's WOULDBLOCK inside the batch, rounds
+ * and asks for it, and next() reports INBOX_WOULDBLOCK (not the
+ * SIGNAL_DUE kind), on which inbox.c re-arms too. As with wfcq's
+ * WOULDBLOCK inside the batch, rounds
  * come once per pass of the loop until that producer runs again.
  *
  * FULL

@@ -174,10 +174,6 @@ static struct inbox_msg *wfcq_leftover(struct inbox *ib)
 	return caa_container_of(node, struct inbox_msg, node);
 }
 
-static void wfcq_fini(struct inbox *ib)
-{
-}
-
 /* wfcq-always: P1a, P1b; every post signals. */
 static int always_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
@@ -185,12 +181,6 @@ static int always_enqueue(struct inbox *ib, struct inbox_msg *msg)
 	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in always_next/wfcq_leftover */
 	cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
 	return INBOX_SIGNAL;
-}
-
-/* Nothing to collect: next() dequeues from the shared queue itself. */
-static bool always_collect(struct inbox *ib)
-{
-	return true;
 }
 
 static struct inbox_msg *always_next(struct inbox *ib)
@@ -201,7 +191,7 @@ static struct inbox_msg *always_next(struct inbox *ib)
 	/* One consumer: the dequeue's mutual exclusion (inbox.h). */
 	node = __cds_wfcq_dequeue_nonblocking(&q->head, &q->tail);
 	if (node == CDS_WFCQ_WOULDBLOCK)
-		return INBOX_WOULDBLOCK;	/* that producer signals after its link */
+		return INBOX_WOULDBLOCK_SIGNAL_DUE;	/* it signals after its link */
 	if (node == NULL)
 		return NULL;
 	TSAN_ACQUIRE(caa_container_of(node, struct inbox_msg, node));
@@ -216,7 +206,6 @@ const struct inbox_ops inbox_wfcq_ops = {
 	.collect = wfcq_collect,
 	.next = wfcq_next,
 	.leftover = wfcq_leftover,
-	.fini = wfcq_fini,
 };
 
 const struct inbox_ops inbox_wfcq_always_ops = {
@@ -225,8 +214,6 @@ const struct inbox_ops inbox_wfcq_always_ops = {
 	.every_post_signals = true,
 	.init = wfcq_init,
 	.enqueue = always_enqueue,
-	.collect = always_collect,
 	.next = always_next,
 	.leftover = wfcq_leftover,
-	.fini = wfcq_fini,
 };
