@@ -9,8 +9,9 @@
  * Variants: the inbox variants, numbered as inbox.h numbers them (wfcq,
  * mutex-eventfd, mutex-pipe, mutex-elide, wfcq-always: the last two make a
  * two-by-two design with the first two; then the catalogue's vyukov and
- * llist), and two floors with no queue, which
- * carry one message at a time and so run in idle mode only:
+ * llist; and ring, bounded, whose refused posts wait for room: wait_room()),
+ * and two floors with no queue, which carry one message at a time and so
+ * run in idle mode only:
  *   floor-eventfd  the producer stores the stamp in one shared slot and
  *                  writes an eventfd registered in the worker's loop: the
  *                  kernel's cost of waking a sleeping loop
@@ -192,6 +193,7 @@ struct result {
 	double cons_vcsw, cons_ivcsw, prod_vcsw, prod_ivcsw;	/* per message */
 	double wouldblock;			/* WOULDBLOCK rounds per message */
 	uint64_t wouldblock_n;
+	uint64_t refused_n;			/* posts a full ring refused (retried) */
 	double same_cpu;			/* idle: fraction on the producer's CPU; -1 */
 	double prod_misses, cons_misses;	/* per message; -1: unavailable */
 	int spin_us;				/* spin-then-block's; -1: other */
@@ -464,7 +466,8 @@ static void worker_teardown(struct bworker *w, int v)
 		if (v == V_FLOOR_EVENTFD)
 			wakeup_signal(&w->floor_wake);
 	} else {
-		inbox_post(w->inbox, &w->quit_msg.m);
+		while (inbox_post(w->inbox, &w->quit_msg.m) == -ENOBUFS)
+			sched_yield();	/* a full ring: the worker is draining it */
 	}
 	pthread_join(w->thread, NULL);
 	if (v == V_FLOOR_EVENTFD) {
@@ -477,13 +480,13 @@ static void worker_teardown(struct bworker *w, int v)
 		event_base_free(w->base);
 }
 
-/* The wake-up fd's system calls so far, and WOULDBLOCK rounds. */
+/* The wake-up fd's system calls so far, WOULDBLOCK rounds, refused posts. */
 static void worker_counts(struct bworker *w, int v, uint64_t *writes, uint64_t *reads,
-			  uint64_t *wouldblock)
+			  uint64_t *wouldblock, uint64_t *refused)
 {
 	struct inbox_stats st;
 
-	*writes = *reads = *wouldblock = 0;
+	*writes = *reads = *wouldblock = *refused = 0;
 	if (v == V_FLOOR_EVENTFD) {
 		*writes = producers[0].lane[w->id].floor_writes;	/* main's own count */
 		*reads = atomic_load_explicit(&w->floor_reads, memory_order_relaxed);
@@ -492,6 +495,7 @@ static void worker_counts(struct bworker *w, int v, uint64_t *writes, uint64_t *
 		*writes = st.writes;
 		*reads = st.reads;
 		*wouldblock = st.wouldblock;
+		*refused = st.refused;
 	}
 }
 
@@ -545,6 +549,27 @@ static inline void wait_slot(struct lane *l, unsigned wk)
 }
 
 /*
+ * A ring (the bounded variant) holds fewer than all the producers' lanes
+ * may have in flight (4096 each, and a ring of 4096 by default, shared by
+ * every producer of that worker): a refused post waits for room and tries
+ * again. The stamp stays the one taken before the first try, so the wait
+ * counts in the message's latency, as a full queue would in a server; the
+ * CPU spent waiting is kept apart, as in wait_slot(), and the refusals are
+ * counted by the inbox (the CSV's `refused`).
+ */
+static void wait_room(struct bworker *w, struct bench_msg *m, struct lane *l, unsigned wk)
+{
+	uint64_t t0 = clock_now_ns(), cpu0 = self_cpu_ns();
+
+	do {
+		sched_yield();	/* the worker may share this CPU */
+		if (clock_now_ns() - t0 > 10000000000ull)
+			stalled(wk, l);
+	} while (inbox_post(w->inbox, &m->m) == -ENOBUFS);
+	l->wait_ns += self_cpu_ns() - cpu0;
+}
+
+/*
  * The one place latency is defined: a message is stamped here, once its
  * slot is free, with `due` if it has one (rate modes: open loop) or the time
  * now; the worker's handler subtracts the stamp from its own clock.
@@ -571,7 +596,8 @@ static inline void stamp_and_post(struct bproducer *p, unsigned wk, int v, uint6
 
 		m->stamp_ns = due ? due : now;
 		m->cpu = cpu;
-		inbox_post(w->inbox, &m->m);
+		if (inbox_post(w->inbox, &m->m) == -ENOBUFS)
+			wait_room(w, m, l, wk);
 	}
 	l->posted++;
 }
@@ -686,7 +712,7 @@ static void *producer_main(void *arg)
 
 struct snapshot {
 	struct tsnap prod[MAX_PRODUCERS], cons[MAX_WORKERS];
-	uint64_t writes, reads, wouldblock, handled;
+	uint64_t writes, reads, wouldblock, refused, handled;
 	uint64_t post_ns, wait_ns[MAX_PRODUCERS];
 	int prod_perf[MAX_PRODUCERS], cons_perf[MAX_WORKERS];
 };
@@ -696,15 +722,16 @@ static void take_snapshot(struct snapshot *s, int v, unsigned np, bool open_perf
 	memset(s, 0, sizeof(*s));
 	for (unsigned k = 0; k < opt.workers; k++) {
 		struct bworker *w = &workers[k];
-		uint64_t wr, rd, wb;
+		uint64_t wr, rd, wb, rf;
 		int tid = atomic_load(&w->tid);
 
 		s->cons[k].cpu_ns = thread_cpu_ns(w->thread);
 		ctx_switches(tid, &s->cons[k].vcsw, &s->cons[k].ivcsw);
-		worker_counts(w, v, &wr, &rd, &wb);
+		worker_counts(w, v, &wr, &rd, &wb, &rf);
 		s->writes += wr;
 		s->reads += rd;
 		s->wouldblock += wb;
+		s->refused += rf;
 		s->handled += hist_count(&w->hist);
 		s->cons_perf[k] = open_perf ? perf_open(tid) : -1;
 	}
@@ -850,6 +877,7 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 		.prod_vcsw = per(pv, msgs), .prod_ivcsw = per(piv, msgs),
 		.wouldblock_n = s1.wouldblock - s0.wouldblock,
 		.wouldblock = per((double)(s1.wouldblock - s0.wouldblock), msgs),
+		.refused_n = s1.refused - s0.refused,
 		.prod_misses = perf_ok ? per((double)prod_misses, msgs) : -1,
 		.cons_misses = perf_ok ? per((double)cons_misses, msgs) : -1,
 		.spin_us = v == INBOX_SPIN ? (int)run_spin_us : -1,
@@ -884,7 +912,8 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 	"messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns," \
 	"lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg," \
 	"prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg," \
-	"wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,spin_us"
+	"wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg," \
+	"refused,spin_us"
 
 /* A figure with `prec` decimals, or "-" where it does not exist (-1). */
 static const char *fig(char *buf, size_t n, int prec, double x)
@@ -900,7 +929,7 @@ static void print_csv(const struct result *r)
 	char a[32], b[32], c[32], d[32];
 
 	fprintf(csv_out, "%s,%s,%u,%u,%u,%u,%lu,%d,%.0f,%llu,%.3f,%.0f,%d,%llu,%llu,%llu,%llu,%llu,"
-	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s,%s\n",
+	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s,%llu,%s\n",
 	       variant_names[r->variant], mode_names[r->mode], r->workers, r->producers,
 	       r->rep, r->order, opt.seed, opt.pin, r->offered,
 	       (unsigned long long)r->messages, r->seconds, r->msgs_per_s, r->sustained,
@@ -911,7 +940,8 @@ static void print_csv(const struct result *r)
 	       r->reads, r->prod_vcsw, r->prod_ivcsw, r->cons_vcsw, r->cons_ivcsw,
 	       (unsigned long long)r->wouldblock_n, r->wouldblock,
 	       fig(a, sizeof(a), 3, r->same_cpu), fig(b, sizeof(b), 3, r->prod_misses),
-	       fig(c, sizeof(c), 3, r->cons_misses), fig(d, sizeof(d), 0, r->spin_us));
+	       fig(c, sizeof(c), 3, r->cons_misses), (unsigned long long)r->refused_n,
+	       fig(d, sizeof(d), 0, r->spin_us));
 	fflush(csv_out);
 }
 
@@ -1169,8 +1199,9 @@ static void usage(FILE *out)
 "Measures the cost of handing a message to another thread's libevent loop.\n"
 "\n"
 "  --variant LIST   comma-separated: wfcq, mutex-eventfd, mutex-pipe,\n"
-"                   mutex-elide, wfcq-always, vyukov, llist, spin-then-block,\n"
-"                   floor-eventfd, floor-spin, or all (default)\n"
+"                   mutex-elide, wfcq-always, vyukov, llist, ring,\n"
+"                   spin-then-block, floor-eventfd, floor-spin, or all\n"
+"                   (default)\n"
 "  --mode LIST      comma-separated: idle, burst, rate, sweep, many, spin, or\n"
 "                   all (default: idle,burst,rate)\n"
 "  --seconds S      length of each measured run (default 1)\n"

@@ -33,6 +33,13 @@
  *                      the consumer takes the whole stack and reverses it,
  *                      stopping at a link not written yet, and re-arms
  *                      (inbox_llist.c)
+ *   -DRING             ring (inbox_ring.c): a bounded ring of RCAP slots
+ *                      (default 2); a post claims an index (waiting while
+ *                      the ring is full: a refused producer that tries
+ *                      again), stores, then counts, and signals when the
+ *                      count was 0; the round takes at most the count it
+ *                      read, subtracts what it took and re-arms while the
+ *                      count stays above 0 (end_round)
  *   -DSPIN             spin-then-block on wfcq's queue: a post signals only
  *                      when it finds the consumer's "sleeping" flag set
  *                      (and exchanges it to 0); the consumer, when a round
@@ -67,6 +74,13 @@
  *                            out of the handshake
  *   -DBROKEN_SPIN_NO_RECHECK (with -DSPIN) no last look (D3) after the
  *                            flag is set
+ *   -DBROKEN_NO_END_REARM    (with -DRING) no re-arm at the end of the round
+ *                            for what is still counted
+ *   -DBROKEN_DRAIN_LAST      (with -DRING) the fd is drained after the round's
+ *                            last look at the count (C4), not before it.
+ *                            (-DRING -DBROKEN_DRAIN_AFTER, a drain between C2
+ *                            and C4, still holds: C4 re-arms for anything
+ *                            counted meanwhile)
  *   -DBROKEN_COUNTED         (with -DMUTEX) the consumer pops only as many
  *                            messages as it drained signals, as memcached
  *                            does: wrong once a full pipe drops one (-DCAP)
@@ -157,6 +171,16 @@ byte qstart = 0;
 byte bstart = 0;
 bool linked[M];
 byte mq = 0;			/* MUTEX: items in the list */
+#ifndef RCAP
+#define RCAP 2
+#endif
+/* RING: indices modulo M; ring's slots are filled[index % M] (fewer than
+ * RCAP <= M apart are in use at once). */
+byte ptail = 0;			/* prod_pos */
+byte cons = 0;			/* cons_pos */
+bool filled[M];			/* the slot holds its message (R2 done) */
+byte rcount = 0;			/* count */
+byte k = 0, taken = 0;		/* the consumer's: C2's count, C3's takes */
 byte mb = 0;			/* ELIDE: items in the consumer's batch */
 bool stub[M];			/* VYUKOV: position i holds the stub */
 byte vh = 0;			/* VYUKOV: the consumer's head position */
@@ -209,7 +233,20 @@ end_p:
 #else
 	:: i < NITEMS ->
 #endif
-#ifdef MUTEX
+#if defined(RING)
+		/* R1: claim an index; a full ring refuses, and the producer
+		 * tries again until there is room (for safety the same as
+		 * waiting here: a refused post changes nothing) */
+		d_step {
+			(ptail + M - cons) % M < RCAP ->
+			mine = ptail;
+			ptail = NEXT(ptail)
+		};
+		/* R2: store the message in its slot */
+		d_step { filled[mine] = true; mine = 0 };
+		/* R3: count it; only the post that found 0 signals */
+		d_step { must_signal = (rcount == 0); rcount++ };
+#elif defined(MUTEX)
 		/* lock, append, unlock: one step */
 		d_step {
 #ifdef FLOOD
@@ -377,7 +414,9 @@ end_cl:
 /* C2 */
 inline collect()
 {
-#ifdef MUTEX
+#if defined(RING)
+	d_step { k = rcount; taken = 0 }	/* how many counted this round may take */
+#elif defined(MUTEX)
 #ifdef ELIDE
 	d_step { mb = mb + mq; mq = 0 }	/* lock, take the whole list, unlock */
 #else
@@ -473,7 +512,14 @@ inline next()
 	got = false;
 	wouldblock = false;
 	due = false;
-#if defined(MUTEX) && defined(ELIDE)
+#if defined(RING)
+	if
+	:: taken == k -> skip			/* the rest is not counted yet */
+	:: taken < k && filled[cons] ->
+		d_step { filled[cons] = false; cons = NEXT(cons); taken++ }; got = true
+	:: taken < k && !filled[cons] -> wouldblock = true	/* between R1 and R2 */
+	fi
+#elif defined(MUTEX) && defined(ELIDE)
 	d_step {
 		if
 		:: mb > 0 -> mb--; got = true		/* the batch: no lock */
@@ -530,7 +576,7 @@ inline round()
 		fi;
 		assert(bypass <= 2)
 	};
-#ifndef BROKEN_DRAIN_AFTER
+#if !defined(BROKEN_DRAIN_AFTER) && !defined(BROKEN_DRAIN_LAST)
 #ifdef BROKEN_COUNTED
 	d_step { credit = credit + efd; efd = 0 };	/* C1, counting signals */
 #else
@@ -602,6 +648,21 @@ inline round()
 	fi;
 #endif
 	skip;	/* (a break may not jump into a d_step) */
+#ifdef RING
+	d_step {	/* C4, end_round: subtract what was taken */
+		rcount = rcount - taken;
+#ifndef BROKEN_NO_END_REARM
+		if
+		:: rcount > 0 -> rearm = true	/* counted posts that did not signal */
+		:: else -> skip
+		fi;
+#endif
+		taken = 0; k = 0
+	};
+#ifdef BROKEN_DRAIN_LAST
+	efd = 0;
+#endif
+#endif
 	d_step {
 		if
 		:: rearm ->

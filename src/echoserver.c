@@ -54,8 +54,11 @@ static void usage(FILE *out)
 "                           shared (each worker on the one socket)\n"
 "      --dispatch NAME      handoff to the workers: wfcq (default),\n"
 "                           mutex-eventfd, mutex-pipe, mutex-elide,\n"
-"                           wfcq-always, vyukov, llist or spin-then-block\n"
-"                           (doc/HANDOFF.md)\n"
+"                           wfcq-always, vyukov, llist, ring or\n"
+"                           spin-then-block (doc/HANDOFF.md)\n"
+"      --ring-size N        with --dispatch ring: messages each worker's inbox\n"
+"                           holds, a power of two (default 4096); a new\n"
+"                           connection that finds it full is closed\n"
 "      --spin-us N          with spin-then-block: how long a worker polls\n"
 "                           its inbox before it sleeps (default 10)\n"
 "      --balance rr|least   worker choice for --accept handoff: round-robin\n"
@@ -147,6 +150,7 @@ enum {
 	OPT_GRACE,
 	OPT_MAX_PER_IP,
 	OPT_SPIN_US,
+	OPT_RING_SIZE,
 };
 
 int main(int argc, char **argv)
@@ -162,6 +166,7 @@ int main(int argc, char **argv)
 		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "dispatch", required_argument, NULL, OPT_DISPATCH },
 		{ "spin-us", required_argument, NULL, OPT_SPIN_US },
+		{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 		{ "accept", required_argument, NULL, OPT_ACCEPT },
 		{ "balance", required_argument, NULL, OPT_BALANCE },
 		{ "high-watermark", required_argument, NULL, OPT_HIGH_WM },
@@ -237,6 +242,12 @@ int main(int argc, char **argv)
 			spin_given = true;
 			cfg.spin_us = (unsigned)cli_ulong("--spin-us", optarg, 0, 100000);
 			break;
+		case OPT_RING_SIZE:
+			cfg.ring_size = (unsigned)cli_ulong("--ring-size", optarg, 1, 1ul << 24);
+			if ((cfg.ring_size & (cfg.ring_size - 1)) != 0)
+				cli_usage_error("invalid value '%s' for --ring-size (expected a "
+						"power of two, 1..16777216)", optarg);
+			break;
 		case OPT_ACCEPT:
 			cfg.accept = pick_name("--accept", optarg, mts_accept_name);
 			break;
@@ -275,6 +286,9 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_usage_error("unexpected argument '%s'", argv[optind]);
+	if (cfg.ring_size != 0 && strcmp(cfg.dispatch, "ring") != 0)
+		cli_usage_error("--ring-size applies only to --dispatch ring (not %s)",
+				cfg.dispatch);
 	if (balance_given && strcmp(cfg.accept, "handoff") != 0)
 		cli_usage_error("--balance applies only to --accept handoff: with --accept %s "
 				"the kernel picks the worker", cfg.accept);

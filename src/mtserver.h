@@ -48,6 +48,13 @@ struct mts_config {
 	unsigned inbox_budget;		/* messages handled per worker loop turn. 64 */
 	enum mts_balance balance;	/* handoff only. MTS_BALANCE_RR */
 	const char *dispatch;		/* handoff variant, mts_dispatch_name(). "wfcq" */
+	/*
+	 * dispatch "ring": messages each worker's inbox holds at once, a power
+	 * of two up to 16777216 (0: the default, 4096). A post to a full
+	 * ring is refused (mts_post returns -ENOBUFS; a new connection is
+	 * closed). Other variants have no bound and ignore it. 0
+	 */
+	unsigned ring_size;
 	const char *accept;		/* accept strategy, mts_accept_name(). "handoff" */
 	/*
 	 * Listening sockets the program already has (socket activation, see
@@ -154,16 +161,20 @@ unsigned mts_worker_count(const struct mts_server *s);
  * path as new connections, in order behind what was posted before). Any
  * thread, from mts_new() on (what is posted before mts_run() runs when the
  * worker starts), that worker's own included: posting never waits for the
- * worker, nor for room in a pipe. Returns 0: fn will run or be cancelled,
- * once; or -EINVAL for a worker that does not exist, -ENOMEM, or -ESHUTDOWN
- * once mts_free() is cancelling what the inboxes hold (after it joined the
- * workers): then fn is not called at all. Not async-signal-safe (it
+ * worker, nor for room in a pipe or a ring. Returns 0: fn will run or be
+ * cancelled, once; or -EINVAL for a worker that does not exist, -ENOMEM,
+ * -ENOBUFS when that worker's inbox is full (dispatch "ring" only: it holds
+ * ring_size messages; try again later, from a thread that is not that
+ * worker, or give up), or -ESHUTDOWN once mts_free() is cancelling what the
+ * inboxes hold (after it joined the workers). On any error fn is not called
+ * at all: `arg` is still the caller's. Not async-signal-safe (it
  * allocates). No thread may post while mts_free() runs except the cancelled
  * calls themselves (they get -ESHUTDOWN).
  */
 int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg);
 
-/* mts_post() to every worker; returns 0 or the first error. */
+/* mts_post() to every worker; returns 0 or the first error (the workers
+ * before it got the call, the ones after it did not). */
 int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg);
 
 /* ---- the work queue ------------------------------------------------------ */
@@ -210,6 +221,9 @@ struct mts_worker_stats {
 	uint64_t largest_batch;		/* most messages handled in one round */
 	uint64_t rounds;		/* inbox rounds (wake-ups and re-arms) */
 	uint64_t wouldblock;		/* rounds cut short by a producer mid-enqueue */
+	uint64_t refused;		/* posts the full inbox refused (ring only):
+					 * mts_post's -ENOBUFS, connections, ... */
+	uint64_t conns_refused;		/* ... of them, new connections (closed) */
 	uint64_t handoff_p50_ns;	/* accept-to-worker latency, percentiles */
 	uint64_t handoff_p90_ns;
 	uint64_t handoff_p99_ns;

@@ -37,6 +37,10 @@ static const struct bad_case bad[] = {
 	{ { "--balance", "random" }, "random" },
 	{ { "--spin-us", "-5", "--dispatch", "spin-then-block" }, "--spin-us" },
 	{ { "--spin-us", "10" }, "spin-then-block" },
+	{ { "--dispatch", "ring", "--ring-size", "1000" }, "--ring-size" },
+	{ { "--dispatch", "ring", "--ring-size", "0" }, "--ring-size" },
+	{ { "--dispatch", "ring", "--ring-size", "33554432" }, "--ring-size" },
+	{ { "--ring-size", "64" }, "--ring-size" },
 	{ { "--no-such-flag" }, "--no-such-flag" },
 	{ { "-Z" }, "-Z" },
 	{ { "--port" }, "--port" },
@@ -50,16 +54,22 @@ static void test_bad_args(void)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = run_capture(bad[i].args, out, sizeof(out), 5000);
+		char args[128] = "";
+
+		for (size_t a = 0; a < 6 && bad[i].args[a] != NULL; a++)
+			snprintf(args + strlen(args), sizeof(args) - strlen(args), "%s%s",
+				 a ? " " : "", bad[i].args[a]);
 		ok(rc == 2 && strstr(out, bad[i].must_mention) != NULL,
-		   "bad arguments '%s %s': exit %d, message names '%s'", bad[i].args[0],
-		   bad[i].args[1] ? bad[i].args[1] : "", rc, bad[i].must_mention);
+		   "bad arguments '%s': exit %d, message names '%s'", args, rc,
+		   bad[i].must_mention);
 	}
 }
 
 static void test_help_version(void)
 {
 	static const char *const opts[] = { "--port", "--listen", "--threads", "--backlog",
-		"--max-conns", "--idle-timeout", "--dispatch", "--spin-us", "--balance", "--verbose",
+		"--max-conns", "--idle-timeout", "--dispatch", "--spin-us", "--ring-size", "--balance",
+		"--verbose",
 		"--quiet", "--version", "--help", NULL };
 	const char *help[] = { "--help", NULL }, *version[] = { "-V", NULL };
 	char out[8192];
@@ -327,7 +337,7 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan(16 + 3 + 2 + 4 + 3 + 1 + 2);
+	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 2 + 4 + 3 + 1 + 2);
 	test_bad_args();
 	test_help_version();
 	test_address_in_use();

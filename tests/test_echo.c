@@ -331,7 +331,7 @@ static void test_idle_memory(struct srv *s)
 /* The variants whose posts signal only when they must (inbox.h). */
 static bool eliding(const char *variant)
 {
-	static const char *const names[] = { "wfcq", "mutex-elide", "vyukov", "llist",
+	static const char *const names[] = { "wfcq", "mutex-elide", "vyukov", "llist", "ring",
 					      "spin-then-block" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

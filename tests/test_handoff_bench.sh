@@ -8,7 +8,7 @@ out=$(mktemp)
 err=$(mktemp)
 rep=$(mktemp -d)
 trap 'rm -rf "$out" "$err" "$rep"' EXIT
-echo "1..23"
+echo "1..25"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -17,7 +17,7 @@ check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok 
 rc=$?
 check '[ $rc -eq 0 ]' "handoff-bench --csv exits 0"
 [ $rc -eq 0 ] || sed 's/^/# /' "$err" | grep -v "^# # repetition" | head -30
-check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,spin_us$"' \
+check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,refused,spin_us$"' \
       "the CSV header has the documented columns"
 # Every queue variant (each has its tests/dispatch file) x 4 modes + 2 floors
 # x idle, per repetition.
@@ -27,11 +27,15 @@ check '[ "$(tail -n +2 "$out" | wc -l)" -eq $rows ]' "one row per run: $nq queue
 col() { awk -F, -v v="$1" -v m="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
         $k["variant"] == v && $k["mode"] == m && $k["rep"] == 1 { print $k[c] }' "$out"; }
 check '[ "$(awk -F, "NR > 1 && \$10 > 0" "$out" | wc -l)" -eq $rows ]' "every run handled messages"
+# Only the bounded variant refuses (its producers then wait for room).
+check '[ "$(awk -F, "NR > 1 && \$1 != \"ring\" && \$34 != 0" "$out" | wc -l)" -eq 0 ] &&
+       [ "$(awk -F, "NR > 1 && \$1 == \"ring\" && \$34 ~ /^[0-9]+\$/" "$out" | wc -l)" -eq 8 ]' \
+      "the refused column: a count for every ring row, 0 for every other variant"
 for v in mutex-pipe mutex-eventfd wfcq-always; do
     check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) == 1) }"' \
           "$v: exactly one wake-up write per message under burst"
 done
-for v in wfcq mutex-elide vyukov llist; do
+for v in wfcq mutex-elide vyukov llist ring; do
     check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) < 0.5) }"' \
           "$v under burst: notify elision saves most wake-up writes"
 done

@@ -16,12 +16,14 @@
  *                      after the splice, or with no re-arm after a
  *                      WOULDBLOCK inside the batch; vyukov with no re-arm
  *                      when stuck on a message node; llist with no re-arm
- *                      when a link in its chain is not written; and
+ *                      when a link in its chain is not written; the ring
+ *                      round without its end-of-round re-arm; and
  *                      spin-then-block without its fences, run and
  *                      reported (the model refutes it)
  */
 #include <config.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -70,6 +72,7 @@ struct consumer {
 	 * inbox from the consumer's own thread, when it sees `self_seed`. */
 	struct tmsg *self_seed, *self_msgs;
 	uint32_t self_count;
+	atomic_uint self_refused;	/* of them, refused: a full ring */
 };
 
 struct producer {
@@ -118,9 +121,16 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 	if (t == c->self_seed) {
 		/* From the consumer's own thread: must never block (a full pipe
 		 * that only this thread could drain would hang it for good). */
+		/* A bounded variant refuses what does not fit (this thread
+		 * cannot make room): the refused message is ours still, and
+		 * its struct is used for the next try. */
+		uint32_t n = 0;
 		for (uint32_t i = 0; i < c->self_count; i++) {
-			c->self_msgs[i] = (struct tmsg){ .producer = 1, .seq = i + 1 };
-			inbox_post(c->inbox, &c->self_msgs[i].m);
+			c->self_msgs[n] = (struct tmsg){ .producer = 1, .seq = n + 1 };
+			if (inbox_post(c->inbox, &c->self_msgs[n].m) == -ENOBUFS)
+				atomic_fetch_add(&c->self_refused, 1);
+			else
+				n++;
 		}
 	}
 }
@@ -163,10 +173,10 @@ SHARED const struct inbox_ops *real_ops(struct inbox *ib)
  * After P1, before P2: usually a short spin, sometimes a yield, now and then
  * a real sleep, so that other producers and the consumer run in the gap.
  */
-static bool delayed_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int delayed_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	static _Thread_local unsigned seed;
-	bool must_signal = real_ops(ib)->enqueue(ib, msg);
+	int must_signal = real_ops(ib)->enqueue(ib, msg);
 	unsigned r;
 
 	if (seed == 0)
@@ -296,10 +306,10 @@ enum broken { DRAIN_AFTER_SPLICE, NO_REARM_IN_BATCH, VYUKOV_NO_REARM, LLIST_NO_R
 
 /* Broken twin: spin-then-block's handshake without its two fences, the
  * very same code (inbox_spin.h) with fences=false. */
-static bool nofence_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int nofence_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	(void)inbox_wfcq_enqueue(ib, msg);
-	return spin_must_signal(ib, false);
+	return spin_must_signal(ib, false) ? INBOX_SIGNAL : INBOX_RIDE;
 }
 
 static struct inbox_msg *nofence_before_sleep(struct inbox *ib, bool first)
@@ -400,7 +410,8 @@ static void *producer_main(void *arg)
 	for (uint32_t i = 0; i < p->count; i++) {
 		p->msgs[i].producer = p->id;
 		p->msgs[i].seq = i + 1;
-		inbox_post(p->c->inbox, &p->msgs[i].m);
+		while (inbox_post(p->c->inbox, &p->msgs[i].m) == -ENOBUFS)
+			sched_yield();	/* a full ring: wait for room */
 		atomic_store_explicit(&p->posted, i + 1, memory_order_relaxed);
 		if (p->jitter) {
 			unsigned r = rand_r(&seed);
@@ -836,7 +847,7 @@ int main(void)
 
 	bool asleep = false;
 
-	tap_plan(5);
+	tap_plan(6);
 	/*
 	 * The assertion is the deterministic one: the post placed right after
 	 * the splice, as test_inbox places it for every real variant. The
@@ -863,6 +874,20 @@ int main(void)
 	   "handled");
 	ok(!caught_in_batch(broken_ops(LLIST_NO_REARM)),
 	   "llist without the re-arm when a link is not written: the chain is never handled");
+	/* The ring without end_round: m1, posted after the round read the
+	 * count, found it above zero and did not signal; nothing re-arms. */
+	{
+		static struct wrapped ring_no_end;
+
+		ring_no_end.real = &inbox_ring_ops;
+		ring_no_end.ops = inbox_ring_ops;
+		ring_no_end.ops.collect = collect_then_post;
+		ring_no_end.ops.end_round = NULL;
+		asleep = false;
+		ok(!posted_after_collect(&ring_no_end.ops, &asleep) && asleep,
+		   "ring without the end-of-round re-arm: a post counted after the round read "
+		   "the count is never handled, the consumer sleeps with it queued");
+	}
 	ok(!posted_in_handshake(broken_ops(SPIN_NO_RECHECK), BEFORE_D2, &asleep) && asleep,
 	   "spin-then-block without the last look (D3): a post made before the flag was set "
 	   "is never handled, the consumer sleeps with it queued");
@@ -888,6 +913,12 @@ int main(void)
 static bool elides(enum inbox_variant v)
 {
 	return !inbox_variant_ops(v)->every_post_signals;
+}
+
+/* May refuse a post (-ENOBUFS) when full. */
+static bool bounded(enum inbox_variant v)
+{
+	return v == INBOX_RING;
 }
 
 /* Messages posted before the loop runs: one wake-up, handled within budget. */
@@ -1097,7 +1128,7 @@ static bool all_self_posts(void *arg)
 {
 	struct consumer *c = arg;
 
-	return handled(c) == 1 + (uint64_t)c->self_count;
+	return handled(c) == 1 + (uint64_t)c->self_count - atomic_load(&c->self_refused);
 }
 
 /*
@@ -1123,12 +1154,90 @@ static void test_self_post(enum inbox_variant v)
 		   inbox_variant_name(v), (unsigned long long)handled(&c));
 		bail("the consumer thread is blocked for good");
 	}
-	ok(c.order_errors == 0, "%s: the consumer posts 200000 messages to itself: all handled, "
-	   "in order, in %llu ms (%llu signals found the fd full)", inbox_variant_name(v),
+	/* Only a bounded variant may refuse, and what it refused is counted
+	 * by the poster and by the inbox: refused + handled == attempted. */
+	ok(c.order_errors == 0 &&
+	   (atomic_load(&c.self_refused) == 0 || bounded(v)) &&
+	   stats(&c).refused == atomic_load(&c.self_refused),
+	   "%s: the consumer posts 200000 messages to itself: all handled or refused "
+	   "(%u refused), in order, in %llu ms (%llu signals found the fd full)",
+	   inbox_variant_name(v), atomic_load(&c.self_refused),
 	   (unsigned long long)(now_ms() - t0), (unsigned long long)stats(&c).full);
 	consumer_stop(&c);
 	consumer_free(&c);
 	free(c.self_msgs);
+}
+
+/* The ring with `cap` slots, as tests make it (inbox_impl.h). */
+static const struct inbox_ops *tiny_ring(unsigned cap)
+{
+	static struct wrapped w[2];
+	struct wrapped *t = &w[cap == 2 ? 0 : 1];
+
+	t->real = &inbox_ring_ops;
+	t->ops = inbox_ring_ops;
+	t->ops.capacity = cap;
+	return &t->ops;
+}
+
+/*
+ * A ring of 4, driven by hand on this thread: a post beyond the capacity is
+ * refused and leaves the message alone; a round makes room; everything
+ * queued is handled in posting order; what is left goes to dispose.
+ */
+static void test_tiny_ring(void)
+{
+	struct consumer c;
+	struct tmsg m[13], before;
+	struct disposed d = { .next = 9, .in_order = true };
+	int rc5, rc10;
+	bool accepted = true;
+
+	consumer_init_ops(&c, tiny_ring(4), 64);
+	for (uint32_t i = 0; i < 13; i++)
+		m[i] = (struct tmsg){ .producer = 0, .seq = i + 1 };
+	for (uint32_t i = 0; i < 4; i++)
+		accepted = accepted && inbox_post(c.inbox, &m[i].m) == 0;
+	before = m[4];
+	rc5 = inbox_post(c.inbox, &m[4].m);
+	ok(accepted && rc5 == -ENOBUFS && memcmp(&before, &m[4], sizeof(before)) == 0 &&
+	   stats(&c).refused == 1,
+	   "ring of 4: 4 posts queued; the 5th returns -ENOBUFS (got %d), its message untouched, "
+	   "counted as refused", rc5);
+	event_base_loop(c.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);	/* one round */
+	accepted = handled(&c) == 4;
+	for (uint32_t i = 4; i < 8; i++)
+		accepted = accepted && inbox_post(c.inbox, &m[i].m) == 0;
+	rc10 = inbox_post(c.inbox, &m[8].m);
+	ok(accepted && rc10 == -ENOBUFS,
+	   "ring of 4: after a round took the 4, posting works again (4 more queued, then "
+	   "refused again: %d)", rc10);
+	event_base_loop(c.base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ok(handled(&c) == 8 && c.order_errors == 0 && stats(&c).wakeups == 2,
+	   "ring of 4: the 8 queued were handled once each, in posting order (%llu, "
+	   "%llu wake-ups)", (unsigned long long)handled(&c),
+	   (unsigned long long)stats(&c).wakeups);
+	for (uint32_t i = 8; i < 12; i++)
+		inbox_post(c.inbox, &m[i].m);
+	inbox_free(c.inbox, dispose_in_order, &d);
+	event_free(c.tick);
+	event_base_free(c.base);
+	ok(d.count == 4 && d.in_order,
+	   "ring of 4: inbox_free passes the 4 still queued to dispose, in order (%u)", d.count);
+}
+
+/* Four producers against a ring of 2, each waiting for room when refused. */
+static void test_tiny_ring_stress(void)
+{
+	struct run_result r;
+
+	run_ops(tiny_ring(2), 4, 100000, true, 64, 5000, &r);
+	ok(!r.stalled && r.handled == r.posted && r.order_errors == 0 && r.disposed == 0,
+	   "ring of 2, four jittery producers retrying on -ENOBUFS: %llu of %llu, FIFO, no "
+	   "stall (%llu refusals, %llu wake-ups, %llu WOULDBLOCK)",
+	   (unsigned long long)r.handled, (unsigned long long)r.posted,
+	   (unsigned long long)r.stats.refused, (unsigned long long)r.stats.wakeups,
+	   (unsigned long long)r.stats.wouldblock);
 }
 
 #ifdef FAULT_INJECTION
@@ -1300,11 +1409,13 @@ int main(void)
 
 	for (int v = 0; v < INBOX_N_VARIANTS; v++)
 		eliding += elides((enum inbox_variant)v);
-	tap_plan(eliding * 3 + 9 + 5 + INBOX_N_VARIANTS * 11);
+	tap_plan(eliding * 3 + 9 + 5 + 5 + INBOX_N_VARIANTS * 11);
 	for (int v = 0; v < INBOX_N_VARIANTS; v++)
 		if (elides((enum inbox_variant)v))
 			test_elision_and_budget((enum inbox_variant)v);
 	test_wouldblock();
+	test_tiny_ring();
+	test_tiny_ring_stress();
 	test_spin();
 	for (int v = 0; v < INBOX_N_VARIANTS; v++)
 		test_variant((enum inbox_variant)v);

@@ -22,7 +22,7 @@ trap 'rm -rf "$work"' EXIT
 cp "$model" "$work/handoff.pml" || { echo "Bail out! no model at $model"; exit 1; }
 cd "$work" || exit 1
 cc=${CC:-cc}
-echo "1..46"
+echo "1..55"
 n=0
 report() {
     n=$((n + 1))
@@ -87,6 +87,14 @@ safety "-DSPIN"
 report "$(holds)" "spin-then-block (the sleeping handshake, x86 store buffers, both fences): safety"
 safety "-DSPIN -DBUDGET=2 -DFAILS=0 -DNRETRY=0"
 report "$(holds)" "spin-then-block, budget 2: safety"
+safety "-DRING"
+report "$(holds)" "ring of 2 (refused producers try again; the round takes at most the count, re-arms while it stays above 0): safety"
+safety "-DRING -DBUDGET=2"
+report "$(holds)" "ring, budget 2 (no budget re-arm to hide a missing count re-arm): safety"
+safety "-DRING -DRCAP=1 -DNPROD=3 -DNITEMS=1 -DNRETRY=2 -DFAILS=2"
+report "$(holds)" "ring of 1, 3 producers, two retriers, two failed writes: safety"
+safety "-DRING -DBUDGET=2 -DBROKEN_DRAIN_AFTER"
+report "$(holds)" "ring with the drain between C2 and C4: still holds (C4 re-arms for what was counted meanwhile)"
 liveness "" all_handled
 report "$(holds)" "wfcq: every item is eventually handled (weak fairness, acceptance cycles)"
 liveness "-DMUTEX -DELIDE" all_handled
@@ -103,10 +111,14 @@ liveness "-DMUTEX" all_handled
 report "$(holds)" "mutex-eventfd: every item is eventually handled"
 liveness "-DMUTEX -DCAP=1" all_handled
 report "$(holds)" "mutex-pipe: every item is eventually handled"
+liveness "-DRING -DBUDGET=2" all_handled
+report "$(holds)" "ring: every item is eventually handled"
 liveness "-DFLOOD -DNPROD=1 -DFAILS=0 -DNRETRY=0" sock_served
 report "$(holds)" "wfcq under an endless flood: the socket is always served again"
 liveness "-DFLOOD -DMUTEX -DNPROD=1 -DFAILS=0 -DNRETRY=0" sock_served
 report "$(holds)" "mutex under an endless flood: the socket is always served again"
+liveness "-DRING -DFLOOD -DNPROD=1 -DFAILS=0 -DNRETRY=0" sock_served
+report "$(holds)" "ring under an endless flood: the socket is always served again"
 
 # The broken twins.
 safety "-DBROKEN_DRAIN_AFTER"
@@ -150,5 +162,11 @@ safety "-DBROKEN_COUNTED -DMUTEX"
 report "$(holds)" "... the same consumer holds when no signal is dropped: the drop is what pop-until-empty allows"
 safety "-DBROKEN_RETRY -DMUTEX -DNRETRY=2 -DFAILS=2"
 report "$(refuted_by 'sent==must')" "the old retry (send, then pay with a weak CAS): refuted (a signal sent twice)"
+safety "-DRING -DBUDGET=2 -DBROKEN_NO_END_REARM"
+report "$(refuted_by 'handled==(2*2)')" "ring without the re-arm for what is still counted: refuted"
+liveness "-DRING -DBUDGET=2 -DBROKEN_NO_END_REARM" all_handled
+report "$(refuted_cycle)" "ring without that re-arm: the liveness check fails too"
+safety "-DRING -DBROKEN_DRAIN_LAST"
+report "$(refuted_by 'handled==(2*2)')" "ring with the drain after the round's last look at the count: refuted"
 
 report "$replayed" "the drain-after-splice counterexample trail replays to the violated assertion"

@@ -1,6 +1,28 @@
 /*
  * executor.c - worker threads, each with its own event_base and inbox, and
  * the tasks they run. Contract in executor.h.
+ *
+ * MESSAGES THAT MUST ARRIVE
+ *
+ * A worker's inbox may be a bounded ring, which refuses a post when it is
+ * full (-ENOBUFS), and a post must never wait for room: a worker posting to
+ * its own full inbox would wait for itself. Most posts hand the refusal to
+ * their caller (exec_post). A few messages have no caller that could do
+ * anything else but try again: the stop, a work queue's completion, the
+ * accept side's resume. Those go through post_or_defer(): a refused one
+ * joins the worker's `deferred` list, and the retrier (retry.h, the one
+ * thread that pays what is owed) posts the list again, oldest first, until
+ * it is empty (exec_retry). No thread waits and none loops.
+ *
+ * Order: while a worker's list is not empty, every deferring post joins its
+ * end instead of trying the inbox, so messages posted through this path by
+ * one thread keep their order. The emptiness test is an atomic count,
+ * `n_deferred`, so the common case takes no lock: the retrier decrements it
+ * (release) only after the message it stood for is in the inbox, and a
+ * poster that reads 0 (acquire) posts after it. A poster that reads 0 and
+ * is refused takes the lock and appends; exec_retry, under the same lock,
+ * posts it in turn. Messages posted with plain exec_post() may overtake
+ * deferred ones: those were refused back to their caller, and kept no place.
  */
 #include <config.h>
 
@@ -16,6 +38,7 @@
 
 #include "executor.h"
 #include "log.h"
+#include "retry.h"
 
 enum msg_kind {
 	MSG_TASK = 1,		/* a struct exec_task: run it */
@@ -33,6 +56,15 @@ struct exec_worker {
 	struct event_base *base;
 	struct inbox *inbox;
 	struct inbox_msg stop_msg;	/* preallocated: stopping cannot fail */
+	/*
+	 * Refused messages that must still arrive, oldest first, linked
+	 * through their msg.node.next (a message the inbox refused is not
+	 * linked anywhere else). Under `defer_lock`; `n_deferred` counts them
+	 * for the lock-free emptiness test (see the head of this file).
+	 */
+	pthread_mutex_t defer_lock;
+	struct cds_wfcq_node *deferred, **deferred_tail;
+	atomic_uint n_deferred;
 };
 
 struct executor {
@@ -42,6 +74,7 @@ struct executor {
 	/* Set by exec_close(): posts are refused from then on, so a cancelled
 	 * task that posts cannot reach an inbox being drained. */
 	atomic_bool closed;
+	bool retrying;		/* exec_retry registered with the retrier */
 };
 
 /* exec_post_call()'s task. */
@@ -75,6 +108,70 @@ static void on_leftover(struct inbox_msg *msg, void *arg)
 	}
 }
 
+/* ---- messages that must arrive ---------------------------------------- */
+
+static void defer_append(struct exec_worker *w, struct inbox_msg *msg)
+{
+	msg->node.next = NULL;
+	*w->deferred_tail = &msg->node;
+	w->deferred_tail = &msg->node.next;
+	atomic_fetch_add_explicit(&w->n_deferred, 1, memory_order_relaxed);
+}
+
+/* Posts msg to w, or keeps it for the retrier if the inbox is full. */
+static void post_or_defer(struct executor *ex, struct exec_worker *w, struct inbox_msg *msg)
+{
+	/* Acquire: pairs with exec_retry's decrement, after its post. */
+	if (atomic_load_explicit(&w->n_deferred, memory_order_acquire) == 0 &&
+	    inbox_post(w->inbox, msg) != -ENOBUFS)
+		return;		/* queued (a failed wake-up is the inbox's debt) */
+	pthread_mutex_lock(&w->defer_lock);
+	/* The list may have emptied meanwhile; then the inbox is tried again,
+	 * so that a lone refused message does not wait for the retrier. */
+	if (w->deferred != NULL || inbox_post(w->inbox, msg) == -ENOBUFS)
+		defer_append(w, msg);
+	else
+		msg = NULL;
+	pthread_mutex_unlock(&w->defer_lock);
+	if (msg != NULL)
+		retrier_kick(ex->cfg.retrier);	/* after the append: retry.c */
+}
+
+/*
+ * The retrier's side: posts each worker's deferred messages, oldest first,
+ * until its inbox refuses one. 0 when no list holds anything any more.
+ */
+static int exec_retry(void *arg)
+{
+	struct executor *ex = arg;
+	int rc = 0;
+
+	for (unsigned i = 0; i < ex->n; i++) {
+		struct exec_worker *w = &ex->workers[i];
+
+		if (atomic_load_explicit(&w->n_deferred, memory_order_relaxed) == 0)
+			continue;
+		pthread_mutex_lock(&w->defer_lock);
+		while (w->deferred != NULL) {
+			struct cds_wfcq_node *node = w->deferred, *next = node->next;
+
+			/* `next` is read first: once posted, the message is the
+			 * worker's, which may run and free it at once. */
+			if (inbox_post(w->inbox, caa_container_of(node, struct inbox_msg, node)) ==
+			    -ENOBUFS) {
+				rc = -EAGAIN;	/* still full: the next pass */
+				break;
+			}
+			w->deferred = next;
+			if (next == NULL)
+				w->deferred_tail = &w->deferred;
+			atomic_fetch_sub_explicit(&w->n_deferred, 1, memory_order_release);
+		}
+		pthread_mutex_unlock(&w->defer_lock);
+	}
+	return rc;
+}
+
 static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
 {
 	struct event_config *ecfg;
@@ -84,6 +181,8 @@ static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
 	w->id = id;
 	snprintf(w->tag, sizeof(w->tag), "w%u", id);
 	w->stop_msg.kind = MSG_STOP;
+	pthread_mutex_init(&w->defer_lock, NULL);
+	w->deferred_tail = &w->deferred;
 	/*
 	 * This event_base belongs to the worker thread alone: it is made here,
 	 * before the thread starts, and from exec_start() on no other thread
@@ -97,7 +196,8 @@ static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
 	event_config_free(ecfg);
 	if (w->base == NULL)
 		return -ENOMEM;
-	rc = inbox_new(&w->inbox, ex->cfg.variant, w->base, on_msg, w, ex->cfg.inbox_budget);
+	rc = inbox_new_bounded(&w->inbox, ex->cfg.variant, w->base, on_msg, w,
+			       ex->cfg.inbox_budget, ex->cfg.inbox_capacity);
 	if (rc == 0) {
 		inbox_set_spin_us(w->inbox, ex->cfg.spin_us);
 		rc = inbox_retry_with(w->inbox, ex->cfg.retrier);
@@ -135,6 +235,11 @@ int exec_new(struct executor **out, const struct exec_config *cfg, char *why, si
 			return rc;
 		}
 	}
+	if ((rc = retrier_add(cfg->retrier, exec_retry, ex)) < 0) {
+		exec_free(ex);
+		return rc;
+	}
+	ex->retrying = true;
 	*out = ex;
 	return 0;
 }
@@ -195,10 +300,13 @@ void exec_stop(struct executor *ex)
 	 * "stop" travels the same path as tasks: behind everything posted
 	 * before. Its wake-up cannot be lost: a failed one is the retrier's
 	 * debt, and the join below waits for the worker however late it comes.
+	 * Nor can the stop itself: a full ring's refusal makes it the
+	 * retrier's to post again (post_or_defer), and then it arrives behind
+	 * what got in meanwhile.
 	 */
 	for (unsigned i = 0; i < ex->n; i++)
 		if (ex->workers[i].started)
-			(void)inbox_post(ex->workers[i].inbox, &ex->workers[i].stop_msg);
+			post_or_defer(ex, &ex->workers[i], &ex->workers[i].stop_msg);
 	for (unsigned i = 0; i < ex->n; i++)
 		if (ex->workers[i].started) {
 			pthread_join(ex->workers[i].thread, NULL);
@@ -214,11 +322,24 @@ void exec_leave(struct executor *ex, unsigned i)
 void exec_close(struct executor *ex)
 {
 	atomic_store_explicit(&ex->closed, true, memory_order_release);
+	/* Returns once the retrier no longer posts into the inboxes. */
+	if (ex->retrying)
+		retrier_remove(ex->cfg.retrier, exec_retry, ex);
+	ex->retrying = false;
 	for (unsigned i = 0; i < ex->n; i++) {
 		struct exec_worker *w = &ex->workers[i];
+		struct cds_wfcq_node *node, *next;
 
 		inbox_free(w->inbox, on_leftover, w);
 		w->inbox = NULL;
+		/* Deferred ones came after what the inbox held: cancelled next. */
+		for (node = w->deferred; node != NULL; node = next) {
+			next = node->next;
+			on_leftover(caa_container_of(node, struct inbox_msg, node), w);
+		}
+		w->deferred = NULL;
+		w->deferred_tail = &w->deferred;
+		atomic_store_explicit(&w->n_deferred, 0, memory_order_relaxed);
 	}
 }
 
@@ -229,9 +350,12 @@ void exec_free(struct executor *ex)
 	exec_stop(ex);			/* no-op once stopped */
 	if (!atomic_load_explicit(&ex->closed, memory_order_relaxed))
 		exec_close(ex);
-	for (unsigned i = 0; i < ex->n; i++)
+	for (unsigned i = 0; i < ex->n; i++) {
 		if (ex->workers[i].base != NULL)
 			event_base_free(ex->workers[i].base);
+		if (ex->workers[i].ex != NULL)	/* worker_init() began */
+			pthread_mutex_destroy(&ex->workers[i].defer_lock);
+	}
 	free(ex->workers);
 	free(ex);
 }
@@ -243,9 +367,22 @@ int exec_post(struct executor *ex, unsigned worker, struct exec_task *t)
 	if (atomic_load_explicit(&ex->closed, memory_order_acquire))
 		return -ESHUTDOWN;
 	t->msg.kind = MSG_TASK;
-	/* From here the task is the worker's; a failed wake-up is the
-	 * retrier's to send (inbox_retry_with in worker_init). */
-	(void)inbox_post(ex->workers[worker].inbox, &t->msg);
+	/* Refused (a full ring): the task was never the worker's, and is the
+	 * caller's still. Otherwise it is the worker's from here; a failed
+	 * wake-up is the retrier's to send (inbox_retry_with in worker_init). */
+	if (inbox_post(ex->workers[worker].inbox, &t->msg) == -ENOBUFS)
+		return -ENOBUFS;
+	return 0;
+}
+
+int exec_post_deferred(struct executor *ex, unsigned worker, struct exec_task *t)
+{
+	if (worker >= ex->n || t->run == NULL || t->cancel == NULL)
+		return -EINVAL;
+	if (atomic_load_explicit(&ex->closed, memory_order_acquire))
+		return -ESHUTDOWN;
+	t->msg.kind = MSG_TASK;
+	post_or_defer(ex, &ex->workers[worker], &t->msg);
 	return 0;
 }
 

@@ -8,11 +8,14 @@
  * sockets or connections: the server layer above posts tasks that adopt
  * connections, and a protocol's code may post its own.
  *
- * THE ONE GUARANTEE: every task that exec_post() accepted ends in exactly
- * one of two calls, `run` (on its worker, with the worker's base) or
- * `cancel` (at exec_close(), on the closing thread, for tasks whose worker
- * had stopped before it got to them). So whatever a task holds is released
- * in one of the two, and nothing posted can leak at shutdown.
+ * THE ONE GUARANTEE: every task that exec_post() accepted (returned 0) ends
+ * in exactly one of two calls, `run` (on its worker, with the worker's
+ * base) or `cancel` (at exec_close(), on the closing thread, for tasks whose
+ * worker had stopped before it got to them). So whatever a task holds is
+ * released in one of the two, and nothing posted can leak at shutdown. A
+ * task exec_post() refused (any negative return, -ENOBUFS included: the
+ * worker's ring is full) was never accepted: neither is called, and it is
+ * the caller's still, to post again or to release.
  *
  * Lifecycle, on the thread that owns the executor:
  *   exec_new     workers prepared (bases, inboxes), threads not started;
@@ -20,13 +23,17 @@
  *   exec_start   threads started
  *   exec_stop    "stop" posted to every worker, behind what was posted
  *                before; each calls the on_stop hook and leaves its loop
- *                when the hook says so (exec_leave()); then joined
+ *                when the hook says so (exec_leave()); then joined. A stop
+ *                that a full ring refuses is posted again by the retrier
+ *                (it then arrives behind what got in meanwhile): stopping
+ *                never waits for room, and never fails
  *   exec_close   posting is refused from now on (-ESHUTDOWN); every task
  *                still queued is cancelled
  *   exec_free    everything released
  *
  * A failed wake-up never blocks or fails a post: the inboxes hand their
- * debts to the retrier given at exec_new() (retry.h).
+ * debts to the retrier given at exec_new() (retry.h). The same retrier
+ * posts again what exec_post_deferred() could not post for lack of room.
  */
 #ifndef MTS_EXECUTOR_H
 #define MTS_EXECUTOR_H
@@ -58,7 +65,10 @@ struct exec_config {
 	enum inbox_variant variant;
 	unsigned inbox_budget;
 	unsigned spin_us;		/* spin-then-block's polling time */
-	struct retrier *retrier;	/* pays the inboxes' wake-up debts */
+	/* Slots of a bounded variant's inbox (ring); 0: its default. */
+	unsigned inbox_capacity;
+	/* Pays the inboxes' wake-up debts, and posts deferred tasks again. */
+	struct retrier *retrier;
 	/*
 	 * On worker `worker`'s thread when "stop" reaches it. The worker leaves
 	 * its loop once exec_leave() is called (from the hook itself, or later
@@ -95,12 +105,28 @@ void exec_free(struct executor *ex);
 
 /*
  * Any thread, from exec_new() on. Returns 0: the task will end in run or
- * cancel, once; -EINVAL: no such worker; -ESHUTDOWN: exec_close() has begun
- * (then neither is called). Never waits, never allocates.
+ * cancel, once; -EINVAL: no such worker; -ESHUTDOWN: exec_close() has begun;
+ * -ENOBUFS: the worker's inbox is a ring and it is full. On an error the
+ * task was not accepted: neither run nor cancel will be called, and the
+ * caller keeps it. Never waits (not for room either: a worker may post to
+ * itself), never allocates.
  */
 int exec_post(struct executor *ex, unsigned worker, struct exec_task *t);
 
-/* exec_post() of a plain function; also -ENOMEM (it allocates the task). */
+/*
+ * exec_post() for a task that has no caller able to handle a refusal (a
+ * completion coming back from a thread pool): a task a full ring refuses is
+ * kept, in order, and the retrier posts it again until the ring takes it
+ * (one thread, backing off from 1 to 100 ms: retry.h). Returns 0 (the task
+ * ends in run or cancel, once, as with exec_post()), -EINVAL or -ESHUTDOWN
+ * (not accepted). Never waits; takes a lock only while something is kept.
+ * Tasks posted this way by one thread run in their order; a plain
+ * exec_post() may overtake the ones kept.
+ */
+int exec_post_deferred(struct executor *ex, unsigned worker, struct exec_task *t);
+
+/* exec_post() of a plain function; also -ENOMEM (it allocates the task).
+ * On any error it frees what it allocated and fn is not called. */
 int exec_post_call(struct executor *ex, unsigned worker, exec_call_fn fn, void *arg);
 
 #endif

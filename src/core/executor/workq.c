@@ -46,8 +46,12 @@
  * live as long as the struct.
  *
  * A job carries its own executor task, so posting its `done` allocates
- * nothing and cannot fail but for one reason: the executor is closed
- * (-ESHUTDOWN), and then the done runs at once, cancelled. No retry loop.
+ * nothing. A full ring (the worker's inbox with --dispatch ring) cannot
+ * refuse it back to the pool thread, which has nothing better to do than
+ * try again: exec_post_deferred() keeps it, and the executor's retrier
+ * posts it once there is room. So the post fails for one reason only: the
+ * executor is closed (-ESHUTDOWN), and then the done runs at once,
+ * cancelled. Either way, exactly one done. No retry loop here, and no wait.
  */
 #include <config.h>
 
@@ -120,8 +124,9 @@ static void done_cancel(struct exec_task *t)
 static void finish(struct job *j)
 {
 	j->task = (struct exec_task){ .run = done_run, .cancel = done_cancel };
-	/* The worker exists (checked at submit): only a closed executor refuses. */
-	if (exec_post(j->q->ex, j->worker, &j->task) < 0)
+	/* The worker exists (checked at submit), and a full ring keeps it for
+	 * the retrier: only a closed executor refuses. */
+	if (exec_post_deferred(j->q->ex, j->worker, &j->task) < 0)
 		run_done(j, NULL, 1);	/* the server is going: its last step, here */
 }
 

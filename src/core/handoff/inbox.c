@@ -2,9 +2,9 @@
  * inbox.c - what every handoff variant shares: the wake-up fd and its event
  * in the consumer's loop, the budgeted round, the wake-up debt, statistics,
  * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c,
- * inbox_mutex.c, inbox_vyukov.c and inbox_llist.c, the spin-then-block
- * strategy in inbox_spin.c, and each argues beside its code why no wake-up
- * is lost.
+ * inbox_mutex.c, inbox_vyukov.c, inbox_llist.c and inbox_ring.c, the
+ * spin-then-block strategy in inbox_spin.c, and each argues beside its
+ * code why no wake-up is lost.
  *
  * THE ROUND
  *
@@ -51,7 +51,8 @@
  * Which re-arms the argument needs (each variant's file has the reasons):
  * after the budget, yes (the signals for the rest were drained already);
  * after a WOULDBLOCK whose producer will not signal (INBOX_WOULDBLOCK:
- * wfcq inside its batch, vyukov stuck on a message node, llist), yes;
+ * wfcq inside its batch, vyukov stuck on a message node, llist, ring's
+ * NULL slot), yes;
  * after one whose producer still owes its signal
  * (INBOX_WOULDBLOCK_SIGNAL_DUE: wfcq-always, vyukov stuck on its stub; and
  * wfcq's splice, which reports it through collect()), no: the round ends
@@ -60,6 +61,22 @@
  * when its queue runs dry a second time in a round (it polls once per
  * round, inbox_spin.c), and never for a WOULDBLOCK: its handshake makes
  * that producer signal.
+ *
+ * A variant whose elision needs more than these rules has an end_round op,
+ * called after the round's last next(), whose true asks for the re-arm too.
+ * Only ring has one (inbox_ring.c): it counts the messages posted and not
+ * yet taken, a post signals when it finds the count at zero, and the round
+ * subtracts what it took; what is left counted above zero was posted by
+ * producers that did not signal, so the round re-arms for it. The rules
+ * above still hold for the others, which have no end_round.
+ *
+ * A REFUSED POST
+ *
+ * A bounded variant (ring) refuses a post when it is full: enqueue()
+ * returns -ENOBUFS having changed nothing, and inbox_post() returns that
+ * at once, sends no signal and owes none. Posting still never waits: a
+ * worker that posted to its own full inbox and waited for room would wait
+ * for itself. What to do with the message is the caller's (inbox.h).
  *
  * THE WAKE-UP DEBT
  *
@@ -95,6 +112,7 @@ static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ_ALWAYS] = &inbox_wfcq_always_ops,
 	[INBOX_VYUKOV] = &inbox_vyukov_ops,
 	[INBOX_LLIST] = &inbox_llist_ops,
+	[INBOX_RING] = &inbox_ring_ops,
 	[INBOX_SPIN] = &inbox_spin_ops,
 };
 
@@ -106,6 +124,7 @@ static const char *const variant_names[INBOX_N_VARIANTS] = {
 	[INBOX_WFCQ_ALWAYS] = "wfcq-always",
 	[INBOX_VYUKOV] = "vyukov",
 	[INBOX_LLIST] = "llist",
+	[INBOX_RING] = "ring",
 	[INBOX_SPIN] = "spin-then-block",
 };
 
@@ -130,17 +149,36 @@ const struct inbox_ops *inbox_variant_ops(enum inbox_variant v)
 static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg);
 static void inbox_on_again(evutil_socket_t fd, short what, void *arg);
 
+static int inbox_make(struct inbox **out, const struct inbox_ops *ops,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity);
+
 int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget)
 {
+	return inbox_new_bounded(out, variant, base, handler, arg, budget, 0);
+}
+
+int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity)
+{
 	if ((unsigned)variant >= INBOX_N_VARIANTS)
 		return -EINVAL;
-	return inbox_new_with_ops(out, variants[variant], base, handler, arg, budget);
+	return inbox_make(out, variants[variant], base, handler, arg, budget, capacity);
 }
 
 int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
 		       struct event_base *base, inbox_handler_fn handler, void *arg,
 		       unsigned budget)
+{
+	return inbox_make(out, ops, base, handler, arg, budget, 0);
+}
+
+/* capacity 0: the ops' own (which may be 0 too: the variant's default). */
+static int inbox_make(struct inbox **out, const struct inbox_ops *ops,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity)
 {
 	struct inbox *ib;
 	int rc;
@@ -154,6 +192,7 @@ int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
 	ib->handler = handler;
 	ib->arg = arg;
 	ib->budget = budget ? budget : 1;
+	ib->capacity = capacity ? capacity : ops->capacity;
 	ib->wake.read_fd = ib->wake.write_fd = -1;
 	if ((rc = ops->init(ib)) < 0) {
 		free(ib);
@@ -192,14 +231,20 @@ static int send_wakeup(struct inbox *ib)
 		atomic_fetch_add_explicit(&ib->full, 1, memory_order_relaxed);
 		rc = 0;
 	}
-	return rc;
+	/* -ENOBUFS means "not queued" to inbox_post()'s caller: a wake-up
+	 * failure must never look like that. */
+	return rc == -ENOBUFS ? -EIO : rc;
 }
 
 int inbox_post(struct inbox *ib, struct inbox_msg *msg)
 {
-	int rc;
+	int rc = ib->ops->enqueue(ib, msg);	/* P1 */
 
-	if (!ib->ops->enqueue(ib, msg))		/* P1 */
+	if (rc == -ENOBUFS) {	/* full: not queued, nothing owed */
+		atomic_fetch_add_explicit(&ib->refused, 1, memory_order_relaxed);
+		return rc;
+	}
+	if (rc == INBOX_RIDE)
 		return 0;	/* rides along on a wake-up already on its way */
 	rc = send_wakeup(ib);			/* P2 */
 	if (rc < 0) {	/* owed; release: the retrier's signal follows P1 */
@@ -291,6 +336,8 @@ static void inbox_round(struct inbox *ib)
 	}
 	if (handled == ib->budget)
 		rearm = true;	/* perhaps more, and their signals are drained */
+	if (ib->ops->end_round != NULL && ib->ops->end_round(ib))
+		rearm = true;	/* ring: counted posts that did not signal */
 
 	counter_add(&ib->handled, handled);
 	counter_add(&ib->rounds, 1);
@@ -349,4 +396,5 @@ void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 	st->wouldblock = counter_get(&ib->wouldblock);
 	st->wouldblock_batch = counter_get(&ib->wouldblock_batch);
 	st->owed = atomic_load_explicit(&ib->owed, memory_order_relaxed);
+	st->refused = atomic_load_explicit(&ib->refused, memory_order_relaxed);
 }

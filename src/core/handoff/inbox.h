@@ -30,14 +30,18 @@
  *                  signals; the consumer takes the whole stack at once and
  *                  reverses it into posting order, the Linux kernel's llist
  *                  pattern (inbox_llist.c)
+ *   ring           a bounded ring of pointers (fixed memory, no link in the
+ *                  message) with wfcq's elision, decided by a count of
+ *                  messages not yet taken; the one variant that can refuse
+ *                  a post: when its ring is full (inbox_ring.c)
  *   spin-then-block  wfcq's queue; the consumer polls it for a while before
  *                  it sleeps, says so in a flag, and a post signals only
  *                  when it finds that flag set (inbox_spin.c)
  * mutex-elide and wfcq-always complete a two-by-two design with wfcq and
  * mutex-eventfd (queue: lock or lock-free; signal: every post, or only on
  * empty with the whole batch taken), so handoff-bench can say what each
- * factor buys (doc/HANDOFF.md); vyukov, llist and spin-then-block are the
- * catalogue of other patterns.
+ * factor buys (doc/HANDOFF.md); vyukov, llist, ring and spin-then-block are
+ * the catalogue of other patterns.
  *
  * Synchronization table. "-": may run concurrently with no further care;
  * "X": must not run concurrently (the caller ensures it).
@@ -50,15 +54,17 @@
  *   [5] inbox_new/free        X   X   X   X   X
  *
  * Which thread may call what:
- *   inbox_new        before the consumer thread starts running `base`, or on
- *                    that thread
+ *   inbox_new,       before the consumer thread starts running `base`, or on
+ *   inbox_new_bounded  that thread
  *   inbox_post,      any thread, any number of them at once, the consumer's
  *   inbox_retry_wakeups  own thread included; neither waits for the consumer
- *                    or for room in the wake-up fd (the mutex variants take
- *                    their lock, nothing more)
+ *                    or for room in the wake-up fd or the queue (the mutex
+ *                    variants take their lock, nothing more; a full ring
+ *                    refuses the post instead of waiting for room)
  *   the handler      runs only on the thread running `base`: the single
  *                    consumer. liburcu's splice and dequeue need mutual
- *                    exclusion; we get it by doing all of them on one thread.
+ *                    exclusion, and the ring's slots have one reader; we
+ *                    get it by doing all of them on one thread.
  *   inbox_retry_with before any post, on the thread that made the inbox
  *   inbox_free       the consumer thread (or any, once it has stopped), once
  *                    no producer can post again
@@ -83,19 +89,22 @@ enum inbox_variant {
 	INBOX_WFCQ_ALWAYS,
 	INBOX_VYUKOV,
 	INBOX_LLIST,
+	INBOX_RING,
 	INBOX_SPIN,
 	INBOX_N_VARIANTS
 };
 
 /* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always",
- * "vyukov", "llist", "spin-then-block". */
+ * "vyukov", "llist", "ring", "spin-then-block". */
 const char *inbox_variant_name(enum inbox_variant v);
 /* Returns the variant, or -1 for an unknown name. */
 int inbox_variant_from_name(const char *name);
 
 struct inbox_msg {
-	/* The link; owned by the inbox from post to handler. Each variant
-	 * uses one member, always the same: */
+	/* The link; owned by the inbox from post to handler. Each list
+	 * variant uses one member, always the same; ring keeps a pointer in a
+	 * slot instead and leaves all of them alone. A message the inbox
+	 * refused was never the inbox's: its link is the poster's again. */
 	union {
 		struct cds_wfcq_node node;	/* wfcq (its node), the mutex
 						 * variants (node.next) */
@@ -111,7 +120,8 @@ typedef void (*inbox_handler_fn)(struct inbox_msg *msg, void *arg);
 /*
  * Statistics, counted by the consumer (so posting pays for none of them),
  * but for `writes`, `full` and `owed`, which only a post that signals
- * touches (beside a system call that costs far more). `wakeups_saved` (the
+ * touches (beside a system call that costs far more), and `refused`, which
+ * only a refused post touches. `wakeups_saved` (the
  * API's name too) is handled - wakeups - full: exact once traffic stops.
  */
 struct inbox_stats {
@@ -130,6 +140,8 @@ struct inbox_stats {
 				    * re-arms depends on the kind: inbox_impl.h);
 				    * the rest were met in wfcq's splice */
 	uint64_t owed;		/* signals owed now (failed, not yet retried) */
+	uint64_t refused;	/* posts refused: the ring was full (-ENOBUFS);
+				 * counted by the refused poster */
 };
 
 /*
@@ -142,15 +154,40 @@ struct inbox_stats {
 int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget);
 
+/* The ring's slots when nobody says otherwise. */
+#define INBOX_RING_DEFAULT 4096
+/* The most a ring may hold (and so the most --ring-size accepts). */
+#define INBOX_RING_MAX (1u << 24)
+
+/*
+ * inbox_new() with the number of messages a bounded variant (ring) holds at
+ * once: a power of two up to INBOX_RING_MAX, or 0 for the variant's default
+ * (INBOX_RING_DEFAULT). The unbounded variants ignore it. -EINVAL for any
+ * other capacity.
+ */
+int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
+		      struct event_base *base, inbox_handler_fn handler, void *arg,
+		      unsigned budget, unsigned capacity);
+
 /*
  * Posts msg. Everything the poster wrote into the message object before the
- * call is visible to the handler. Never waits for the consumer or for room
- * in the fd, so the consumer itself may post. Returns 0; or a negative
- * errno when the wake-up could not be sent: the message is queued all the
- * same (a queued message cannot be taken back: wfcq has no "unpost") and
- * the inbox owes the wake-up, which someone must send later with
- * inbox_retry_wakeups(). A full wake-up fd is not a failure: it is readable,
- * so the consumer is woken anyway.
+ * call is visible to the handler. Never waits for the consumer, for room in
+ * the fd or for room in the queue, so the consumer itself may post. Returns:
+ *   0          queued, and the consumer will be woken for it
+ *   -ENOBUFS   NOT queued: a bounded variant (ring) is full. The message
+ *              is the caller's still, untouched; the inbox keeps no trace
+ *              of it (nothing owed). The caller may post it again once the
+ *              consumer has taken some (from another thread; the consumer
+ *              itself must not wait for that), or give up on it.
+ *   any other negative errno
+ *              queued all the same, but the wake-up could not be sent (a
+ *              queued message cannot be taken back: wfcq has no "unpost"):
+ *              the inbox owes the wake-up, which someone must send later
+ *              with inbox_retry_wakeups(). A full wake-up fd is not a
+ *              failure: it is readable, so the consumer is woken anyway.
+ * So -ENOBUFS is the one return after which the message is not the inbox's;
+ * no variant ever returns it for a failed wake-up. The unbounded variants
+ * never refuse.
  */
 int inbox_post(struct inbox *ib, struct inbox_msg *msg);
 

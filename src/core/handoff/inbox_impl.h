@@ -33,6 +33,10 @@
 #define INBOX_WOULDBLOCK ((struct inbox_msg *)-1)
 #define INBOX_WOULDBLOCK_SIGNAL_DUE ((struct inbox_msg *)-2)
 
+/* What enqueue() returns when it queued the message (or -ENOBUFS). */
+#define INBOX_RIDE 0		/* a wake-up is on its way already */
+#define INBOX_SIGNAL 1		/* this post must signal */
+
 struct inbox_ops {
 	size_t size;			/* of the variant's struct */
 	enum wakeup_kind wakeup;
@@ -40,10 +44,21 @@ struct inbox_ops {
 	 * statistics depends on it; the round itself goes by next()'s two
 	 * WOULDBLOCKs. */
 	bool every_post_signals;
-	/* Prepares the queue; 0 or a negative errno. */
+	/*
+	 * A bounded variant's slots when inbox_new_bounded() is not told
+	 * (0: the variant's own default). Tests wrap a variant's ops with a
+	 * tiny capacity; unbounded variants ignore it.
+	 */
+	unsigned capacity;
+	/* Prepares the queue (ib->capacity is set); 0 or a negative errno. */
 	int (*init)(struct inbox *ib);
-	/* Any thread. Enqueues; returns true when this post must signal. */
-	bool (*enqueue)(struct inbox *ib, struct inbox_msg *msg);
+	/*
+	 * Any thread. Enqueues, and returns INBOX_SIGNAL when this post must
+	 * signal, INBOX_RIDE when it rides along on a wake-up already owed,
+	 * or -ENOBUFS when the queue is full: nothing was enqueued and the
+	 * message is the poster's still (only bounded variants refuse).
+	 */
+	int (*enqueue)(struct inbox *ib, struct inbox_msg *msg);
 	/*
 	 * Consumer, after the wake-up fd was drained (C1): make what was posted
 	 * so far available to next() (C2). Returns false on WOULDBLOCK. NULL:
@@ -54,8 +69,17 @@ struct inbox_ops {
 	 * WOULDBLOCKs above. */
 	struct inbox_msg *(*next)(struct inbox *ib);
 	/*
-	 * Consumer, when a round that did not re-arm has found nothing more
-	 * (NULL: the default, it returns to the loop). spin-then-block polls
+	 * Optional. Consumer, at the end of every round, after the last
+	 * next(): settle what the round took with the producers, and return
+	 * true when work remains that no signal will announce, so the round
+	 * must re-arm (ring: its elision counts messages, and the posts
+	 * counted while the count was above zero did not signal). The
+	 * variants whose re-arm rules inbox.c's head comment gives have none.
+	 */
+	bool (*end_round)(struct inbox *ib);
+	/*
+	 * Optional. Consumer, when a round that did not re-arm has found nothing more
+	 * (NULL: it returns to the loop). spin-then-block polls
 	 * and then runs its "sleeping" handshake here (inbox_spin.c): it
 	 * returns a message it found, and the round goes on, or NULL, and the
 	 * consumer may sleep, or INBOX_WOULDBLOCK: re-arm (a later call in the
@@ -85,6 +109,11 @@ struct inbox {
 	atomic_uint_fast64_t full;
 	/* write() calls made for signals, by posts and retries. */
 	atomic_uint_fast64_t writes;
+	/* Posts refused (-ENOBUFS), counted by the refused poster. */
+	atomic_uint_fast64_t refused;
+	/* The bounded variant's slots: written once by inbox_new(), before
+	 * init(); 0 for the unbounded ones. */
+	unsigned capacity;
 
 	/* Consumer thread only; statistics also read (relaxed) by any thread.
 	 * On its own cache line, away from what producers read. */
@@ -122,6 +151,7 @@ extern const struct inbox_ops inbox_mutex_elide_ops;
 extern const struct inbox_ops inbox_wfcq_always_ops;
 extern const struct inbox_ops inbox_vyukov_ops;
 extern const struct inbox_ops inbox_llist_ops;
+extern const struct inbox_ops inbox_ring_ops;
 extern const struct inbox_ops inbox_spin_ops;
 
 #endif

@@ -85,13 +85,13 @@ static int llist_init(struct inbox *ib)
 	return 0;
 }
 
-static bool llist_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int llist_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfs_node_init(&msg->snode);
 	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in llist_reverse */
 	/* P1a, P1b. liburcu returns 0 when the stack WAS empty: that push
 	 * signals. */
-	return cds_wfs_push(&LLIST(ib)->stack, &msg->snode) == 0;
+	return cds_wfs_push(&LLIST(ib)->stack, &msg->snode) == 0 ? INBOX_SIGNAL : INBOX_RIDE;
 }
 
 

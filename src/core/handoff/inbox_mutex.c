@@ -115,19 +115,19 @@ static int mutex_init(struct inbox *ib)
 	return -rc;
 }
 
-static bool mutex_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int mutex_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	struct inbox_mutex *q = MUTEXQ(ib);
 
 	pthread_mutex_lock(&q->lock);	/* the lock orders the message's contents */
 	list_append(&q->shared, &msg->node);
 	pthread_mutex_unlock(&q->lock);
-	return true;			/* one signal per post */
+	return INBOX_SIGNAL;		/* one signal per post */
 }
 
 /* P1 of mutex-elide: append, and learn whether the list was empty, in one
  * critical section. */
-static bool elide_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int elide_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	struct inbox_mutex *q = MUTEXQ(ib);
 	bool was_empty;
@@ -136,7 +136,7 @@ static bool elide_enqueue(struct inbox *ib, struct inbox_msg *msg)
 	was_empty = q->shared.first == NULL;
 	list_append(&q->shared, &msg->node);
 	pthread_mutex_unlock(&q->lock);
-	return was_empty;		/* only that post signals */
+	return was_empty ? INBOX_SIGNAL : INBOX_RIDE;	/* only that post signals */
 }
 
 static struct inbox_msg *mutex_next(struct inbox *ib)

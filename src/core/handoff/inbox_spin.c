@@ -75,10 +75,10 @@ static int spin_init(struct inbox *ib)
 	return inbox_wfcq_init(ib);
 }
 
-static bool spin_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int spin_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	(void)inbox_wfcq_enqueue(ib, msg);	/* P1: "found empty" is not used */
-	return spin_must_signal(ib, true);	/* F_p, P2 */
+	return spin_must_signal(ib, true) ? INBOX_SIGNAL : INBOX_RIDE;	/* F_p, P2 */
 }
 
 static struct inbox_msg *spin_sleep(struct inbox *ib, bool first)

@@ -89,13 +89,13 @@ static int vyukov_init(struct inbox *ib)
 	return 0;
 }
 
-static bool vyukov_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int vyukov_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	struct inbox_vyukov *q = VYUKOV(ib);
 	struct inbox_msg *prev = vyukov_swap_tail(q, msg);	/* P1a */
 
 	vyukov_link(prev, msg);					/* P1b */
-	return prev == &q->stub;	/* P2 when it found the stub */
+	return prev == &q->stub ? INBOX_SIGNAL : INBOX_RIDE;	/* P2 when it found the stub */
 }
 
 

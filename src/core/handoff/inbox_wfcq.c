@@ -126,13 +126,14 @@ int inbox_wfcq_init(struct inbox *ib)
 	return 0;
 }
 
-bool inbox_wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
+int inbox_wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
 	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in inbox_wfcq_next/inbox_wfcq_leftover */
 	/* P1a, P1b. liburcu returns false when the queue WAS empty: that post
 	 * signals. */
-	return !cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
+	return cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node) ?
+	       INBOX_RIDE : INBOX_SIGNAL;
 }
 
 bool inbox_wfcq_collect(struct inbox *ib)
@@ -174,12 +175,12 @@ struct inbox_msg *inbox_wfcq_leftover(struct inbox *ib)
 }
 
 /* wfcq-always: P1a, P1b; every post signals. */
-static bool always_enqueue(struct inbox *ib, struct inbox_msg *msg)
+static int always_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	cds_wfcq_node_init(&msg->node);
 	TSAN_RELEASE(msg);	/* pairs with TSAN_ACQUIRE in always_next/inbox_wfcq_leftover */
 	cds_wfcq_enqueue(&WFCQ(ib)->head, &WFCQ(ib)->tail, &msg->node);
-	return true;
+	return INBOX_SIGNAL;
 }
 
 static struct inbox_msg *always_next(struct inbox *ib)

@@ -26,7 +26,7 @@ struct inbox_wfcq {
 /* The queue's operations, for inbox_spin.c, which runs the same queue
  * with another wake-up strategy. */
 int inbox_wfcq_init(struct inbox *ib);
-bool inbox_wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg);
+int inbox_wfcq_enqueue(struct inbox *ib, struct inbox_msg *msg);
 bool inbox_wfcq_collect(struct inbox *ib);
 struct inbox_msg *inbox_wfcq_next(struct inbox *ib);
 struct inbox_msg *inbox_wfcq_leftover(struct inbox *ib);

@@ -37,6 +37,9 @@
 
 #define RETRY_MIN_MS 1
 #define RETRY_MAX_MS 100
+/* A full ring under load can start an episode every few milliseconds: the
+ * line that says one began is logged at most this often. */
+#define EPISODE_LOG_MS 10000
 
 struct debtor {
 	retry_fn fn;
@@ -52,6 +55,7 @@ struct retrier {
 	pthread_mutex_t lock;
 	struct debtor *debtors;
 	size_t n, cap;
+	struct log_limit episode_log;	/* the retrier thread's */
 };
 
 /* Waits for a kick; with ms > 0, until ms have passed whatever comes. */
@@ -92,12 +96,20 @@ static void *retrier_main(void *arg)
 
 	log_set_thread_tag("retry");
 	for (;;) {
-		unsigned ms = RETRY_MIN_MS;
+		unsigned ms = RETRY_MIN_MS, skipped;
+		struct timespec now;
+		bool logged;
 
 		wait_kick(r, 0);
 		if (atomic_load_explicit(&r->stopping, memory_order_acquire))
 			return NULL;
-		log_warn("a wake-up failed; retrying until it is delivered");
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		logged = log_limit_allow(&r->episode_log, (uint64_t)now.tv_sec * 1000 +
+					 (uint64_t)now.tv_nsec / 1000000, EPISODE_LOG_MS, &skipped);
+		if (logged)
+			log_warn("a wake-up failed, or a full inbox refused a message that must "
+				 "arrive; retrying until it is delivered (%u more such episodes "
+				 "since the last such line)", skipped);
 		for (;;) {
 			wait_kick(r, ms);
 			if (atomic_load_explicit(&r->stopping, memory_order_acquire))
@@ -106,7 +118,8 @@ static void *retrier_main(void *arg)
 				break;
 			ms = ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ms * 2;
 		}
-		log_info("owed wake-ups delivered");
+		if (logged)
+			log_info("owed wake-ups delivered");
 	}
 }
 

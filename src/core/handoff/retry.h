@@ -10,6 +10,10 @@
  * kick, then 2, 4, ... ms, clamped at 100 ms, until all of them report
  * their debt paid, and sleeps again.
  *
+ * A debt may also be a message that must arrive but that a full inbox
+ * refused: the object that kept it registers a function that posts it
+ * again. The retrier treats both kinds alike.
+ *
  * The retrier knows nothing about what it retries: an object registers a
  * function and an argument, and the function sends what is owed (each unit
  * exactly once, however the object counts it) and returns 0 when nothing

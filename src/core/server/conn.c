@@ -97,13 +97,27 @@ static void conn_task_cancel(struct exec_task *t)
 	conn_release(c->home->sh, c);
 }
 
+#define REFUSED_LOG_MS 10000
+
 void conn_post(struct conn_home *h, struct mts_conn *c)
 {
+	unsigned skipped;
+	int rc;
+
 	attach(h, c);
 	c->task = (struct exec_task){ .run = conn_task_run, .cancel = conn_task_cancel };
-	/* From here on the connection is the worker's: do not touch c. */
-	if (exec_post(h->sh->ex, h->id, &c->task) < 0)
-		conn_release(h->sh, c);	/* only once the server is closing */
+	/* From here on the connection is the worker's, unless refused. */
+	rc = exec_post(h->sh->ex, h->id, &c->task);
+	if (rc == 0)
+		return;		/* do not touch c */
+	/* Refused: c was never the worker's, so this thread ends it. */
+	conn_release(h->sh, c);
+	if (rc != -ENOBUFS)
+		return;		/* -ESHUTDOWN: only once the server is closing */
+	counter_add(&h->refused, 1);
+	if (log_limit_allow(&h->refused_log, clock_now_ns() / 1000000, REFUSED_LOG_MS, &skipped))
+		log_warn("worker %u: its inbox is full; a new connection was closed (%u more "
+			 "since the last such line)", h->id, skipped);
 }
 
 /* Leaves the home's list and frees the connection. */

@@ -26,6 +26,7 @@
 #include "executor.h"
 #include "histogram.h"
 #include "iplimit.h"
+#include "log.h"
 #include "mtserver.h"
 
 /* What every home of one server shares; set up by the server, read-only after. */
@@ -64,6 +65,15 @@ struct conn_home {
 	bool stopping;
 	struct event *deadline;		/* shutdown grace timer */
 
+	/*
+	 * Written by conn_post()'s thread (the one accepting thread of
+	 * --accept handoff), read by any thread (counter.h): connections this
+	 * worker's full inbox refused, closed at once; and that thread's
+	 * rate limit for the line it logs about them.
+	 */
+	atomic_uint_fast64_t refused;
+	struct log_limit refused_log;
+
 	/* Written by the worker, read by any thread (counter.h): statistics,
 	 * and `live` for --balance least (a stale value only skews it). */
 	atomic_uint live;
@@ -85,7 +95,13 @@ void conn_home_destroy(struct conn_home *h);
  * released the fd, the slot and the count.
  */
 struct mts_conn *conn_new(const struct conn_shared *sh, int fd, struct ip_entry *ip);
-/* Hands c to home h's worker (any thread); c is the worker's from here. */
+/*
+ * Hands c to home h's worker; c is the worker's from here. One thread per
+ * home (the accepting thread). If the worker's inbox is a full ring, c is
+ * closed at once instead (its slot and address count released), counted
+ * in h->refused and logged at most once per 10 s: no other connection is
+ * affected, and the client sees its connection closed, as at any overload.
+ */
 void conn_post(struct conn_home *h, struct mts_conn *c);
 /* On h's worker thread: c lives here from now on. */
 void conn_adopt(struct conn_home *h, struct mts_conn *c);

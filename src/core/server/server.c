@@ -294,9 +294,15 @@ static void on_slot_freed(void *arg)
 	for (unsigned i = 0; i < s->n_workers; i++) {
 		struct worker_accept *wa = &s->waccept[i];
 
-		/* Release: the decrement that called us comes before (resume_run). */
+		/*
+		 * Release: the decrement that called us comes before (resume_run).
+		 * The resume must arrive (a paused unit hears of no other slot
+		 * until the count is back at max), so a full ring keeps it for
+		 * the retrier rather than refusing it; resume_posted stays set
+		 * until it runs or is cancelled. Only a closed executor refuses.
+		 */
 		if (!atomic_exchange_explicit(&wa->resume_posted, true, memory_order_acq_rel))
-			if (exec_post(s->ex, i, &wa->resume) < 0)
+			if (exec_post_deferred(s->ex, i, &wa->resume) < 0)
 				atomic_store_explicit(&wa->resume_posted, false,
 						      memory_order_relaxed);
 	}
@@ -379,6 +385,11 @@ static int check_config(const struct mts_config *cfg, char *why, size_t why_len)
 		snprintf(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
 		return -EINVAL;
 	}
+	if (cfg->ring_size > INBOX_RING_MAX || (cfg->ring_size & (cfg->ring_size - 1)) != 0) {
+		snprintf(why, why_len, "ring size %u is not a power of two up to %u",
+			 cfg->ring_size, INBOX_RING_MAX);
+		return -EINVAL;
+	}
 	if (accept < 0) {
 		snprintf(why, why_len, "unknown accept strategy '%s'", cfg->accept);
 		return -EINVAL;
@@ -405,6 +416,7 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 		.variant = (enum inbox_variant)inbox_variant_from_name(cfg->dispatch),
 		.inbox_budget = cfg->inbox_budget,
 		.spin_us = cfg->spin_us,
+		.inbox_capacity = cfg->ring_size,
 		.on_stop = on_worker_stop,
 		.arg = s,
 		.after_first = check_fd_budget,

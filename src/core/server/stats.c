@@ -34,6 +34,8 @@ int mts_worker_stats(const struct mts_server *s, unsigned worker,
 		.largest_batch = ist.largest_batch,
 		.rounds = ist.rounds,
 		.wouldblock = ist.wouldblock,
+		.refused = ist.refused,
+		.conns_refused = counter_get(&h->refused),
 		.handoff_p50_ns = hist_quantile(&h->handoff_ns, 0.50),
 		.handoff_p90_ns = hist_quantile(&h->handoff_ns, 0.90),
 		.handoff_p99_ns = hist_quantile(&h->handoff_ns, 0.99),
@@ -55,13 +57,15 @@ void stats_log(const struct mts_server *s)
 		mts_worker_stats(s, i, &st);
 		log_report("%s: live %u accepted %llu bytes_in %llu bytes_out %llu "
 			   "wakeups_sent %llu wakeups_saved %llu largest_batch %llu "
-			   "rounds %llu wouldblock %llu accept_wakeups %llu accept_empty %llu; "
+			   "rounds %llu wouldblock %llu refused %llu conns_refused %llu "
+			   "accept_wakeups %llu accept_empty %llu; "
 			   "handoff_us p50 %.1f p90 %.1f p99 %.1f max %.1f, wakeups/conn %.3f",
 			   exec_tag(s->ex, i), st.live, (unsigned long long)st.accepted,
 			   (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
 			   (unsigned long long)st.wakeups, (unsigned long long)st.wakeups_saved,
 			   (unsigned long long)st.largest_batch, (unsigned long long)st.rounds,
-			   (unsigned long long)st.wouldblock,
+			   (unsigned long long)st.wouldblock, (unsigned long long)st.refused,
+			   (unsigned long long)st.conns_refused,
 			   (unsigned long long)st.accept_wakeups,
 			   (unsigned long long)st.accept_empty,
 			   st.handoff_p50_ns / 1e3, st.handoff_p90_ns / 1e3,
