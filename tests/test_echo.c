@@ -332,7 +332,7 @@ static void test_idle_memory(struct srv *s)
 static bool eliding(const char *variant)
 {
 	static const char *const names[] = { "wfcq", "mutex-elide", "vyukov", "llist", "ring",
-					      "spin-then-block" };
+					      "lfq", "spin-then-block" };
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(variant, names[i]) == 0)

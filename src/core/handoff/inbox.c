@@ -2,7 +2,8 @@
  * inbox.c - what every handoff variant shares: the wake-up fd and its event
  * in the consumer's loop, the budgeted round, the wake-up debt, statistics,
  * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c,
- * inbox_mutex.c, inbox_vyukov.c, inbox_llist.c and inbox_ring.c, the
+ * inbox_mutex.c, inbox_vyukov.c, inbox_llist.c, inbox_ring.c and
+ * inbox_lfq.c, the
  * spin-then-block strategy in inbox_spin.c, and each argues beside its
  * code why no wake-up is lost.
  *
@@ -113,6 +114,7 @@ static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
 	[INBOX_VYUKOV] = &inbox_vyukov_ops,
 	[INBOX_LLIST] = &inbox_llist_ops,
 	[INBOX_RING] = &inbox_ring_ops,
+	[INBOX_LFQ] = &inbox_lfq_ops,
 	[INBOX_SPIN] = &inbox_spin_ops,
 };
 
@@ -125,6 +127,7 @@ static const char *const variant_names[INBOX_N_VARIANTS] = {
 	[INBOX_VYUKOV] = "vyukov",
 	[INBOX_LLIST] = "llist",
 	[INBOX_RING] = "ring",
+	[INBOX_LFQ] = "lfq",
 	[INBOX_SPIN] = "spin-then-block",
 };
 

@@ -34,14 +34,18 @@
  *                  message) with wfcq's elision, decided by a count of
  *                  messages not yet taken; the one variant that can refuse
  *                  a post: when its ring is full (inbox_ring.c)
+ *   lfq            liburcu's RCU lock-free queue (Michael and Scott's): a
+ *                  node allocated per post and freed only after an RCU
+ *                  grace period; the ring's elision by a count; refuses a
+ *                  post when it cannot allocate its node (inbox_lfq.c)
  *   spin-then-block  wfcq's queue; the consumer polls it for a while before
  *                  it sleeps, says so in a flag, and a post signals only
  *                  when it finds that flag set (inbox_spin.c)
  * mutex-elide and wfcq-always complete a two-by-two design with wfcq and
  * mutex-eventfd (queue: lock or lock-free; signal: every post, or only on
  * empty with the whole batch taken), so handoff-bench can say what each
- * factor buys (doc/HANDOFF.md); vyukov, llist, ring and spin-then-block are
- * the catalogue of other patterns.
+ * factor buys (doc/HANDOFF.md); vyukov, llist, ring, lfq and
+ * spin-then-block are the catalogue of other patterns.
  *
  * Synchronization table. "-": may run concurrently with no further care;
  * "X": must not run concurrently (the caller ensures it).
@@ -90,12 +94,13 @@ enum inbox_variant {
 	INBOX_VYUKOV,
 	INBOX_LLIST,
 	INBOX_RING,
+	INBOX_LFQ,
 	INBOX_SPIN,
 	INBOX_N_VARIANTS
 };
 
 /* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always",
- * "vyukov", "llist", "ring", "spin-then-block". */
+ * "vyukov", "llist", "ring", "lfq", "spin-then-block". */
 const char *inbox_variant_name(enum inbox_variant v);
 /* Returns the variant, or -1 for an unknown name. */
 int inbox_variant_from_name(const char *name);

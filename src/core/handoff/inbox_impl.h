@@ -152,6 +152,7 @@ extern const struct inbox_ops inbox_wfcq_always_ops;
 extern const struct inbox_ops inbox_vyukov_ops;
 extern const struct inbox_ops inbox_llist_ops;
 extern const struct inbox_ops inbox_ring_ops;
+extern const struct inbox_ops inbox_lfq_ops;
 extern const struct inbox_ops inbox_spin_ops;
 
 #endif

@@ -15,7 +15,8 @@
  *               producers to see the room
  *   count       messages published and counted (R3) and not yet subtracted
  *               by the consumer: the elision's "was it empty?"
- * Each of the three shared words sits on its own cache line.
+ * Each of the three shared words sits on its own cache line. The count's
+ * code is in inbox_count.h, which lfq shares (inbox_lfq.c).
  *
  * THE STEPS
  *
@@ -153,7 +154,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "inbox_impl.h"
+#include "inbox_count.h"
 
 struct inbox_ring {
 	struct inbox common;
@@ -165,12 +166,10 @@ struct inbox_ring {
 	_Alignas(CACHE_LINE) _Atomic uint64_t prod_pos;
 	/* Written by the consumer (release), read by producers (acquire). */
 	_Alignas(CACHE_LINE) _Atomic uint64_t cons_pos;
-	/* R3 adds, C4 subtracts. */
-	_Alignas(CACHE_LINE) _Atomic uint64_t count;
+	/* count (R3 adds, C4 subtracts), and the round's k and what it took. */
+	struct count_elision elide;
 	/* The consumer's alone. */
 	_Alignas(CACHE_LINE) uint64_t head;	/* == cons_pos: its own copy */
-	uint64_t avail;			/* k of this round (C2) */
-	uint64_t taken;			/* taken this round (C3), for C4 */
 };
 
 #define RING(ib) ((struct inbox_ring *)(ib))
@@ -192,7 +191,7 @@ static int ring_init(struct inbox *ib)
 	ib->capacity = (unsigned)cap;
 	atomic_init(&r->prod_pos, 0);
 	atomic_init(&r->cons_pos, 0);
-	atomic_init(&r->count, 0);
+	count_init(&r->elide);
 	return 0;
 }
 
@@ -212,18 +211,13 @@ static int ring_enqueue(struct inbox *ib, struct inbox_msg *msg)
 	/* R2: publishes the message (pairs with the acquire in ring_next). */
 	atomic_store_explicit(&r->slots[i & r->mask], msg, memory_order_release);
 	/* R3: only the post that found nothing counted signals. */
-	if (atomic_fetch_add_explicit(&r->count, 1, memory_order_release) == 0)
-		return INBOX_SIGNAL;
-	return INBOX_RIDE;
+	return count_post(&r->elide);
 }
 
 /* C2: how many counted messages this round may take. */
 static bool ring_collect(struct inbox *ib)
 {
-	struct inbox_ring *r = RING(ib);
-
-	r->avail = atomic_load_explicit(&r->count, memory_order_acquire);
-	r->taken = 0;
+	count_collect(&RING(ib)->elide);
 	return true;
 }
 
@@ -234,7 +228,7 @@ static struct inbox_msg *ring_next(struct inbox *ib)
 	_Atomic(struct inbox_msg *) *slot;
 	struct inbox_msg *msg;
 
-	if (r->taken == r->avail)
+	if (!count_may_take(&r->elide))
 		return NULL;		/* the rest, if any, was not counted yet */
 	slot = &r->slots[r->head & r->mask];
 	msg = atomic_load_explicit(slot, memory_order_acquire);
@@ -243,20 +237,14 @@ static struct inbox_msg *ring_next(struct inbox *ib)
 	atomic_store_explicit(slot, NULL, memory_order_relaxed);
 	/* The room: orders the load and the NULL before the next lap's R2. */
 	atomic_store_explicit(&r->cons_pos, ++r->head, memory_order_release);
-	r->taken++;
+	count_took(&r->elide);
 	return msg;
 }
 
 /* C4: true when counted messages are left, whose posts did not signal. */
 static bool ring_end_round(struct inbox *ib)
 {
-	struct inbox_ring *r = RING(ib);
-	uint64_t taken = r->taken;
-
-	r->taken = r->avail = 0;
-	if (taken == 0)
-		return atomic_load_explicit(&r->count, memory_order_relaxed) > 0;
-	return atomic_fetch_sub_explicit(&r->count, taken, memory_order_relaxed) - taken > 0;
+	return count_end_round(&RING(ib)->elide);
 }
 
 /* No producer is left: every claimed slot is stored. */
