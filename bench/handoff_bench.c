@@ -1199,7 +1199,7 @@ static void usage(FILE *out)
 "Measures the cost of handing a message to another thread's libevent loop.\n"
 "\n"
 "  --variant LIST   comma-separated: wfcq, mutex-eventfd, mutex-pipe,\n"
-"                   mutex-elide, wfcq-always, vyukov, llist, ring,\n"
+"                   mutex-elide, wfcq-always, vyukov, llist, ring, lfq,\n"
 "                   spin-then-block, floor-eventfd, floor-spin, or all\n"
 "                   (default)\n"
 "  --mode LIST      comma-separated: idle, burst, rate, sweep, many, spin, or\n"

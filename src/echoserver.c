@@ -54,7 +54,7 @@ static void usage(FILE *out)
 "                           shared (each worker on the one socket)\n"
 "      --dispatch NAME      handoff to the workers: wfcq (default),\n"
 "                           mutex-eventfd, mutex-pipe, mutex-elide,\n"
-"                           wfcq-always, vyukov, llist, ring or\n"
+"                           wfcq-always, vyukov, llist, ring, lfq or\n"
 "                           spin-then-block (doc/HANDOFF.md)\n"
 "      --ring-size N        with --dispatch ring: messages each worker's inbox\n"
 "                           holds, a power of two (default 4096); a new\n"
