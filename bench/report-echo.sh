@@ -34,14 +34,19 @@ awk -F, '{ k = $2 "," $3 "," $4 "," $5; if ($1 == "floor") { fm[k] = $6; fb[k] =
 
 command -v gnuplot >/dev/null 2>&1 || { echo "report-echo: no gnuplot; table only"; exit 0; }
 maxt=$(awk -F, '{ if ($2 > m) m = $2 } END { print m }' "$tmp/med.csv")
-for s in floor wfcq mutex-eventfd mutex-pipe; do
+servers="floor $(cut -d, -f1 "$tmp/med.csv" | sort -u | grep -vx floor | tr '\n' ' ')"
+tput="" lat=""
+for s in $servers; do
     awk -F, -v s="$s" -v t="$maxt" '$1 == s && $2 == t && $3 == "pingpong" && $5 == 64 { print $4, $6 }' \
         "$tmp/med.csv" > "$tmp/tput-$s.dat"
     awk -F, -v s="$s" '$1 == s && $2 == 1 && $3 == "pingpong" && $4 == 1 && $5 == 64 {
         print 0, $8; print 1, $9; print 2, $10; print 3, $11 }' "$tmp/med.csv" > "$tmp/lat-$s.dat"
+    title=$s; [ "$s" = floor ] || title="echoserver $s"
+    [ -s "$tmp/tput-$s.dat" ] && tput="$tput \"$tmp/tput-$s.dat\" using 1:2 with linespoints lw 2 title \"$title\","
+    [ -s "$tmp/lat-$s.dat" ] && lat="$lat \"$tmp/lat-$s.dat\" using 1:2 with linespoints lw 2 title \"$title\","
 done
 gnuplot <<GP
-set terminal pngcairo size 800,500 font "sans,10"
+set terminal pngcairo size 800,500 font "sans,10" noenhanced
 set output "$out/echo-throughput.png"
 set title "64-byte ping-pong, $maxt threads: throughput against connections (medians)"
 set logscale x
@@ -50,10 +55,7 @@ set ylabel "messages / s"
 set yrange [0:*]
 set grid
 set key top left
-plot "$tmp/tput-floor.dat" using 1:2 with linespoints lw 2 title "floor", \
-     "$tmp/tput-wfcq.dat" using 1:2 with linespoints lw 2 title "echoserver wfcq", \
-     "$tmp/tput-mutex-eventfd.dat" using 1:2 with linespoints lw 2 title "echoserver mutex-eventfd", \
-     "$tmp/tput-mutex-pipe.dat" using 1:2 with linespoints lw 2 title "echoserver mutex-pipe"
+plot ${tput%,}
 set output "$out/echo-latency.png"
 set title "64-byte ping-pong, 1 connection, 1 thread: latency (medians)"
 unset logscale x
@@ -63,9 +65,6 @@ set ylabel "microseconds (log scale)"
 set yrange [*:*]
 set xtics ("p50" 0, "p99" 1, "p99.9" 2, "max" 3)
 set xrange [-0.2:3.2]
-plot "$tmp/lat-floor.dat" using 1:2 with linespoints lw 2 title "floor", \
-     "$tmp/lat-wfcq.dat" using 1:2 with linespoints lw 2 title "echoserver wfcq", \
-     "$tmp/lat-mutex-eventfd.dat" using 1:2 with linespoints lw 2 title "echoserver mutex-eventfd", \
-     "$tmp/lat-mutex-pipe.dat" using 1:2 with linespoints lw 2 title "echoserver mutex-pipe"
+plot ${lat%,}
 GP
 echo "report-echo: wrote $out/echo-table.md and $out/echo-*.png"
