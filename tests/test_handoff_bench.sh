@@ -83,11 +83,12 @@ rc=$?
 check '[ $rc -eq 0 ] && [ "$(tail -n +2 "$rep/handoff.csv" 2>/dev/null | wc -l)" -gt 40 ]' \
       "bench/handoff-report --quick runs the standard set into one CSV"
 check '[ "$(grep -c "^| elision\|^| lock-free\|^| together\|^| interaction" "$rep/handoff-report.md")" -eq 6 ] &&
-       grep -q "^Machine: .*CPUs online" "$rep/handoff-report.md"' \
-      "the report has the two-by-two table (6 rows) and the machine"
+       grep -q "^Machine: .*CPUs online" "$rep/handoff-report.md" &&
+       [ "$(grep -c "^| [0-9]* us |" "$rep/handoff-report.md")" -eq 4 ]' \
+      "the report has the two-by-two table (6 rows), spin-then-block's four polling times, and the machine"
 if command -v gnuplot >/dev/null 2>&1; then
-    check '[ -s "$rep/handoff-sweep-p50.png" ] && [ -s "$rep/handoff-factorial.png" ]' \
-          "the report draws the latency-against-load curve and the factorial bars"
+    check '[ -s "$rep/handoff-sweep-p50.png" ] && [ -s "$rep/handoff-factorial.png" ] && [ -s "$rep/handoff-spin.png" ]' \
+          "the report draws the latency-against-load curve, the factorial bars and spin-then-block's trade-off"
 else
     n=$((n + 1)); echo "ok $n # SKIP gnuplot is not installed"
 fi
