@@ -140,7 +140,13 @@ void mts_stop(struct mts_server *s);
 /* Asks the main thread to log per-worker statistics. Async-signal-safe; any thread. */
 void mts_request_stats(struct mts_server *s);
 
-/* Frees everything; after mts_run() returned, or instead of it. */
+/*
+ * Frees everything; after mts_run() returned, or instead of it. With
+ * dispatch "lfq" it waits for liburcu's deferred frees (rcu_barrier() of
+ * the urcu-bp flavour, which is process-wide): a program that also uses
+ * urcu-bp must not call it inside one of its own read-side sections, nor
+ * from a call_rcu() callback.
+ */
 void mts_free(struct mts_server *s);
 
 /* ---- running code on a worker ------------------------------------------ */
@@ -163,10 +169,10 @@ unsigned mts_worker_count(const struct mts_server *s);
  * worker starts), that worker's own included: posting never waits for the
  * worker, nor for room in a pipe or a ring. Returns 0: fn will run or be
  * cancelled, once; or -EINVAL for a worker that does not exist, -ENOMEM,
- * -ENOBUFS when that worker's inbox is full (dispatch "ring" only: it holds
- * ring_size messages; try again later, from a thread that is not that
- * worker, or give up), or -ESHUTDOWN once mts_free() is cancelling what the
- * inboxes hold (after it joined the workers). On any error fn is not called
+ * -ENOBUFS when that worker's inbox has no room (dispatch "ring": it holds
+ * ring_size messages; "lfq": no memory for the call's node; try again
+ * later, from a thread that is not that worker, or give up), or
+ * -ESHUTDOWN once mts_free() is cancelling what the inboxes hold (after it joined the workers). On any error fn is not called
  * at all: `arg` is still the caller's. Not async-signal-safe (it
  * allocates). No thread may post while mts_free() runs except the cancelled
  * calls themselves (they get -ESHUTDOWN).
@@ -221,8 +227,8 @@ struct mts_worker_stats {
 	uint64_t largest_batch;		/* most messages handled in one round */
 	uint64_t rounds;		/* inbox rounds (wake-ups and re-arms) */
 	uint64_t wouldblock;		/* rounds cut short by a producer mid-enqueue */
-	uint64_t refused;		/* posts the full inbox refused (ring only):
-					 * mts_post's -ENOBUFS, connections, ... */
+	uint64_t refused;		/* posts the inbox refused (a full ring, lfq
+					 * out of memory): mts_post's -ENOBUFS, ... */
 	uint64_t conns_refused;		/* ... of them, new connections (closed) */
 	uint64_t handoff_p50_ns;	/* accept-to-worker latency, percentiles */
 	uint64_t handoff_p90_ns;

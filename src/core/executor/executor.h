@@ -106,7 +106,8 @@ void exec_free(struct executor *ex);
 /*
  * Any thread, from exec_new() on. Returns 0: the task will end in run or
  * cancel, once; -EINVAL: no such worker; -ESHUTDOWN: exec_close() has begun;
- * -ENOBUFS: the worker's inbox is a ring and it is full. On an error the
+ * -ENOBUFS: the worker's inbox had no room (a full ring, or lfq out of
+ * memory for its node). On an error the
  * task was not accepted: neither run nor cancel will be called, and the
  * caller keeps it. Never waits (not for room either: a worker may post to
  * itself), never allocates.

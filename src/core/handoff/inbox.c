@@ -65,7 +65,7 @@
  *
  * A variant whose elision needs more than these rules has an end_round op,
  * called after the round's last next(), whose true asks for the re-arm too.
- * Only ring has one (inbox_ring.c): it counts the messages posted and not
+ * ring and lfq have one (inbox_count.h): it counts the messages posted and not
  * yet taken, a post signals when it finds the count at zero, and the round
  * subtracts what it took; what is left counted above zero was posted by
  * producers that did not signal, so the round re-arms for it. The rules
@@ -73,7 +73,8 @@
  *
  * A REFUSED POST
  *
- * A bounded variant (ring) refuses a post when it is full: enqueue()
+ * A variant refuses a post when it has no room for it (ring: full; lfq:
+ * no memory for the post's node): enqueue()
  * returns -ENOBUFS having changed nothing, and inbox_post() returns that
  * at once, sends no signal and owes none. Posting still never waits: a
  * worker that posted to its own full inbox and waited for room would wait

@@ -145,8 +145,9 @@ struct inbox_stats {
 				    * re-arms depends on the kind: inbox_impl.h);
 				    * the rest were met in wfcq's splice */
 	uint64_t owed;		/* signals owed now (failed, not yet retried) */
-	uint64_t refused;	/* posts refused: the ring was full (-ENOBUFS);
-				 * counted by the refused poster */
+	uint64_t refused;	/* posts refused (-ENOBUFS): the ring was full,
+				 * or lfq had no memory for the node; counted
+				 * by the refused poster */
 };
 
 /*
@@ -179,7 +180,8 @@ int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
  * call is visible to the handler. Never waits for the consumer, for room in
  * the fd or for room in the queue, so the consumer itself may post. Returns:
  *   0          queued, and the consumer will be woken for it
- *   -ENOBUFS   NOT queued: a bounded variant (ring) is full. The message
+ *   -ENOBUFS   NOT queued: no room (ring: full; lfq: no memory for the
+ *              post's node). The message
  *              is the caller's still, untouched; the inbox keeps no trace
  *              of it (nothing owed). The caller may post it again once the
  *              consumer has taken some (from another thread; the consumer

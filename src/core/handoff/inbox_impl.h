@@ -56,7 +56,8 @@ struct inbox_ops {
 	 * Any thread. Enqueues, and returns INBOX_SIGNAL when this post must
 	 * signal, INBOX_RIDE when it rides along on a wake-up already owed,
 	 * or -ENOBUFS when the queue is full: nothing was enqueued and the
-	 * message is the poster's still (only bounded variants refuse).
+	 * message is the poster's still (ring when full, lfq when it cannot
+	 * allocate its node; the others never refuse).
 	 */
 	int (*enqueue)(struct inbox *ib, struct inbox_msg *msg);
 	/*

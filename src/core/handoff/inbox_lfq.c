@@ -56,7 +56,8 @@
  * wake-ups), and, each time the consumer empties the queue, a dummy node
  * that liburcu itself allocates (and, on allocation failure, aborts:
  * liburcu's choice, not ours). handoff-bench shows what that costs beside
- * the intrusive queues.
+ * the intrusive queues. (liburcu also allocates the queue's first dummy in
+ * cds_lfq_init_rcu(), and aborts if that fails too.)
  *
  * Which threads: any thread may post (the bullet-proof flavour registers a
  * thread at its first read-side section). inbox_free() waits for every
@@ -67,6 +68,7 @@
 #include <errno.h>
 
 #include "inbox_lfq.h"
+#include "log.h"
 
 #define LFQ(ib) ((struct inbox_lfq *)(ib))
 
@@ -125,7 +127,8 @@ static void lfq_fini(struct inbox *ib)
 {
 	/* Empty now (leftover() took everything): frees the last dummy. Then
 	 * wait for the deferred frees, ours and liburcu's dummies'. */
-	(void)cds_lfq_destroy_rcu(&LFQ(ib)->q);
+	if (cds_lfq_destroy_rcu(&LFQ(ib)->q) != 0)
+		log_error("lfq: the queue was not empty at its end: nodes leaked");
 	rcu_barrier();
 }
 
