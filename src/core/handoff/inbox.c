@@ -3,9 +3,8 @@
  * in the consumer's loop, the budgeted round, the wake-up debt, statistics,
  * teardown. Contract in inbox.h; the queues are in inbox_wfcq.c,
  * inbox_mutex.c, inbox_vyukov.c, inbox_llist.c, inbox_ring.c and
- * inbox_lfq.c, the
- * spin-then-block strategy in inbox_spin.c, and each argues beside its
- * code why no wake-up is lost.
+ * inbox_lfq.c, the spin-then-block strategy in inbox_spin.c, and each
+ * argues beside its code why no wake-up is lost.
  *
  * THE ROUND
  *
@@ -65,8 +64,8 @@
  *
  * A variant whose elision needs more than these rules has an end_round op,
  * called after the round's last next(), whose true asks for the re-arm too.
- * ring and lfq have one (inbox_count.h): it counts the messages posted and not
- * yet taken, a post signals when it finds the count at zero, and the round
+ * ring and lfq have one (inbox_count.h): it counts the messages posted and
+ * not yet taken, a post signals when it finds the count at zero, and the round
  * subtracts what it took; what is left counted above zero was posted by
  * producers that did not signal, so the round re-arms for it. The rules
  * above still hold for the others, which have no end_round.
@@ -74,8 +73,8 @@
  * A REFUSED POST
  *
  * A variant refuses a post when it has no room for it (ring: full; lfq:
- * no memory for the post's node): enqueue()
- * returns -ENOBUFS having changed nothing, and inbox_post() returns that
+ * no memory for the post's node): enqueue() returns -ENOBUFS having
+ * changed nothing, and inbox_post() returns that
  * at once, sends no signal and owes none. Posting still never waits: a
  * worker that posted to its own full inbox and waited for room would wait
  * for itself. What to do with the message is the caller's (inbox.h).
