@@ -1384,11 +1384,13 @@ static void test_variant(enum inbox_variant v)
 		   name, round, (unsigned long long)r.handled, (unsigned long long)r.posted,
 		   (unsigned long long)r.longest_stall_ms);
 	}
-	/* Not vacuous: the consumer slept and was woken often. (How often
-	 * depends on how fast it catches up: a few hundred times under TSan,
-	 * tens of thousands in a plain build.) */
+	/* Not vacuous: the consumer drained the queue, slept and was woken
+	 * again during the run, not only by its first post. How often depends
+	 * on how fast it catches up, which no test may assume: tens of
+	 * thousands of times in a plain build, 15 for lfq under TSan (whose
+	 * consumer, allocator and call_rcu thread are all slowed down). */
 	if (elides(v))
-		ok(r.stats.wakeups > 100, "%s: the jittered run really slept and woke (%llu wake-ups)",
+		ok(r.stats.wakeups > 1, "%s: the jittered run really slept and woke (%llu wake-ups)",
 		   name, (unsigned long long)r.stats.wakeups);
 
 	test_self_post(v);
