@@ -643,13 +643,12 @@ SHARED bool caught_in_splice(const struct inbox_ops *ops, uint64_t *rounds_while
 }
 
 /*
- * A post that lands right after the collect, deterministically: m0 is queued
- * before the loop runs, the round collects it, and m1 is posted at once
- * (after_collect()). m1 found the queue empty and signalled; that signal must
- * survive the rest of the round and bring m1. Returns whether both were
- * handled; *asleep says whether the consumer was left asleep with m1 queued.
+ * m0 is queued before the loop runs; the round handles it, and the test's
+ * wrapped op posts m1 at the point `*arm` stands for (the wrapper takes it
+ * from there, once). Returns whether both were handled; *asleep says
+ * whether the consumer was left asleep with m1 queued.
  */
-SHARED bool posted_after_collect(const struct inbox_ops *ops, bool *asleep)
+SHARED bool post_during_round(const struct inbox_ops *ops, struct tmsg **arm, bool *asleep)
 {
 	struct consumer c;
 	struct tmsg m[2] = { { .producer = 0, .seq = 1 }, { .producer = 0, .seq = 2 } };
@@ -658,41 +657,33 @@ SHARED bool posted_after_collect(const struct inbox_ops *ops, bool *asleep)
 
 	consumer_init_ops(&c, ops, 64);
 	inbox_post(c.inbox, &m[0].m);
-	post_after_collect = &m[1];
+	*arm = &m[1];
 	consumer_start(&c);
 	ok = wait_until(reached, &w, 2000);
 	*asleep = !ok && asleep_with_work(&c, 2);
 	consumer_stop(&c);
 	consumer_free(&c);
-	post_after_collect = NULL;
+	*arm = NULL;
 	return ok;
 }
 
 /*
- * m0 is queued before the loop runs; the round handles it, runs dry, and
- * the handshake posts m1 at `where`. Returns whether both were handled;
- * *asleep says whether the consumer was left asleep with m1 queued.
+ * A post that lands right after the collect, deterministically: the round
+ * collects m0, and m1 is posted at once (after_collect()). m1 found the
+ * queue empty and signalled; that signal must survive the rest of the
+ * round and bring m1.
  */
-SHARED bool posted_in_handshake(const struct inbox_ops *ops, int where, bool *asleep)
+SHARED bool posted_after_collect(const struct inbox_ops *ops, bool *asleep)
 {
-	struct consumer c;
-	struct tmsg m[2] = { { .producer = 0, .seq = 1 }, { .producer = 0, .seq = 2 } };
-	struct want w = { .c = &c, .handled = 2 };
-	bool ok;
-
-	consumer_init_ops(&c, ops, 64);
-	inbox_post(c.inbox, &m[0].m);
-	handshake_post = &m[1];
-	handshake_where = where;
-	consumer_start(&c);
-	ok = wait_until(reached, &w, 2000);
-	*asleep = !ok && asleep_with_work(&c, 2);
-	consumer_stop(&c);
-	consumer_free(&c);
-	handshake_post = NULL;
-	return ok;
+	return post_during_round(ops, &post_after_collect, asleep);
 }
 
+/* The same, with m1 posted inside spin-then-block's handshake, at `where`. */
+SHARED bool posted_in_handshake(const struct inbox_ops *ops, int where, bool *asleep)
+{
+	handshake_where = where;
+	return post_during_round(ops, &handshake_post, asleep);
+}
 
 /*
  * m0 is posted normally (it signals); m1's producer is caught after
