@@ -21,6 +21,35 @@
 
 const char *harness_extra_args[8];
 
+/* The processes this test started and has not reaped: the watchdog kills
+ * them (harness_kill_children), so that a test that fails does not leave
+ * a server running behind it. */
+#define MAX_CHILDREN 64
+static volatile pid_t children[MAX_CHILDREN];
+
+static void child_started(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == 0) {
+			children[i] = pid;
+			return;
+		}
+}
+
+static void child_reaped(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
+void harness_kill_children(void)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGKILL);
+}
+
 static const char *server_path(void)
 {
 	const char *p = getenv("ECHOSERVER");
@@ -71,6 +100,8 @@ static pid_t spawn(const char *const *args, bool raw, int out_fd, int err_fd)
 		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	if (pid > 0)
+		child_started(pid);
 	return pid;
 }
 
@@ -118,7 +149,13 @@ int srv_start(struct srv *s, bool raw, const char *const *args)
 
 bool srv_alive(struct srv *s)
 {
-	return s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == 0;
+	if (s->pid <= 0 || s->exited)
+		return false;
+	if (waitpid(s->pid, &s->status, WNOHANG) != s->pid)
+		return true;
+	s->exited = true;	/* reaped here: srv_stop() reports this status */
+	child_reaped(s->pid);
+	return false;
 }
 
 int srv_stop(struct srv *s, int sig, int timeout_ms)
@@ -128,6 +165,10 @@ int srv_stop(struct srv *s, int sig, int timeout_ms)
 
 	if (s->pid <= 0)
 		return -1;
+	if (s->exited) {
+		status = s->status;
+		goto reaped;
+	}
 	kill(s->pid, sig);
 	for (;;) {
 		pid_t r = waitpid(s->pid, &status, WNOHANG);
@@ -141,7 +182,10 @@ int srv_stop(struct srv *s, int sig, int timeout_ms)
 		}
 		usleep(10000);
 	}
+	child_reaped(s->pid);
+reaped:
 	s->pid = 0;
+	s->exited = false;
 	close(s->out_fd);
 	if (status == -1 || !WIFEXITED(status))
 		return -1;
@@ -236,10 +280,12 @@ int run_capture(const char *const *args, char *buf, size_t len, int timeout_ms)
 		if (now_ms() > deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
+			child_reaped(pid);
 			return -1;
 		}
 		usleep(10000);
 	}
+	child_reaped(pid);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

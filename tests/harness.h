@@ -16,6 +16,8 @@ struct srv {
 	int out_fd;		/* the server's stdout */
 	char err_path[64];	/* the server's stderr, in a temporary file */
 	char banner[1024];	/* its stdout up to the first "listening on" line */
+	bool exited;		/* reaped by srv_alive(), with this status: */
+	int status;
 };
 
 /* Appended to every non-raw srv_start() (e.g. "--dispatch", "mutex-pipe"). */
@@ -28,6 +30,9 @@ int srv_start(struct srv *s, bool raw, const char *const *args);
  * had to be killed (or died of a signal). */
 int srv_stop(struct srv *s, int sig, int timeout_ms);
 bool srv_alive(struct srv *s);
+/* Kills every process the harness started and has not reaped; async-signal-
+ * safe, for the watchdog (tap_on_watchdog(harness_kill_children)). */
+void harness_kill_children(void);
 long srv_rss_kb(const struct srv *s);
 /* Whether the server's stderr so far contains `needle`; how many times. */
 bool srv_stderr_has(const struct srv *s, const char *needle);

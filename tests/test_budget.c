@@ -11,15 +11,17 @@
  * itself without polling, the client got no reply for as long as the flood
  * lasted (over 5 s).
  *
- * Two measures of the same promise. The round trip in wall-clock time
- * (under 100 ms) also counts any time the scheduler keeps a thread off its
- * CPU. The other does not: how many flood calls the worker ran between the
- * client's send and the read of its byte. inbox.c promises one round per
- * pass of the loop, and a readable socket is served in the pass after the
- * poll that finds it: so at most two rounds, two budgets of calls, ahead of
- * it (the rest of the round running when the byte came and one more, or two
- * whole rounds when it came between a poll and that pass's round). A few
- * calls of slack cover the client's relaxed view of the counter.
+ * What is asserted does not depend on the machine's speed: how many flood
+ * calls the worker ran between the client's send and the read of its byte.
+ * inbox.c promises one round per pass of the loop, and a readable socket is
+ * served in the pass after the poll that finds it: so at most two rounds,
+ * two budgets of calls, ahead of it (the rest of the round running when the
+ * byte came and one more, or two whole rounds when it came between a poll
+ * and that pass's round). A few calls of slack cover the client's relaxed
+ * view of the counter. The round trip in milliseconds is reported, not
+ * asserted: it also counts whatever time the scheduler keeps a thread off
+ * its CPU. handoff-bench's flood mode measures it (doc/HANDOFF.md, "The
+ * budget").
  */
 #include <config.h>
 
@@ -41,10 +43,9 @@
 #include "mtserver.h"
 #include "tap.h"
 
-#define FLOOD_MS 2000
+#define FLOOD_MS 1000
 #define FLOOD_INFLIGHT 20000	/* calls waiting in the inbox, at most */
 #define CALL_NS 2000
-#define WORST_RTT_MS 100
 #define AHEAD_SLACK 4		/* calls: see the comment above */
 
 static struct mts_server *srv;
@@ -176,16 +177,12 @@ struct result {
 };
 
 /* The flood was real: at a third of the pings or more, over a round was
- * waiting (under TSan the flooder is slower: 44% in one CI run). */
+ * waiting (under TSan the flooder is slower: 44% in one CI run). A setup
+ * check: how fast the flooder fills the inbox is the machine's business, so
+ * a flood that fell short is run again (test_variant). */
 static bool flooded(const struct result *r)
 {
 	return r->pings > 0 && r->flooded * 3 >= r->pings && r->st.largest_batch == r->budget;
-}
-
-static bool within_bounds(const struct result *r)
-{
-	return !r->failed && r->worst < WORST_RTT_MS * 1000000ull &&
-	       r->most_ahead <= 2 * r->budget + AHEAD_SLACK && flooded(r);
 }
 
 static void flood_once(const char *dispatch, struct result *r)
@@ -250,10 +247,9 @@ static void flood_once(const char *dispatch, struct result *r)
 }
 
 /*
- * Up to three floods. The bug this guards against starves the client for
- * the whole flood, every time; a shared machine that takes the CPU away
- * for 100 ms once does so rarely. So a variant passes when one flood of
- * three stays within both bounds, and each attempt is reported.
+ * One flood, or up to three if the flooder could not keep the inbox full
+ * (the setup check above). The bound on the calls ahead holds for every
+ * flood: it does not depend on how fast anything runs.
  */
 static void test_variant(const char *dispatch)
 {
@@ -262,35 +258,34 @@ static void test_variant(const char *dispatch)
 
 	for (attempt = 1; attempt <= 3; attempt++) {
 		flood_once(dispatch, &r);
-		diag("%s, flood %d: worst round trip %.2f ms, most calls ahead %llu%s", dispatch,
-		     attempt, r.worst / 1e6, (unsigned long long)r.most_ahead,
-		     r.failed ? ", then no reply for 10 s" : "");
-		if (within_bounds(&r))
+		diag("%s, flood %d: worst round trip %.2f ms (reported, not a bound), most calls "
+		     "ahead %llu%s", dispatch, attempt, r.worst / 1e6,
+		     (unsigned long long)r.most_ahead, r.failed ? ", then no reply for 10 s" : "");
+		if (r.failed || r.most_ahead > 2 * r.budget + AHEAD_SLACK || flooded(&r))
 			break;
 	}
-	ok(!r.failed && r.worst < WORST_RTT_MS * 1000000ull,
-	   "%s: one worker flooded with 2 us calls for %d ms: the echo client's worst round "
-	   "trip is %.2f ms (%llu round trips; flood %d of at most 3)%s", dispatch, FLOOD_MS,
-	   r.worst / 1e6, (unsigned long long)r.pings, attempt > 3 ? 3 : attempt,
-	   r.failed ? ", then no reply for 10 s" : "");
 	ok(!r.failed && r.most_ahead <= 2 * r.budget + AHEAD_SLACK,
-	   "%s: at most two budgets of calls ran while a byte waited to be read "
-	   "(most: %llu)", dispatch, (unsigned long long)r.most_ahead);
+	   "%s: one worker flooded with 2 us calls: at most two budgets of calls ran while a "
+	   "byte waited to be read (most: %llu, in %llu round trips)%s", dispatch,
+	   (unsigned long long)r.most_ahead, (unsigned long long)r.pings,
+	   r.failed ? "; then no reply for 10 s" : "");
 	ok(flooded(&r),
 	   "%s: the inbox really was flooded: more than a round's worth waiting at %llu of "
-	   "%llu pings; %llu calls ran; largest round %llu", dispatch,
+	   "%llu pings; %llu calls ran; largest round %llu (flood %d)", dispatch,
 	   (unsigned long long)r.flooded, (unsigned long long)r.pings,
-	   (unsigned long long)r.ran, (unsigned long long)r.st.largest_batch);
+	   (unsigned long long)r.ran, (unsigned long long)r.st.largest_batch,
+	   attempt > 3 ? 3 : attempt);
 }
 
 int main(void)
 {
 	unsigned n = 0;
 
+	tap_watchdog(300);
 	mts_log_set_level(MTS_LOG_WARN);
 	while (mts_dispatch_name(n) != NULL)
 		n++;
-	tap_plan(3 * (int)n);
+	tap_plan(2 * (int)n);
 	for (unsigned i = 0; i < n; i++)
 		test_variant(mts_dispatch_name(i));
 	return tap_done();

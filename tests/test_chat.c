@@ -548,6 +548,8 @@ int main(void)
 	struct srv s;
 	int greeted = 0;
 
+	tap_watchdog(300);
+	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
 	if (chat == NULL)
 		bail("CHATSERVER is not set (make check sets it)");

@@ -332,6 +332,8 @@ int main(void)
 {
 	struct rlimit rl;
 
+	tap_watchdog(120);
+	tap_on_watchdog(harness_kill_children);
 	/* Start the servers with a lowered soft limit, to see it raised. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max > 1024) {
 		rl.rlim_cur = 1024;

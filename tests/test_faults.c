@@ -193,6 +193,8 @@ static void test_wakeup_write(const char *dispatch)
 
 int main(void)
 {
+	tap_watchdog(300);
+	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("FAULT_SHIM") == NULL)
 		bail("FAULT_SHIM is not set (make check sets it)");

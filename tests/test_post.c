@@ -306,6 +306,7 @@ static void test_variant(const char *dispatch)
 int main(void)
 {
 	unsigned n = 0;
+	tap_watchdog(300);
 
 	while (mts_dispatch_name(n) != NULL)
 		n++;

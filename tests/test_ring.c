@@ -127,10 +127,17 @@ static void job_done(struct event_base *base, void *arg, int cancelled)
 
 /* ---- a worker kept busy, so that its ring stays full ------------------- */
 
-static void sleep_call(struct event_base *base, void *arg, int cancelled)
+static atomic_uint_fast64_t holding;	/* workers inside hold_call() */
+static atomic_bool let_go;
+
+/* Keeps its worker until the test lets go. */
+static void hold_call(struct event_base *base, void *arg, int cancelled)
 {
-	if (!cancelled)
-		usleep((useconds_t)(uintptr_t)arg);
+	if (cancelled)
+		return;
+	atomic_fetch_add(&holding, 1);
+	while (!atomic_load(&let_go))
+		usleep(1000);
 }
 
 /* ---- the protocol: accept and close (posting is what is tested) -------- */
@@ -243,13 +250,15 @@ static void test_library(void)
 	   (unsigned long long)atomic_load(&jobs_cancelled),
 	   (unsigned long long)(st.refused - want));
 
-	/* Stop while the rings are full: each worker sleeps in a call, and
-	 * its ring is filled behind it. */
+	/* Stop while the rings are full: each worker is held in a call, and
+	 * its ring is filled behind it; the workers are let go once the stop
+	 * has been refused. */
 	ran_before = atomic_load(&n_ran);
 	for (unsigned w = 0; w < WORKERS; w++)
-		while (mts_post(srv, w, sleep_call, (void *)(uintptr_t)300000) != 0)
+		while (mts_post(srv, w, hold_call, NULL) != 0)
 			usleep(1000);
-	usleep(50000);		/* the sleeps have begun */
+	if (!wait_for(&holding, WORKERS, 10000))
+		bail("the workers never ran the call that holds them");
 	for (unsigned w = 0; w < WORKERS; w++)
 		for (int i = 0; i < 2 * RING; i++) {
 			rc = mts_post(srv, w, tally, NULL);
@@ -263,16 +272,25 @@ static void test_library(void)
 		refused_at_stop[w] = st.refused;
 	}
 	mts_stop(srv);
-	for (int i = 0; i < 10000 && !atomic_load(&run_returned); i++)
+	/* The control thread posts the stops: wait until both were refused. */
+	tap_waiting("each worker's full ring to refuse its stop");
+	for (int i = 0; i < 10000; i++) {
+		stops_refused = true;
+		for (unsigned w = 0; w < WORKERS; w++) {
+			mts_worker_stats(srv, w, &st);
+			stops_refused = stops_refused && st.refused > refused_at_stop[w];
+		}
+		if (stops_refused)
+			break;
 		usleep(1000);
-	stops_refused = true;
-	for (unsigned w = 0; w < WORKERS; w++) {
-		mts_worker_stats(srv, w, &st);
-		stops_refused = stops_refused && st.refused > refused_at_stop[w];
 	}
+	atomic_store(&let_go, true);
+	tap_waiting("mts_run() to return once the kept stops arrive");
+	for (int i = 0; i < 20000 && !atomic_load(&run_returned); i++)
+		usleep(1000);
 	ok(atomic_load(&run_returned) && stop_refused > 0 && stops_refused,
 	   "mts_stop while both rings are full (%llu more calls refused): each worker's ring "
-	   "refused its stop, the retrier posted it again, and mts_run returns",
+	   "refused its stop, which was kept and posted again, and mts_run returns",
 	   (unsigned long long)stop_refused);
 	if (!atomic_load(&run_returned))
 		bail("mts_run never returned: a stop was lost");
@@ -381,6 +399,8 @@ static void test_echoserver(void)
 
 int main(void)
 {
+	tap_watchdog(300);
+	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
 	tap_plan(11);
 	test_library();

@@ -47,6 +47,8 @@ int main(void)
 	struct srv s;
 	int fd, a, b, rc;
 
+	tap_watchdog(300);
+	tap_on_watchdog(harness_kill_children);
 #ifdef SANITIZED
 	printf("1..0 # SKIP valgrind cannot run a sanitizer build\n");
 	return 0;
