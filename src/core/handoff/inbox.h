@@ -64,7 +64,10 @@
  *   inbox_retry_wakeups  own thread included; neither waits for the consumer
  *                    or for room in the wake-up fd or the queue (the mutex
  *                    variants take their lock, nothing more; a full ring
- *                    refuses the post instead of waiting for room)
+ *                    refuses the post instead of waiting for room; lfq
+ *                    calls malloc(), and a thread's first lfq post
+ *                    registers it with liburcu, under a lock that a grace
+ *                    period in progress holds: inbox_lfq.c)
  *   the handler      runs only on the thread running `base`: the single
  *                    consumer. liburcu's splice and dequeue need mutual
  *                    exclusion, and the ring's slots have one reader; we
@@ -178,7 +181,8 @@ int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
 /*
  * Posts msg. Everything the poster wrote into the message object before the
  * call is visible to the handler. Never waits for the consumer, for room in
- * the fd or for room in the queue, so the consumer itself may post. Returns:
+ * the fd or for room in the queue, so the consumer itself may post.
+ * Allocates nothing, but for lfq's node (one malloc() per post). Returns:
  *   0          queued, and the consumer will be woken for it
  *   -ENOBUFS   NOT queued: no room (ring: full; lfq: no memory for the
  *              post's node). The message

@@ -32,10 +32,13 @@
  * prevent: here, the producer's read-side section (rcu_read_lock() around
  * the enqueue) delays the free, because call_rcu() runs the free only
  * after every section that began before it has ended.
- * tests/test_lfq_grace.c stops a producer right there and shows both: with
- * call_rcu() the node is intact when the producer reads it; freed at once
- * (lfq_take(..., false)), ASan reports the heap use after free, and the
- * test asserts that it does.
+ * Both halves are needed: the grace period (call_rcu() in lfq_take()) and
+ * the sections it waits for (every enqueue and every dequeue inside
+ * rcu_read_lock()). tests/test_lfq_grace.c stops a producer right there
+ * and reads the node under ASan or valgrind after the consumer took it
+ * (freed at once, that read is reported: tests/mutants/lfq-free-at-once),
+ * and checks that each of the variant's enqueues and dequeues runs inside a
+ * read-side section (tests/mutants/lfq-no-read-side-*).
  *
  * WHY NO WAKE-UP IS LOST
  *
@@ -107,7 +110,7 @@ static struct inbox_msg *lfq_next(struct inbox *ib)
 
 	if (!count_may_take(&l->elide))
 		return NULL;
-	msg = lfq_take(l, true);		/* C3 */
+	msg = lfq_take(l);		/* C3 */
 	if (msg != NULL)
 		count_took(&l->elide);
 	return msg;
@@ -120,7 +123,7 @@ static bool lfq_end_round(struct inbox *ib)
 
 static struct inbox_msg *lfq_leftover(struct inbox *ib)
 {
-	return lfq_take(LFQ(ib), true);		/* no producer is left */
+	return lfq_take(LFQ(ib));		/* no producer is left */
 }
 
 static void lfq_fini(struct inbox *ib)

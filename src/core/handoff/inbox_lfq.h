@@ -1,9 +1,7 @@
 /*
  * inbox_lfq.h - the lfq variant's queue, private to inbox_lfq.c and to
  * tests/test_lfq_grace.c, which plays a producer that still holds a node
- * the consumer has just taken. The consumer's take is here, with the
- * reclamation as a parameter, only so that the test can build the broken
- * twin (no grace period) from the very same code; the variant always waits.
+ * the consumer has just taken.
  */
 #ifndef MTS_INBOX_LFQ_H
 #define MTS_INBOX_LFQ_H
@@ -43,11 +41,10 @@ static void lfq_free_node(struct rcu_head *head)
 
 /*
  * Consumer: the next message, NULL if none, and the node it came in given
- * back: after a grace period (call_rcu, as the variant does), or at once
- * (`defer` false: the broken twin, whose free a producer still reading the
- * node turns into a use after free).
+ * back after a grace period: a producer may still be reading it (freed at
+ * once, its read would be a use after free: inbox_lfq.c).
  */
-static inline struct inbox_msg *lfq_take(struct inbox_lfq *l, bool defer)
+static inline struct inbox_msg *lfq_take(struct inbox_lfq *l)
 {
 	struct cds_lfq_node_rcu *qn;
 	struct lfq_node *n;
@@ -61,12 +58,8 @@ static inline struct inbox_msg *lfq_take(struct inbox_lfq *l, bool defer)
 	n = caa_container_of(qn, struct lfq_node, node);
 	TSAN_ACQUIRE(n);	/* pairs with the release in lfq_enqueue */
 	msg = n->msg;
-	if (defer) {
-		TSAN_RELEASE(n);
-		call_rcu(&n->rcu, lfq_free_node);
-	} else {
-		free(n);
-	}
+	TSAN_RELEASE(n);
+	call_rcu(&n->rcu, lfq_free_node);	/* after every section that began before */
 	return msg;
 }
 

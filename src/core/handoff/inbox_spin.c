@@ -35,7 +35,9 @@
  * no other), so the producer reads 0 while the consumer reads an empty
  * queue, and the consumer sleeps with the message queued. The model
  * (model/handoff.pml, -DSPIN) keeps store buffers and refutes that twin;
- * tests/test_inbox_broken runs it on this machine and reports how often.
+ * tests/test_spin_litmus runs the two halves of this very code against
+ * each other, with no system call between them, and fails if any trial
+ * loses the message (the mutants without either fence must fail it).
  *
  * D3 meeting a producer between its two steps (a WOULDBLOCK, whether in
  * wfcq's splice or inside its batch) is "nothing": D3 did not see that
@@ -62,8 +64,11 @@
  * flag still 0 (the consumer is still awake: the re-arm is the promised
  * look) and the next round, after the loop has polled its descriptors,
  * polls again. So a trickle of messages keeps the worker awake without a
- * single eventfd write, and its sockets wait at most one polling time (on
- * top of the budget) for a round.
+ * single eventfd write. Its sockets wait for at most two rounds (inbox.c),
+ * so for at most two polling times on top of two budgets: a socket that
+ * turns readable while a round polls waits for the rest of that poll, and
+ * the next pass may run the inbox's round, with its own poll, before the
+ * socket's callback.
  */
 #include <config.h>
 
@@ -78,12 +83,7 @@ static int spin_init(struct inbox *ib)
 static int spin_enqueue(struct inbox *ib, struct inbox_msg *msg)
 {
 	(void)inbox_wfcq_enqueue(ib, msg);	/* P1: "found empty" is not used */
-	return spin_must_signal(ib, true) ? INBOX_SIGNAL : INBOX_RIDE;	/* F_p, P2 */
-}
-
-static struct inbox_msg *spin_sleep(struct inbox *ib, bool first)
-{
-	return spin_before_sleep(ib, first, true);	/* D1, D2, F_c, D3 */
+	return spin_must_signal(ib) ? INBOX_SIGNAL : INBOX_RIDE;	/* F_p, P2 */
 }
 
 const struct inbox_ops inbox_spin_ops = {
@@ -94,5 +94,5 @@ const struct inbox_ops inbox_spin_ops = {
 	.collect = inbox_wfcq_collect,
 	.next = inbox_wfcq_next,
 	.leftover = inbox_wfcq_leftover,
-	.before_sleep = spin_sleep,
+	.before_sleep = spin_before_sleep,	/* D1, D2, F_c, D3 */
 };

@@ -1,9 +1,8 @@
 /*
- * inbox_spin.h - the spin-then-block wake-up strategy, private to
- * inbox_spin.c and to tests/test_inbox.c. The two halves of the "sleeping"
- * handshake take the fences as a parameter only so that the test can build
- * the broken twin without them from the very same code; the variant always
- * passes true. inbox_spin.c argues the protocol.
+ * inbox_spin.h - the steps of the spin-then-block wake-up strategy, for
+ * inbox_spin.c and for the tests that run them one by one
+ * (tests/test_spin_litmus.c runs the handshake's two halves against each
+ * other with no system call in between). inbox_spin.c argues the protocol.
  */
 #ifndef MTS_INBOX_SPIN_H
 #define MTS_INBOX_SPIN_H
@@ -38,14 +37,13 @@ struct inbox_spin {
 #pragma GCC diagnostic ignored "-Wtsan"
 #endif
 
-/* Producer, after its enqueue: must it signal? */
-static inline bool spin_must_signal(struct inbox *ib, bool fences)
+/* Producer, after its enqueue (P1): must it signal? F_p, P2. */
+static inline bool spin_must_signal(struct inbox *ib)
 {
 	struct inbox_spin *s = (struct inbox_spin *)ib;
 
 	/* F_p: the enqueue's link before the load of the flag. */
-	if (fences)
-		atomic_thread_fence(memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
 	/* Relaxed: the fences order what must be ordered; the exchange lets
 	 * exactly one producer per sleep send the wake-up. */
 	return atomic_load_explicit(&s->sleeping, memory_order_relaxed) == 1 &&
@@ -53,13 +51,15 @@ static inline bool spin_must_signal(struct inbox *ib, bool fences)
 }
 
 /* Consumer: the next message if there is one now; WOULDBLOCK counts as
- * none (see inbox_spin.c for why that is safe at the handshake). */
+ * none (see inbox_spin.c for why that is safe at the handshake). Through
+ * the queue's ops (wfcq's collect and next), so that a test can place a
+ * post at either step. */
 static inline struct inbox_msg *spin_try_take(struct inbox *ib)
 {
 	struct inbox_msg *m;
 
-	(void)inbox_wfcq_collect(ib);
-	m = inbox_wfcq_next(ib);
+	(void)ib->ops->collect(ib);
+	m = ib->ops->next(ib);
 	return m == INBOX_WOULDBLOCK || m == INBOX_WOULDBLOCK_SIGNAL_DUE ? NULL : m;
 }
 
@@ -91,12 +91,11 @@ static inline struct inbox_msg *spin_poll(struct inbox *ib)
 }
 
 /* D2, F_c: say that the consumer is about to sleep. */
-static inline void spin_announce(struct inbox *ib, bool fences)
+static inline void spin_announce(struct inbox *ib)
 {
 	atomic_store_explicit(&((struct inbox_spin *)ib)->sleeping, 1, memory_order_relaxed);
 	/* F_c: the flag before the queue's loads. */
-	if (fences)
-		atomic_thread_fence(memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* D3: one more look. Returns a message (the consumer is awake again), or
@@ -118,18 +117,19 @@ static inline struct inbox_msg *spin_recheck(struct inbox *ib)
  * poll again: it returns INBOX_WOULDBLOCK, and the round re-arms with the
  * flag still 0, so the worker's loop polls its other descriptors before the
  * next round polls the queue. A round thus polls at most once, and the
- * sockets wait at most one polling time for it.
+ * sockets wait for at most two rounds, and so two polling times
+ * (inbox_spin.c).
  */
-static inline struct inbox_msg *spin_before_sleep(struct inbox *ib, bool first, bool fences)
+static inline struct inbox_msg *spin_before_sleep(struct inbox *ib, bool first)
 {
 	struct inbox_msg *m;
 
 	if (!first)
 		return INBOX_WOULDBLOCK;
-	if ((m = spin_poll(ib)) != NULL)
+	if ((m = spin_poll(ib)) != NULL)		/* D1 */
 		return m;
-	spin_announce(ib, fences);
-	return spin_recheck(ib);
+	spin_announce(ib);				/* D2, F_c */
+	return spin_recheck(ib);			/* D3 */
 }
 
 #if defined(__SANITIZE_THREAD__)
