@@ -141,13 +141,39 @@ void mts_stop(struct mts_server *s);
 void mts_request_stats(struct mts_server *s);
 
 /*
- * Frees everything; after mts_run() returned, or instead of it. With
- * dispatch "lfq" it waits for liburcu's deferred frees (rcu_barrier() of
- * the urcu-bp flavour, which is process-wide): a program that also uses
- * urcu-bp must not call it inside one of its own read-side sections, nor
- * from a call_rcu() callback.
+ * Frees everything; after mts_run() returned, or instead of it. Not on one
+ * of the server's own workers (it would wait for that worker to stop: it
+ * aborts with a message). With dispatch "lfq" it waits for liburcu's
+ * deferred frees (rcu_barrier() of the urcu-bp flavour, which is
+ * process-wide): a program that also uses urcu-bp must not call it inside
+ * one of its own read-side sections, nor from a call_rcu() callback.
+ *
+ * What the caller must order: every other thread's last call into the
+ * server (mts_post, mts_workq_submit, mts_stop, ...) returns before
+ * mts_free() does, since the memory they use is freed then; join those
+ * threads first. Within that, calls may overlap mts_free(): a post that
+ * comes while mts_free() cancels what the inboxes hold is refused
+ * (-ESHUTDOWN) or cancelled with the rest, never lost, and a
+ * mts_workq_free() under way is waited for.
  */
 void mts_free(struct mts_server *s);
+
+/*
+ * fork() without exec. A server's threads are not in the child: the child
+ * must not use a server its parent made (let it create its own), and a
+ * program that creates servers in a child of fork() (a daemon that forks
+ * after it set up, a pre-forking server) calls mts_before_fork() just
+ * before fork(), then mts_after_fork_parent() in the parent and
+ * mts_after_fork_child() in the child. They repair what liburcu keeps for
+ * the whole process (dispatch "lfq" frees its nodes on liburcu's call_rcu
+ * thread, which the child lacks: without them, mts_free() of an "lfq"
+ * server in the child waits for ever). Not registered with
+ * pthread_atfork(): liburcu advises against it, since lfq's deferred frees
+ * call the allocator. A program that execs after fork() needs none of this.
+ */
+void mts_before_fork(void);
+void mts_after_fork_parent(void);
+void mts_after_fork_child(void);
 
 /* ---- running code on a worker ------------------------------------------ */
 
@@ -167,15 +193,19 @@ unsigned mts_worker_count(const struct mts_server *s);
  * path as new connections, in order behind what was posted before). Any
  * thread, from mts_new() on (what is posted before mts_run() runs when the
  * worker starts), that worker's own included: posting never waits for the
- * worker, nor for room in a pipe or a ring. Returns 0: fn will run or be
+ * worker, nor for room in a pipe or a ring (with dispatch "lfq", a thread's
+ * first post registers it with liburcu, under a lock a grace period in
+ * progress may hold). Returns 0: fn will run or be
  * cancelled, once; or -EINVAL for a worker that does not exist, -ENOMEM,
  * -ENOBUFS when that worker's inbox has no room (dispatch "ring": it holds
  * ring_size messages; "lfq": no memory for the call's node; try again
  * later, from a thread that is not that worker, or give up), or
- * -ESHUTDOWN once mts_free() is cancelling what the inboxes hold (after it joined the workers). On any error fn is not called
- * at all: `arg` is still the caller's. Not async-signal-safe (it
- * allocates). No thread may post while mts_free() runs except the cancelled
- * calls themselves (they get -ESHUTDOWN).
+ * -ESHUTDOWN once mts_free() is cancelling what the inboxes hold (after it
+ * joined the workers; the cancelled calls, which run inside mts_free(),
+ * get it too). On any error fn is not called at all: `arg` is still the
+ * caller's. Not async-signal-safe (it allocates). A post from another
+ * thread that overlaps mts_free() is refused or cancelled, never lost, but
+ * must return before mts_free() does (see mts_free()).
  */
 int mts_post(struct mts_server *s, unsigned worker, mts_call_fn fn, void *arg);
 
@@ -190,18 +220,25 @@ int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg);
  * file I/O, DNS, CPU-heavy work). A job's `work` runs on a pool thread; its
  * `done` then runs on the worker named at submission, through that worker's
  * inbox, with the worker's event_base (or, like any posted call, cancelled
- * at mts_free() with base NULL if the server stopped first). Submitting takes no lock (a wait-free
- * enqueue and a semaphore post); pool threads take jobs in submission order.
+ * at mts_free() with base NULL if the server stopped first). Submitting
+ * allocates the job's record (malloc(), which may take the allocator's
+ * lock), then enqueues it wait-free and posts a semaphore; pool threads take
+ * jobs in submission order.
  *
  * Shutdown: mts_workq_free() lets running jobs finish, cancels the ones not
  * started (their `done` runs with cancelled = true, on their worker), and
- * returns once every `done` has run: every job ends in exactly one `done`
- * call, so whatever `arg` holds can be released there. Call it while the
- * server still runs, from a thread that is not one of its workers (it waits
- * for the workers to run the completions), e.g. before mts_stop(). A submit
- * that runs at the same time, or later, is refused (-ESHUTDOWN) or, if it
- * got in first, ends in one `done` like any other. The queue's memory is
- * released by mts_free() of its server, so `q` stays valid until then.
+ * returns once every `done` has run, or, if the server's workers stop
+ * first (mts_stop(), on any thread, even while mts_workq_free() waits),
+ * once they have: the dones left are then cancelled at mts_free(), like any
+ * posted call. Either way every job ends in exactly one `done` call, so
+ * whatever `arg` holds can be released there. Call it from a thread that is
+ * not one of the server's workers (it waits for the workers to run the
+ * completions: on a worker it aborts with a message), best while the
+ * server still runs, e.g. before mts_stop(). A submit that runs at the same
+ * time, or later, is refused (-ESHUTDOWN) or, if it got in first, ends in
+ * one `done` like any other. The queue's memory is released by mts_free()
+ * of its server, which waits for a mts_workq_free() still under way, so `q`
+ * stays valid until then.
  */
 struct mts_workq;
 typedef void (*mts_job_fn)(void *arg);

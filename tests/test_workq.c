@@ -6,14 +6,24 @@
  * `done`, the unstarted ones cancelled; and (fault-injection builds) a submit
  * held between its check of `stopping` and its enqueue while the queue is
  * freed either is refused or ends in one `done`, never touching freed memory.
+ * Then the orders a program may stop things in (workq.c, "FREE AGAINST
+ * STOP"): mts_workq_free() returns when the server stops under it, and
+ * mts_free() right after mts_stop() waits for a mts_workq_free() under way
+ * and for its pool, so every job still ends in one done and nothing is used
+ * after it is freed. And the misuse it can see: mts_workq_free() or
+ * mts_free() on one of the server's workers aborts with a message.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -196,7 +206,201 @@ static void test_submit_against_free(void)
 }
 #endif
 
-int main(void)
+/* ---- free against stop ------------------------------------------------- */
+
+static atomic_bool job_started, job_released;
+
+/* A job that keeps its pool thread until the test lets it go. */
+static void blocking_work(void *arg)
+{
+	atomic_store(&job_started, true);
+	while (!atomic_load(&job_released))
+		usleep(1000);
+}
+
+struct freer {
+	struct mts_workq *q;
+	atomic_bool returned;
+	pthread_t thread;
+};
+
+static void *freer_main(void *arg)
+{
+	struct freer *f = arg;
+
+	mts_workq_free(f->q);
+	atomic_store(&f->returned, true);
+	return NULL;
+}
+
+static void *release_later(void *arg)
+{
+	usleep(20000);
+	atomic_store(&job_released, true);
+	return NULL;
+}
+
+static bool flag_within(atomic_bool *flag, int ms)
+{
+	for (int i = 0; i < ms && !atomic_load(flag); i++)
+		usleep(1000);
+	return atomic_load(flag);
+}
+
+/*
+ * A job holds the only pool thread; another thread calls mts_workq_free()
+ * (it waits for that job, inside the pool's stop); then the server stops.
+ * The job's done can no longer run on a worker. `free_at_once`: mts_free()
+ * right after mts_run() returns, while the job is still held (it is let go
+ * 20 ms later): mts_free() must wait for the pool and for the thread inside
+ * mts_workq_free() before it frees the queue. Otherwise the job is let go
+ * first, and mts_workq_free() must return on its own before mts_free().
+ */
+static void test_free_while_stopping(bool free_at_once)
+{
+	const char *listen[] = { "127.0.0.1" };
+	struct mts_handler h = { .on_open = refuse, .on_shutdown = nothing, .on_close = nothing };
+	struct mts_config cfg;
+	struct mts_server *s2;
+	struct freer f = { 0 };
+	struct mts_workq *q;
+	pthread_t runner, releaser;
+	char why[256];
+	bool returned = true;
+
+	mts_config_defaults(&cfg);
+	cfg.listen = listen;
+	cfg.n_listen = 1;
+	cfg.port = "0";
+	cfg.threads = WORKERS;
+	if (mts_new(&s2, &cfg, &h, why, sizeof(why)) != 0)
+		bail(why);
+	srv = s2;
+	pthread_create(&runner, NULL, run_main, NULL);
+	reset();
+	atomic_store(&job_started, false);
+	atomic_store(&job_released, false);
+	if (mts_workq_new(&q, s2, 1) != 0)
+		bail("mts_workq_new");
+	for (unsigned i = 0; i < 11; i++)
+		if (mts_workq_submit(q, i % WORKERS, i == 0 ? blocking_work : work, done_anywhere,
+				     calloc(1, sizeof(struct item))) != 0)
+			bail("mts_workq_submit");
+	tap_waiting("the pool thread to start the held job");
+	if (!flag_within(&job_started, 5000))
+		bail("the held job never started");
+	f.q = q;
+	pthread_create(&f.thread, NULL, freer_main, &f);
+	usleep(20000);		/* the freer is joining the pool */
+	mts_stop(s2);
+	tap_waiting("mts_run() to return");
+	pthread_join(runner, NULL);
+	if (free_at_once) {
+		pthread_create(&releaser, NULL, release_later, NULL);
+		tap_waiting("mts_free() while mts_workq_free() and the pool finish");
+		mts_free(s2);
+		pthread_join(releaser, NULL);
+		pthread_join(f.thread, NULL);
+	} else {
+		atomic_store(&job_released, true);
+		tap_waiting("mts_workq_free() to return after the server stopped");
+		returned = flag_within(&f.returned, 5000);
+		ok(returned, "mts_workq_free() under way returns once the server has stopped, "
+		   "with the held job's done still to be cancelled");
+		if (!returned)
+			diag("it did not return within 5 s (mts_free() now, to cancel its dones)");
+		mts_free(s2);
+		pthread_join(f.thread, NULL);
+	}
+	ok(atomic_load(&done_count) + atomic_load(&cancelled_count) == 11 &&
+	   atomic_load(&freed) == 11 && atomic_load(&wrong_place) == 0,
+	   "%s: all 11 jobs ended in exactly one done (%u ran, %u cancelled)",
+	   free_at_once ? "mts_free() right after mts_stop(), while mts_workq_free() and the "
+			  "pool finish" : "mts_workq_free(), the server stopped under it, then "
+			  "mts_free()",
+	   atomic_load(&done_count), atomic_load(&cancelled_count));
+}
+
+/* ---- misuse it can see --------------------------------------------------- */
+
+static struct mts_workq *misuse_q;
+
+static void free_queue_here(struct event_base *base, void *arg, int cancelled)
+{
+	if (!cancelled)
+		mts_workq_free(misuse_q);
+}
+
+static void free_server_here(struct event_base *base, void *arg, int cancelled)
+{
+	if (!cancelled)
+		mts_free(srv);
+}
+
+/* The child: a server whose worker calls what it must not. Returns only if
+ * nothing stopped it. */
+static int misuse_child(const char *what)
+{
+	const char *listen[] = { "127.0.0.1" };
+	struct mts_handler h = { .on_open = refuse, .on_shutdown = nothing, .on_close = nothing };
+	struct mts_config cfg;
+	pthread_t runner;
+	char why[256];
+
+	mts_config_defaults(&cfg);
+	cfg.listen = listen;
+	cfg.n_listen = 1;
+	cfg.port = "0";
+	cfg.threads = 1;
+	if (mts_new(&srv, &cfg, &h, why, sizeof(why)) != 0 || mts_workq_new(&misuse_q, srv, 1) != 0)
+		return 3;
+	pthread_create(&runner, NULL, run_main, NULL);
+	mts_post(srv, 0, strcmp(what, "workq") == 0 ? free_queue_here : free_server_here, NULL);
+	sleep(10);	/* the abort comes long before */
+	return 0;
+}
+
+/* Runs this program as a misuse child; its stderr into `err`. */
+static int run_misuse(const char *self, const char *what, char *err, size_t len)
+{
+	int pipefd[2], status;
+	size_t n = 0;
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe(pipefd) != 0)
+		bail("pipe");
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 2);
+		close(pipefd[0]);
+		execl(self, self, "misuse", what, (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	tap_waiting("the misuse child to abort");
+	while (n + 1 < len && (r = read(pipefd[0], err + n, len - 1 - n)) > 0)
+		n += (size_t)r;
+	err[n] = '\0';
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+static void test_misuse(const char *self)
+{
+	static char err[8192];
+	int sig;
+
+	sig = run_misuse(self, "workq", err, sizeof(err));
+	ok(sig == SIGABRT && strstr(err, "mts_workq_free() called on one of the server's workers"),
+	   "mts_workq_free() on a worker: refused with a message and abort() (signal %d)", sig);
+	sig = run_misuse(self, "free", err, sizeof(err));
+	ok(sig == SIGABRT && strstr(err, "mts_free() called on one of the server's workers"),
+	   "mts_free() on a worker: refused with a message and abort() (signal %d)", sig);
+}
+
+int main(int argc, char **argv)
 {
 	const char *listen[] = { "127.0.0.1" };
 	struct mts_handler h = { .on_open = refuse, .on_shutdown = nothing, .on_close = nothing };
@@ -205,7 +409,10 @@ int main(void)
 	pthread_t runner;
 	char why[256];
 
-	tap_plan(12);
+	if (argc == 3 && strcmp(argv[1], "misuse") == 0)
+		return misuse_child(argv[2]);
+	tap_watchdog(120);
+	tap_plan(17);
 	mts_config_defaults(&cfg);
 	cfg.listen = listen;
 	cfg.n_listen = 1;
@@ -283,5 +490,9 @@ int main(void)
 	   atomic_load(&wrong_place) == 0,
 	   "a queue never freed, 200 jobs: %u done + %u cancelled at mts_free = 200, each once",
 	   atomic_load(&done_count), atomic_load(&cancelled_count));
+
+	test_free_while_stopping(false);
+	test_free_while_stopping(true);
+	test_misuse(argv[0]);
 	return tap_done();
 }

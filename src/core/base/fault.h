@@ -18,7 +18,9 @@
  * Gates: fault_gate(g) is a place where a test can hold threads, to open a
  * race window as wide as it likes (tests/test_workq.c holds submitters
  * between their check of `stopping` and their enqueue while the queue is
- * freed). A gate does nothing until a test closes it.
+ * freed; tests/test_executor.c holds posters between their check of
+ * `closed` and their post while the executor closes). A gate does nothing
+ * until a test closes it.
  */
 #ifndef MTS_FAULT_H
 #define MTS_FAULT_H
@@ -33,6 +35,7 @@ enum fault_point {
 
 enum fault_gate {
 	GATE_WORKQ_SUBMIT,	/* mts_workq_submit(), past its check of `stopping` */
+	GATE_EXEC_POST,		/* exec_post(), past its check of `closed` */
 	GATE_N
 };
 

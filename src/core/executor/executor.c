@@ -17,17 +17,43 @@
  * Order: while a worker's list is not empty, every deferring post joins its
  * end instead of trying the inbox, so messages posted through this path by
  * one thread keep their order. The emptiness test is an atomic count,
- * `n_deferred`, so the common case takes no lock: the retrier decrements it
- * (release) only after the message it stood for is in the inbox, and a
- * poster that reads 0 (acquire) posts after it. A poster that reads 0 and
- * is refused takes the lock and appends; exec_retry, under the same lock,
- * posts it in turn. Messages posted with plain exec_post() may overtake
- * deferred ones: those were refused back to their caller, and kept no place.
+ * `n_deferred`, so the common case takes no lock: whoever posts a deferred
+ * message decrements it (release) only after the message is in the inbox,
+ * and a poster that reads 0 (acquire) posts after it. A poster that reads 0
+ * and is refused takes the lock and appends. Messages posted with plain
+ * exec_post() may overtake deferred ones: those were refused back to their
+ * caller, and kept no place.
+ *
+ * Who posts the list, oldest first, under the lock (post_deferred):
+ *   - the worker itself, each time it has taken a message from its inbox
+ *     (on_msg): that freed a slot of its ring, so the list drains as fast
+ *     as the worker frees room, with no thread woken and no back-off;
+ *   - the retrier, kicked by the append, for the case the worker cannot
+ *     see: a refusal that raced with the worker taking the ring's last
+ *     messages, so that no message is left to take and make it look.
+ * A full ring means a worker with messages to take, so the first path does
+ * the work; the retrier, which backs off from 1 to 100 ms, is the net under
+ * it.
+ *
+ * CLOSING AGAINST POSTERS
+ *
+ * exec_close() frees the inboxes, so a post must either see `closed` and
+ * be refused (-ESHUTDOWN) or be finished with the inbox before it is
+ * freed. Checking `closed` and then posting is not enough: the closer can
+ * set the flag and free the inbox while a poster sits between its check
+ * and its post. So a poster first says it is there, in its worker's
+ * `posting` count, then reads `closed`; the closer sets `closed`, then
+ * waits until every `posting` is zero, as the work queue's submit and free
+ * do (workq.c, "SUBMIT AGAINST FREE"). Each side stores, then loads the
+ * other's variable: all four are seq_cst, so they fall in one total order,
+ * and if the poster's load comes before the closer's store, its increment
+ * came earlier still and the closer's load sees it and waits.
  */
 #include <config.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +63,7 @@
 #include <event2/event.h>
 
 #include "executor.h"
+#include "fault.h"
 #include "log.h"
 #include "retry.h"
 
@@ -65,6 +92,10 @@ struct exec_worker {
 	pthread_mutex_t defer_lock;
 	struct cds_wfcq_node *deferred, **deferred_tail;
 	atomic_uint n_deferred;
+	/* Posters inside exec_post() or exec_post_deferred() for this worker
+	 * now: announced before they look at `closed` (CLOSING AGAINST
+	 * POSTERS). A line of its own: every poster to this worker writes it. */
+	_Alignas(64) atomic_uint posting;
 };
 
 struct executor {
@@ -84,6 +115,8 @@ struct call {
 	void *arg;
 };
 
+static void refill(struct exec_worker *w);
+
 static void on_msg(struct inbox_msg *msg, void *arg)
 {
 	struct exec_worker *w = arg;
@@ -93,10 +126,14 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 			w->ex->cfg.on_stop(w->id, w->ex->cfg.arg);
 		else
 			exec_leave(w->ex, w->id);
-		return;
+	} else {
+		struct exec_task *t = caa_container_of(msg, struct exec_task, msg);
+
+		t->run(t, w->base, w->id);
 	}
-	struct exec_task *t = caa_container_of(msg, struct exec_task, msg);
-	t->run(t, w->base, w->id);
+	/* Taking msg freed a slot: the oldest deferred message may have it. */
+	if (atomic_load_explicit(&w->n_deferred, memory_order_relaxed) != 0)
+		refill(w);
 }
 
 /* exec_close(): a task that never ran is cancelled, its other way to end. */
@@ -121,7 +158,7 @@ static void defer_append(struct exec_worker *w, struct inbox_msg *msg)
 /* Posts msg to w, or keeps it for the retrier if the inbox is full. */
 static void post_or_defer(struct executor *ex, struct exec_worker *w, struct inbox_msg *msg)
 {
-	/* Acquire: pairs with exec_retry's decrement, after its post. */
+	/* Acquire: pairs with post_deferred's decrement, after its post. */
 	if (atomic_load_explicit(&w->n_deferred, memory_order_acquire) == 0 &&
 	    inbox_post(w->inbox, msg) != -ENOBUFS)
 		return;		/* queued (a failed wake-up is the inbox's debt) */
@@ -138,9 +175,37 @@ static void post_or_defer(struct executor *ex, struct exec_worker *w, struct inb
 }
 
 /*
- * The retrier's side: posts each worker's deferred messages, oldest first,
- * until its inbox refuses one. 0 when no list holds anything any more.
+ * Posts w's deferred messages, oldest first, until its inbox refuses one:
+ * 0 when the list is empty, -EAGAIN when messages are left. Under
+ * defer_lock.
  */
+static int post_deferred(struct exec_worker *w)
+{
+	while (w->deferred != NULL) {
+		struct cds_wfcq_node *node = w->deferred, *next = node->next;
+
+		/* `next` is read first: once posted, the message is the
+		 * worker's, which may run and free it at once. */
+		if (inbox_post(w->inbox, caa_container_of(node, struct inbox_msg, node)) == -ENOBUFS)
+			return -EAGAIN;		/* still full */
+		w->deferred = next;
+		if (next == NULL)
+			w->deferred_tail = &w->deferred;
+		/* Release: a poster that reads the new count posts after this. */
+		atomic_fetch_sub_explicit(&w->n_deferred, 1, memory_order_release);
+	}
+	return 0;
+}
+
+/* The worker's side, in on_msg: it just freed a slot of its inbox. */
+static void refill(struct exec_worker *w)
+{
+	pthread_mutex_lock(&w->defer_lock);
+	(void)post_deferred(w);		/* what does not fit waits for the next slot */
+	pthread_mutex_unlock(&w->defer_lock);
+}
+
+/* The retrier's side: every worker's list. 0 when all are empty. */
 static int exec_retry(void *arg)
 {
 	struct executor *ex = arg;
@@ -152,21 +217,8 @@ static int exec_retry(void *arg)
 		if (atomic_load_explicit(&w->n_deferred, memory_order_relaxed) == 0)
 			continue;
 		pthread_mutex_lock(&w->defer_lock);
-		while (w->deferred != NULL) {
-			struct cds_wfcq_node *node = w->deferred, *next = node->next;
-
-			/* `next` is read first: once posted, the message is the
-			 * worker's, which may run and free it at once. */
-			if (inbox_post(w->inbox, caa_container_of(node, struct inbox_msg, node)) ==
-			    -ENOBUFS) {
-				rc = -EAGAIN;	/* still full: the next pass */
-				break;
-			}
-			w->deferred = next;
-			if (next == NULL)
-				w->deferred_tail = &w->deferred;
-			atomic_fetch_sub_explicit(&w->n_deferred, 1, memory_order_release);
-		}
+		if (post_deferred(w) < 0)
+			rc = -EAGAIN;	/* the next pass */
 		pthread_mutex_unlock(&w->defer_lock);
 	}
 	return rc;
@@ -264,10 +316,19 @@ void exec_inbox_stats(const struct executor *ex, unsigned i, struct inbox_stats 
 	inbox_get_stats(ex->workers[i].inbox, st);
 }
 
+/* The executor whose worker this thread is (NULL: none): exec_on_worker(). */
+static _Thread_local const struct executor *current_executor;
+
+bool exec_on_worker(const struct executor *ex)
+{
+	return ex != NULL && current_executor == ex;
+}
+
 static void *worker_main(void *arg)
 {
 	struct exec_worker *w = arg;
 
+	current_executor = w->ex;
 	log_set_thread_tag(w->tag);
 	log_debug("worker started");
 	/* Runs until the "stop" message has made the worker leave. */
@@ -321,7 +382,12 @@ void exec_leave(struct executor *ex, unsigned i)
 
 void exec_close(struct executor *ex)
 {
-	atomic_store_explicit(&ex->closed, true, memory_order_release);
+	/* Then wait for the posters that announced themselves before they
+	 * could see it (CLOSING AGAINST POSTERS). */
+	atomic_store_explicit(&ex->closed, true, memory_order_seq_cst);
+	for (unsigned i = 0; i < ex->n; i++)
+		while (atomic_load_explicit(&ex->workers[i].posting, memory_order_seq_cst) != 0)
+			sched_yield();	/* a post never waits: this is short */
 	/* Returns once the retrier no longer posts into the inboxes. */
 	if (ex->retrying)
 		retrier_remove(ex->cfg.retrier, exec_retry, ex);
@@ -360,29 +426,61 @@ void exec_free(struct executor *ex)
 	free(ex);
 }
 
+/*
+ * The announce-then-check of CLOSING AGAINST POSTERS: true (and counted in
+ * w->posting) when the executor is open; the caller posts, then calls
+ * post_leave(). False when exec_close() has begun: refuse.
+ */
+static bool post_enter(struct executor *ex, struct exec_worker *w)
+{
+	atomic_fetch_add_explicit(&w->posting, 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&ex->closed, memory_order_seq_cst)) {
+		atomic_fetch_sub_explicit(&w->posting, 1, memory_order_release);
+		return false;
+	}
+	fault_gate(GATE_EXEC_POST);	/* tests widen the window here */
+	return true;
+}
+
+static void post_leave(struct exec_worker *w)
+{
+	/* Release: the post is done with the inbox before the closer, which
+	 * reads 0 here, frees it. */
+	atomic_fetch_sub_explicit(&w->posting, 1, memory_order_release);
+}
+
 int exec_post(struct executor *ex, unsigned worker, struct exec_task *t)
 {
+	struct exec_worker *w;
+	int rc = 0;
+
 	if (worker >= ex->n || t->run == NULL || t->cancel == NULL)
 		return -EINVAL;
-	if (atomic_load_explicit(&ex->closed, memory_order_acquire))
+	w = &ex->workers[worker];
+	if (!post_enter(ex, w))
 		return -ESHUTDOWN;
 	t->msg.kind = MSG_TASK;
 	/* Refused (a full ring): the task was never the worker's, and is the
 	 * caller's still. Otherwise it is the worker's from here; a failed
 	 * wake-up is the retrier's to send (inbox_retry_with in worker_init). */
-	if (inbox_post(ex->workers[worker].inbox, &t->msg) == -ENOBUFS)
-		return -ENOBUFS;
-	return 0;
+	if (inbox_post(w->inbox, &t->msg) == -ENOBUFS)
+		rc = -ENOBUFS;
+	post_leave(w);
+	return rc;
 }
 
 int exec_post_deferred(struct executor *ex, unsigned worker, struct exec_task *t)
 {
+	struct exec_worker *w;
+
 	if (worker >= ex->n || t->run == NULL || t->cancel == NULL)
 		return -EINVAL;
-	if (atomic_load_explicit(&ex->closed, memory_order_acquire))
+	w = &ex->workers[worker];
+	if (!post_enter(ex, w))
 		return -ESHUTDOWN;
 	t->msg.kind = MSG_TASK;
-	post_or_defer(ex, &ex->workers[worker], &t->msg);
+	post_or_defer(ex, w, &t->msg);
+	post_leave(w);
 	return 0;
 }
 

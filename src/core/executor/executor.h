@@ -24,16 +24,18 @@
  *   exec_stop    "stop" posted to every worker, behind what was posted
  *                before; each calls the on_stop hook and leaves its loop
  *                when the hook says so (exec_leave()); then joined. A stop
- *                that a full ring refuses is posted again by the retrier
- *                (it then arrives behind what got in meanwhile): stopping
- *                never waits for room, and never fails
- *   exec_close   posting is refused from now on (-ESHUTDOWN); every task
- *                still queued is cancelled
+ *                that a full ring refuses is kept and posted again (as
+ *                exec_post_deferred() does; it then arrives behind what got
+ *                in meanwhile): stopping never waits for room, and never
+ *                fails
+ *   exec_close   posting is refused from now on (-ESHUTDOWN); once the
+ *                posts already under way are done, every task still queued
+ *                is cancelled
  *   exec_free    everything released
  *
  * A failed wake-up never blocks or fails a post: the inboxes hand their
- * debts to the retrier given at exec_new() (retry.h). The same retrier
- * posts again what exec_post_deferred() could not post for lack of room.
+ * debts to the retrier given at exec_new() (retry.h). The same retrier is
+ * the net under what exec_post_deferred() keeps for lack of room.
  */
 #ifndef MTS_EXECUTOR_H
 #define MTS_EXECUTOR_H
@@ -100,29 +102,34 @@ int exec_start(struct executor *ex);
 void exec_stop(struct executor *ex);
 /* Worker `i`'s thread: leave the loop (the stop is complete). */
 void exec_leave(struct executor *ex, unsigned i);
+/* Whether the calling thread is one of ex's workers: the layers above
+ * refuse calls that would wait for the calling worker itself. */
+bool exec_on_worker(const struct executor *ex);
 void exec_close(struct executor *ex);
 void exec_free(struct executor *ex);
 
 /*
- * Any thread, from exec_new() on. Returns 0: the task will end in run or
- * cancel, once; -EINVAL: no such worker; -ESHUTDOWN: exec_close() has begun;
- * -ENOBUFS: the worker's inbox had no room (a full ring, or lfq out of
- * memory for its node). On an error the
- * task was not accepted: neither run nor cancel will be called, and the
- * caller keeps it. Never waits (not for room either: a worker may post to
- * itself), never allocates.
+ * Any thread, from exec_new() until exec_free() (a post that races
+ * exec_close() is either refused with -ESHUTDOWN or ends in run or cancel:
+ * executor.c, "CLOSING AGAINST POSTERS"). Returns 0: the task will end in
+ * run or cancel, once; -EINVAL: no such worker; -ESHUTDOWN: exec_close() has
+ * begun; -ENOBUFS: the worker's inbox had no room (a full ring, or lfq out
+ * of memory for its node). On an error the task was not accepted: neither
+ * run nor cancel will be called, and the caller keeps it. Never waits (not
+ * for room either: a worker may post to itself). Allocates nothing itself;
+ * the inbox variant may (lfq: a node per post, with malloc()).
  */
 int exec_post(struct executor *ex, unsigned worker, struct exec_task *t);
 
 /*
  * exec_post() for a task that has no caller able to handle a refusal (a
  * completion coming back from a thread pool): a task a full ring refuses is
- * kept, in order, and the retrier posts it again until the ring takes it
- * (one thread, backing off from 1 to 100 ms: retry.h). Returns 0 (the task
- * ends in run or cancel, once, as with exec_post()), -EINVAL or -ESHUTDOWN
- * (not accepted). Never waits; takes a lock only while something is kept.
- * Tasks posted this way by one thread run in their order; a plain
- * exec_post() may overtake the ones kept.
+ * kept, in order, and posted again as soon as the worker frees a slot (by
+ * the worker itself, as it takes a message; the retrier is the net under
+ * it: executor.c). Returns 0 (the task ends in run or cancel, once, as with
+ * exec_post()), -EINVAL or -ESHUTDOWN (not accepted). Never waits; takes a
+ * lock only while something is kept. Tasks posted this way by one thread
+ * run in their order; a plain exec_post() may overtake the ones kept.
  */
 int exec_post_deferred(struct executor *ex, unsigned worker, struct exec_task *t);
 

@@ -45,6 +45,30 @@
  * may still hold that lock when free returns: the lock and the condition
  * live as long as the struct.
  *
+ * FREE AGAINST STOP
+ *
+ * Whatever order a program stops things in, every call returns and nothing
+ * is used after it is freed:
+ *  - A `done` runs on its worker, so once the server's workers have left
+ *    their loops, the dones still queued can only be cancelled, by
+ *    mts_free(). mts_workq_free() therefore waits for outstanding to reach
+ *    zero OR for the list to say the workers have stopped
+ *    (workq_workers_stopped(), called by the server right after it joined
+ *    them); in the second case it returns at once, and the dones left are
+ *    cancelled at mts_free() like any posted call.
+ *  - The pool is stopped once, by whoever gets there first: free, or
+ *    mts_free()'s workq_stop_all(). `pool` goes RUNNING -> STOPPING (that
+ *    thread is joining the pool threads) -> STOPPED, under `lock`; anyone
+ *    else who needs the pool stopped waits for STOPPED. So no pool thread
+ *    is still running a job, or posting its done, when mts_free() closes
+ *    the executor.
+ *  - `freeing` counts the threads inside mts_workq_free(); mts_free()'s
+ *    workq_free_all() waits for it to reach zero before it frees the
+ *    struct, the lock and the condition included.
+ *  - mts_workq_free() on one of the server's own workers would wait for
+ *    dones only that worker can run: it is refused with a message and
+ *    abort(), as libuv aborts on misuse it can see.
+ *
  * A job carries its own executor task, so posting its `done` allocates
  * nothing. A full ring (the worker's inbox with --dispatch ring) cannot
  * refuse it back to the pool thread, which has nothing better to do than
@@ -89,11 +113,17 @@ struct mts_workq {
 	atomic_bool stopping;		/* set once by mts_workq_free() */
 	atomic_uint submitting;		/* submitters between S0 and S3 */
 	atomic_uint outstanding;	/* submitted, done not yet run */
-	pthread_mutex_t idle_lock;	/* with idle: outstanding reached 0 */
-	pthread_cond_t idle;
+	/* Guards pool and freeing; with `changed`, broadcast when outstanding
+	 * reaches 0, when the pool is stopped and when the workers have. */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	enum { POOL_RUNNING, POOL_STOPPING, POOL_STOPPED } pool;
+	unsigned freeing;		/* threads inside workq_free() */
 	unsigned n_threads;
 	pthread_t *threads;
-	/* In the list that frees the struct; set before it is pushed. */
+	/* The list that frees the struct, and the struct's place in it; set
+	 * before it is pushed. */
+	struct workq_list *list;
 	struct mts_workq *next;
 };
 
@@ -105,9 +135,9 @@ static void run_done(struct job *j, struct event_base *base, int cancelled)
 	j->done(base, j->arg, j->cancelled || cancelled);
 	free(j);
 	if (atomic_fetch_sub_explicit(&q->outstanding, 1, memory_order_acq_rel) == 1) {
-		pthread_mutex_lock(&q->idle_lock);
-		pthread_cond_broadcast(&q->idle);
-		pthread_mutex_unlock(&q->idle_lock);
+		pthread_mutex_lock(&q->lock);
+		pthread_cond_broadcast(&q->changed);
+		pthread_mutex_unlock(&q->lock);
 	}
 }
 
@@ -230,8 +260,9 @@ int workq_new(struct mts_workq **out, struct executor *ex, struct workq_list *li
 		free(q);
 		return rc;
 	}
-	pthread_mutex_init(&q->idle_lock, NULL);
-	pthread_cond_init(&q->idle, NULL);
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->changed, NULL);
+	q->list = list;
 	q->threads = calloc(threads, sizeof(*q->threads));
 	for (; q->threads != NULL && q->n_threads < threads; q->n_threads++) {
 		rc = -pthread_create(&q->threads[q->n_threads], NULL, pool_main, q);
@@ -241,8 +272,8 @@ int workq_new(struct mts_workq **out, struct executor *ex, struct workq_list *li
 	if (q->threads == NULL || rc < 0) {
 		stop_pool(q);		/* nothing was submitted yet */
 		release_pool(q);
-		pthread_cond_destroy(&q->idle);
-		pthread_mutex_destroy(&q->idle_lock);
+		pthread_cond_destroy(&q->changed);
+		pthread_mutex_destroy(&q->lock);
 		free(q);
 		return rc < 0 ? rc : -ENOMEM;
 	}
@@ -305,44 +336,93 @@ static unsigned cancel_queued(struct mts_workq *q)
 	return n;
 }
 
+/*
+ * Stops q's pool if nobody has (the pool threads finish the job in hand;
+ * the jobs not started are cancelled, each still ending in one done), or
+ * waits until whoever is stopping it has. Under q->lock, which it drops
+ * while it joins.
+ */
+static void stop_pool_once(struct mts_workq *q, bool warn)
+{
+	if (q->pool == POOL_RUNNING) {
+		unsigned n;
+
+		q->pool = POOL_STOPPING;
+		pthread_mutex_unlock(&q->lock);
+		stop_pool(q);
+		n = cancel_queued(q);
+		release_pool(q);
+		if (warn)
+			log_warn("a work queue was not freed before the server stopped; "
+				 "%u jobs not started are cancelled", n);
+		pthread_mutex_lock(&q->lock);
+		q->pool = POOL_STOPPED;
+		pthread_cond_broadcast(&q->changed);
+	}
+	while (q->pool != POOL_STOPPED)
+		pthread_cond_wait(&q->changed, &q->lock);
+}
+
 void workq_free(struct mts_workq *q)
 {
-	if (q == NULL || atomic_load_explicit(&q->stopping, memory_order_relaxed))
+	if (q == NULL)
 		return;
-	stop_pool(q);
-	cancel_queued(q);
-	/* Every done has run (or runs now): then nothing refers to the pool. */
-	pthread_mutex_lock(&q->idle_lock);
-	while (atomic_load_explicit(&q->outstanding, memory_order_acquire) != 0)
-		pthread_cond_wait(&q->idle, &q->idle_lock);
-	pthread_mutex_unlock(&q->idle_lock);
+	if (exec_on_worker(q->ex)) {
+		log_error("mts_workq_free() called on one of the server's workers: it would wait "
+			  "for completions that only the workers run; call it from another thread");
+		abort();
+	}
+	pthread_mutex_lock(&q->lock);
+	q->freeing++;
+	stop_pool_once(q, false);
+	/* Every done has run, or the workers have stopped and mts_free()
+	 * will cancel the ones left (FREE AGAINST STOP). */
+	while (atomic_load_explicit(&q->outstanding, memory_order_acquire) != 0 &&
+	       !atomic_load_explicit(&q->list->workers_stopped, memory_order_acquire))
+		pthread_cond_wait(&q->changed, &q->lock);
+	q->freeing--;
+	pthread_cond_broadcast(&q->changed);	/* workq_free_all() may wait for it */
+	pthread_mutex_unlock(&q->lock);
 	/* The struct stays until mts_free(): a submit that comes now, or comes
 	 * late, still finds `stopping` there and is refused. */
-	release_pool(q);
+}
+
+void workq_workers_stopped(struct workq_list *list)
+{
+	struct mts_workq *q = atomic_load_explicit(&list->head, memory_order_acquire);
+
+	atomic_store_explicit(&list->workers_stopped, true, memory_order_release);
+	for (; q != NULL; q = q->next) {
+		pthread_mutex_lock(&q->lock);
+		pthread_cond_broadcast(&q->changed);
+		pthread_mutex_unlock(&q->lock);
+	}
 }
 
 /*
  * Before the executor is closed: a queue the program never stopped
  * (mtserver.h asks for mts_workq_free() before mts_stop()) is stopped here,
- * so that no pool thread is still posting a `done` while exec_close()
- * cancels what the inboxes hold. A job a pool thread finishes now posts its
- * done, and so do the jobs not started (cancelled): that close then cancels
- * every one of those dones, so each job still ends in exactly one.
+ * and one that another thread is stopping is waited for, so that no pool
+ * thread is still posting a `done` while exec_close() cancels what the
+ * inboxes hold. A job a pool thread finishes now posts its done, and so do
+ * the jobs not started (cancelled): that close then cancels every one of
+ * those dones, so each job still ends in exactly one.
  */
 void workq_stop_all(struct workq_list *list)
 {
 	struct mts_workq *q = atomic_load_explicit(&list->head, memory_order_acquire);
 
-	for (; q != NULL; q = q->next)
-		if (!atomic_load_explicit(&q->stopping, memory_order_relaxed)) {
-			stop_pool(q);
-			log_warn("a work queue was not freed before the server stopped; "
-				 "%u jobs not started are cancelled", cancel_queued(q));
-		}
+	for (; q != NULL; q = q->next) {
+		pthread_mutex_lock(&q->lock);
+		stop_pool_once(q, true);
+		pthread_mutex_unlock(&q->lock);
+	}
 }
 
 /*
- * After exec_close(): frees every queue (workq_stop_all() stopped them).
+ * After exec_close(): frees every queue, once no thread is inside
+ * mts_workq_free() for it (the close has cancelled the dones it waited for,
+ * or it saw the workers stop: it is on its way out).
  */
 void workq_free_all(struct workq_list *list)
 {
@@ -350,10 +430,12 @@ void workq_free_all(struct workq_list *list)
 
 	for (; q != NULL; q = next) {
 		next = q->next;
-		if (q->threads != NULL)
-			release_pool(q);
-		pthread_cond_destroy(&q->idle);
-		pthread_mutex_destroy(&q->idle_lock);
+		pthread_mutex_lock(&q->lock);
+		while (q->freeing != 0)
+			pthread_cond_wait(&q->changed, &q->lock);
+		pthread_mutex_unlock(&q->lock);
+		pthread_cond_destroy(&q->changed);
+		pthread_mutex_destroy(&q->lock);
 		free(q);
 	}
 	atomic_store_explicit(&list->head, NULL, memory_order_relaxed);

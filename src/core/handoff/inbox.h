@@ -236,4 +236,14 @@ void inbox_set_spin_us(struct inbox *ib, unsigned us);
 
 void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st);
 
+/*
+ * fork() without exec, in a process that may use lfq in the child: call
+ * inbox_before_fork() just before fork(), then inbox_after_fork_parent()
+ * in the parent and inbox_after_fork_child() in the child (inbox_lfq.c,
+ * FORK). Harmless, and cheap, for the other variants.
+ */
+void inbox_before_fork(void);
+void inbox_after_fork_parent(void);
+void inbox_after_fork_child(void);
+
 #endif

@@ -63,8 +63,22 @@
  * cds_lfq_init_rcu(), and aborts if that fails too.)
  *
  * Which threads: any thread may post (the bullet-proof flavour registers a
- * thread at its first read-side section). inbox_free() waits for every
- * pending free (rcu_barrier()), so nothing is left to LeakSanitizer.
+ * thread at its first read-side section; that first post takes liburcu's
+ * registry lock, which a grace period also holds, so a thread's first post
+ * may wait for a grace period in progress: the one wait in any post, once
+ * per thread). inbox_free() waits for every pending free (rcu_barrier()),
+ * so nothing is left to LeakSanitizer.
+ *
+ * FORK
+ *
+ * The frees run on liburcu's call_rcu thread, which a child made by fork()
+ * does not have: an lfq inbox freed in such a child would wait in
+ * rcu_barrier() for ever. liburcu's own fork hooks repair that (and the
+ * bullet-proof flavour's registry); inbox_before_fork() and the two after
+ * it call them, and the program calls those around its fork()
+ * (mts_before_fork() in mtserver.h). They are not registered with
+ * pthread_atfork(): liburcu advises against it when call_rcu callbacks
+ * call the allocator, as lfq_free_node() does.
  */
 #include <config.h>
 
@@ -133,6 +147,26 @@ static void lfq_fini(struct inbox *ib)
 	if (cds_lfq_destroy_rcu(&LFQ(ib)->q) != 0)
 		log_error("lfq: the queue was not empty at its end: nodes leaked");
 	rcu_barrier();
+}
+
+/* Before fork(): pause the call_rcu threads, then take the registry's
+ * locks; after it, the reverse, in each process. */
+void inbox_before_fork(void)
+{
+	call_rcu_before_fork();
+	rcu_bp_before_fork();
+}
+
+void inbox_after_fork_parent(void)
+{
+	rcu_bp_after_fork_parent();
+	call_rcu_after_fork_parent();
+}
+
+void inbox_after_fork_child(void)
+{
+	rcu_bp_after_fork_child();
+	call_rcu_after_fork_child();	/* the child's own call_rcu thread */
 }
 
 const struct inbox_ops inbox_lfq_ops = {

@@ -19,7 +19,9 @@
  * descriptors), so passes are spaced 1, 2, 4 ... ms apart, clamped at
  * RETRY_MAX_MS: a debt is paid at most that long after the system recovers.
  * Kicks during the wait do not shorten it (a stream of failing posts would
- * otherwise make the retrier spin).
+ * otherwise make the retrier spin). The wait is measured on CLOCK_MONOTONIC
+ * (sem_clockwait()): on the wall clock, a clock stepped back by an hour
+ * would stretch "1 ms" into an hour (tests/test_retry.c steps it).
  */
 #include <config.h>
 
@@ -58,6 +60,15 @@ struct retrier {
 	struct log_limit episode_log;	/* the retrier thread's */
 };
 
+#ifdef HAVE_SEM_CLOCKWAIT
+#define WAIT_CLOCK CLOCK_MONOTONIC
+#define sem_wait_until(sem, until) sem_clockwait((sem), CLOCK_MONOTONIC, (until))
+#else
+/* No sem_clockwait() (glibc before 2.30): the wall clock, and its steps. */
+#define WAIT_CLOCK CLOCK_REALTIME
+#define sem_wait_until(sem, until) sem_timedwait((sem), (until))
+#endif
+
 /* Waits for a kick; with ms > 0, until ms have passed whatever comes. */
 static void wait_kick(struct retrier *r, unsigned ms)
 {
@@ -68,12 +79,12 @@ static void wait_kick(struct retrier *r, unsigned ms)
 			;	/* EINTR */
 		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(WAIT_CLOCK, &until);
 	until.tv_nsec += (long)ms * 1000000L;
 	until.tv_sec += until.tv_nsec / 1000000000L;
 	until.tv_nsec %= 1000000000L;
 	while (!atomic_load_explicit(&r->stopping, memory_order_acquire) &&
-	       (sem_timedwait(&r->kick, &until) == 0 || errno == EINTR))
+	       (sem_wait_until(&r->kick, &until) == 0 || errno == EINTR))
 		;	/* a kick during the wait: its debt is in the next pass */
 }
 

@@ -525,6 +525,7 @@ int mts_run(struct mts_server *s)
 	/* "stop" reaches each worker behind what was posted before; with
 	 * reuseport and shared, the worker stops its own accepting then. */
 	exec_stop(s->ex);
+	workq_workers_stopped(&s->workqs);	/* no done can run from here */
 	accept_shared_finish(&s->accept_sh);	/* no unit runs any more */
 	return rc;
 }
@@ -533,8 +534,15 @@ void mts_free(struct mts_server *s)
 {
 	if (s == NULL)
 		return;
-	if (s->ex != NULL)
+	if (s->ex != NULL && exec_on_worker(s->ex)) {
+		log_error("mts_free() called on one of the server's workers: it would wait for "
+			  "that worker to stop; call it from another thread");
+		abort();
+	}
+	if (s->ex != NULL) {
 		exec_stop(s->ex);	/* no-op after mts_run() */
+		workq_workers_stopped(&s->workqs);
+	}
 	/* The workers are joined: every unit's thread is done with it. */
 	if (s->main_unit_ready)
 		accept_unit_destroy(&s->main_unit);
@@ -544,14 +552,17 @@ void mts_free(struct mts_server *s)
 	if (s->accept_ready)
 		pthread_mutex_destroy(&s->accept_sh.log_lock);
 	listen_close(&s->ls);		/* nothing new is accepted from here */
-	/* No pool thread posts any more (a pool the program left running
-	 * would post into the close below)... */
+	/* No pool thread posts any more (a pool the program left running, or
+	 * one that a mts_workq_free() elsewhere is stopping, would post into
+	 * the close below)... */
 	workq_stop_all(&s->workqs);
 	/* ... and every task still queued is cancelled now (connections are
 	 * released, calls and dones get cancelled = 1); no more posts. */
 	if (s->ex != NULL)
 		exec_close(s->ex);
-	workq_free_all(&s->workqs);	/* after the close: cancelled dones touch a queue */
+	/* After the close (cancelled dones touch a queue), and once no thread
+	 * is inside mts_workq_free(). */
+	workq_free_all(&s->workqs);
 	for (unsigned i = 0; s->homes != NULL && i < s->n_workers; i++)
 		conn_home_destroy(&s->homes[i]);
 	exec_free(s->ex);		/* the workers' bases, after everything on them */
@@ -605,6 +616,21 @@ int mts_workq_submit(struct mts_workq *q, unsigned worker, mts_job_fn work,
 void mts_workq_free(struct mts_workq *q)
 {
 	workq_free(q);
+}
+
+void mts_before_fork(void)
+{
+	inbox_before_fork();
+}
+
+void mts_after_fork_parent(void)
+{
+	inbox_after_fork_parent();
+}
+
+void mts_after_fork_child(void)
+{
+	inbox_after_fork_child();
 }
 
 /* The levels are the same numbers as log.h's. */
