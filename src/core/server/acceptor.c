@@ -146,6 +146,50 @@ static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
 
 /* ---- the loop --------------------------------------------------------- */
 
+/*
+ * No accept without a slot. Each round of the loop below reserves a slot
+ * (connlimit_try_take) before accept4(), and the connection that accept4()
+ * brings owns it from then on; when accept4() brings nothing (the backlog
+ * is empty, an error) the slot is given back at once (connlimit_release).
+ * A connection closes its socket before it gives its slot back, on every
+ * path (conn_release(), conn_new(), admit()). So the accepted sockets never
+ * outnumber the slots taken, which never pass --max-conns, however many
+ * units accept; a unit that finds no slot pauses and leaves newcomers in
+ * the kernel's backlog. Why that is sound:
+ *
+ * No resume is lost. A unit pauses only after a take failed, that is with
+ * the count at max. The count can fall below max only by a release from
+ * max to max - 1, and every release calls on_slot_freed on that transition,
+ * a connection's end (conn_release) and a reservation given back here
+ * alike; the callback resumes every paused unit (server.c). A unit that is
+ * resumed and finds the count at max again stays paused and waits for the
+ * next such release, which comes after its look (connlimit.h).
+ *
+ * A given-back reservation cannot make the units spin. It resumes paused
+ * units when it takes the count from max to max - 1, but a resume only
+ * turns listening back on: it accepts nothing and takes no slot. A unit
+ * runs this loop only when its socket is readable (a connection waits in
+ * the backlog) or a back-off retry is due, and a round that finds nothing
+ * ends the call. So every reservation given back was paid for by a
+ * wake-up, and every wake-up by a connection that arrived (or a timer);
+ * with the backlog empty the units go quiet, paused or listening.
+ *
+ * The herd with --accept shared stays the herd it was. A connection wakes
+ * every listening unit, as before: one takes a slot and gets it; each of the
+ * others either takes a slot and finds the backlog empty (one accept4 and
+ * one release, the wake-up that accept_empty counts) or finds no slot, the
+ * others' reservations having filled the count for a moment, and pauses
+ * until a release resumes it. What the reservations add is at most one
+ * release per such wake-up, and, when a release goes from max to max - 1,
+ * one resume posted to each worker that has none pending (resume_posted):
+ * bounded by the wake-ups the connection caused, never by a loop. At most
+ * one reservation per unit is outstanding, so with n units at most n slots
+ * are reserved and not yet filled at any moment.
+ *
+ * The back-off keeps working. accept4() failing with EMFILE or the like
+ * gives its slot back like any failure, so a unit backing off holds no
+ * slot and other units can use it; the retry takes a slot again.
+ */
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct accept_unit *u = arg;
@@ -154,48 +198,44 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	for (int n = 0; n < ACCEPT_BUDGET; n++) {
 		struct sockaddr_storage peer;
 		socklen_t peer_len = sizeof(peer);
-		int fd;
+		int fd, err;
 
-		if (connlimit_full(u->sh->limit)) {
+		if (!connlimit_try_take(u->sh->limit)) {
 			pause_full(u);	/* leave newcomers in the backlog */
 			return;
 		}
 		/* The peer's address is asked for only when it is counted. */
 		fd = accept4(lfd, u->sh->iplimit ? (struct sockaddr *)&peer : NULL,
 			     u->sh->iplimit ? &peer_len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			switch (errno) {
-			case EAGAIN:
+		if (fd != -1) {
+			if (u->backoff_ms)
+				end_backoff(u);
+			admit(u, fd, (struct sockaddr *)&peer);	/* fd owns the slot now */
+			continue;
+		}
+		err = errno;
+		connlimit_release(u->sh->limit);	/* nothing came: give the slot back */
+		switch (err) {
+		case EAGAIN:
 #if EAGAIN != EWOULDBLOCK
-			case EWOULDBLOCK:
+		case EWOULDBLOCK:
 #endif
-				if (n == 0)
-					counter_add(&u->empty, 1);
-				if (u->backoff_ms)
-					end_backoff(u);
-				return;
-			case EMFILE:
-			case ENFILE:
-			case ENOBUFS:
-			case ENOMEM:
-				start_backoff(u, errno);
-				return;
-			default:
-				/* ECONNABORTED, EINTR, EPROTO, network errors: next one. */
-				log_debug("accept: %s", strerror(errno));
-				continue;
-			}
-		}
-		if (u->backoff_ms)
-			end_backoff(u);
-		if (!connlimit_try_take(u->sh->limit)) {
-			/* Another unit took the last slot since the check: hold it. */
-			u->held_fd = fd;
-			u->held_peer = peer;
-			pause_full(u);
+			if (n == 0)
+				counter_add(&u->empty, 1);
+			if (u->backoff_ms)
+				end_backoff(u);
 			return;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			start_backoff(u, err);
+			return;
+		default:
+			/* ECONNABORTED, EINTR, EPROTO, network errors: next one. */
+			log_debug("accept: %s", strerror(err));
+			continue;
 		}
-		admit(u, fd, (struct sockaddr *)&peer);
 	}
 }
 
@@ -203,14 +243,8 @@ void accept_unit_resume(struct accept_unit *u)
 {
 	if (!u->paused_full || u->stopping)
 		return;
-	if (u->held_fd >= 0) {
-		if (!connlimit_try_take(u->sh->limit))
-			return;		/* still full: the next release tells us */
-		admit(u, u->held_fd, (struct sockaddr *)&u->held_peer);
-		u->held_fd = -1;
-	}
 	if (connlimit_full(u->sh->limit))
-		return;
+		return;		/* still full: the next release from max tells us */
 	u->paused_full = false;
 	pthread_mutex_lock(&u->sh->log_lock);
 	u->sh->paused--;
@@ -220,16 +254,21 @@ void accept_unit_resume(struct accept_unit *u)
 			 (unsigned long long)(now_ms() - u->paused_at_ms));
 	u->pause_logged = false;
 	update_listening(u);
+	/*
+	 * Paused inside a back-off episode (its retry found no slot), or its
+	 * timer fired while paused (on_backoff does nothing then): no retry is
+	 * pending, so it is made now; without it the unit would never listen
+	 * again, since listening waits for the episode to end. After
+	 * update_listening(), whose event_del() would cancel the activation.
+	 */
+	if (u->backoff_ms != 0 && !evtimer_pending(u->backoff_ev, NULL))
+		on_backoff(-1, EV_TIMEOUT, u);
 }
 
 void accept_unit_stop(struct accept_unit *u)
 {
 	u->stopping = true;
 	update_listening(u);
-	if (u->held_fd >= 0) {	/* never delivered: no protocol saw it */
-		close(u->held_fd);
-		u->held_fd = -1;
-	}
 }
 
 void accept_shared_init(struct accept_shared *sh, struct connlimit *limit,
@@ -254,8 +293,7 @@ void accept_shared_finish(struct accept_shared *sh)
 int accept_unit_init(struct accept_unit *u, struct event_base *base, const int *fds,
 		     size_t n, struct accept_shared *sh, accept_deliver_fn deliver, void *arg)
 {
-	*u = (struct accept_unit){ .base = base, .sh = sh, .deliver = deliver, .arg = arg,
-				   .held_fd = -1 };
+	*u = (struct accept_unit){ .base = base, .sh = sh, .deliver = deliver, .arg = arg };
 	u->evs = calloc(n, sizeof(*u->evs));
 	u->backoff_ev = evtimer_new(base, on_backoff, u);
 	if (u->evs == NULL || u->backoff_ev == NULL)
@@ -279,7 +317,4 @@ void accept_unit_destroy(struct accept_unit *u)
 	if (u->backoff_ev != NULL)
 		event_free(u->backoff_ev);
 	u->backoff_ev = NULL;
-	if (u->held_fd >= 0)
-		close(u->held_fd);
-	u->held_fd = -1;
 }

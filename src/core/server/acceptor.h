@@ -16,12 +16,16 @@
  *                              after 10 ms, doubling up to 1 s (the socket
  *                              stays readable, so not pausing would spin)
  *
- * --max-conns: a connection takes its slot (connlimit.h) once accepted. At
- * the limit the unit stops listening (new connections wait in the kernel
- * backlog) and resumes when told that a slot freed (accept_unit_resume(),
- * which the server arranges from the limit's on_slot_freed). A connection
- * accepted when another unit took the last slot first is held, not
- * dropped: it is the first one delivered on resume.
+ * --max-conns: no accept without a slot. A unit takes a slot (connlimit.h)
+ * before each accept4(); the connection it brings owns the slot, and when
+ * it brings none the slot is given back (a release like any other, which
+ * may call on_slot_freed). So the server never holds more accepted sockets
+ * than --max-conns, whoever accepts, and nothing accepted ever waits
+ * unserved. A unit that finds no slot stops listening (new connections
+ * wait in the kernel's backlog) and resumes when told that a slot freed
+ * (accept_unit_resume(), which the server arranges from the limit's
+ * on_slot_freed). Why no resume is lost and why giving slots back cannot
+ * make the units spin: acceptor.c, above on_accept().
  *
  * Everything here runs on the unit's thread (the thread of `base`); the
  * counters are read by any thread.
@@ -32,7 +36,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "connlimit.h"
 #include "iplimit.h"
@@ -84,10 +87,8 @@ struct accept_unit {
 	/* The unit's thread only. */
 	struct event *backoff_ev;	/* EMFILE/ENFILE pause */
 	unsigned backoff_ms;		/* 0: not in an episode */
-	bool paused_full;		/* at --max-conns */
+	bool paused_full;		/* found no slot: at --max-conns */
 	bool stopping;
-	int held_fd;			/* accepted while full; -1: none */
-	struct sockaddr_storage held_peer;
 	/* At --max-conns under churn a unit pauses and resumes once per
 	 * connection: one pause and its resume are logged per interval. */
 	bool pause_logged;		/* this pause's line was printed */
@@ -105,7 +106,9 @@ struct accept_unit {
  */
 int accept_unit_init(struct accept_unit *u, struct event_base *base, const int *fds,
 		     size_t n, struct accept_shared *sh, accept_deliver_fn deliver, void *arg);
-/* A slot may have freed: listen again if paused at the limit. */
+/* A slot may have freed: listen again if paused at the limit (and the
+ * count is below it now; if not, the next release from the limit calls
+ * on_slot_freed again). */
 void accept_unit_resume(struct accept_unit *u);
 /* Stops accepting for good. */
 void accept_unit_stop(struct accept_unit *u);

@@ -3,10 +3,12 @@
  * pointer between whoever accepts (the acceptor thread, or every worker
  * with --accept reuseport/shared) and the workers that close connections.
  *
- * A connection is taken before it is handed on and released when it ends,
- * on any thread. The release that takes the count from max to max - 1 calls
- * on_slot_freed, once per such transition: the accept side paused when it
- * saw the count at max, and wants to hear of the first slot that frees.
+ * A slot is taken before the accept that may fill it, and released when
+ * its connection ends, on any thread, or at once if the accept brought no
+ * connection (acceptor.c). The release that takes the count from max to
+ * max - 1 calls on_slot_freed, once per such transition, whatever the slot
+ * held: the accept side paused when it saw the count at max, and wants to
+ * hear of the first slot that frees.
  *
  * The count never passes max, however many threads accept: a take is a
  * compare-and-swap from a value below max (connlimit_try_take). So an
@@ -51,6 +53,7 @@ static inline bool connlimit_try_take(struct connlimit *cl)
 	return true;
 }
 
+/* Gives a slot back; calls on_slot_freed on the way from max to max - 1. */
 static inline void connlimit_release(struct connlimit *cl)
 {
 	unsigned was = atomic_fetch_sub_explicit(&cl->live, 1, memory_order_relaxed);
