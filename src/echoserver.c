@@ -58,7 +58,8 @@ static void usage(FILE *out)
 "                           spin-then-block (doc/HANDOFF.md)\n"
 "      --ring-size N        with --dispatch ring: messages each worker's inbox\n"
 "                           holds, a power of two (default 4096); a new\n"
-"                           connection that finds it full is closed\n"
+"                           connection that finds it full is closed; each\n"
+"                           slot costs 8 bytes per worker once used\n"
 "      --spin-us N          with spin-then-block: how long a worker polls\n"
 "                           its inbox before it sleeps (default 10)\n"
 "      --balance rr|least   worker choice for --accept handoff: round-robin\n"
@@ -240,13 +241,14 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SPIN_US:
 			spin_given = true;
-			cfg.spin_us = (unsigned)cli_ulong("--spin-us", optarg, 0, 100000);
+			cfg.spin_us = (unsigned)cli_ulong("--spin-us", optarg, 0, MTS_SPIN_US_MAX);
 			break;
 		case OPT_RING_SIZE:
-			cfg.ring_size = (unsigned)cli_ulong("--ring-size", optarg, 1, 1ul << 24);
+			cfg.ring_size = (unsigned)cli_ulong("--ring-size", optarg, 1,
+							    MTS_RING_SIZE_MAX);
 			if ((cfg.ring_size & (cfg.ring_size - 1)) != 0)
 				cli_usage_error("invalid value '%s' for --ring-size (expected a "
-						"power of two, 1..16777216)", optarg);
+						"power of two, 1..%u)", optarg, MTS_RING_SIZE_MAX);
 			break;
 		case OPT_ACCEPT:
 			cfg.accept = pick_name("--accept", optarg, mts_accept_name);

@@ -32,39 +32,89 @@ enum mts_balance {
 	MTS_BALANCE_LEAST,		/* fewest live connections */
 };
 
-/* The defaults that mts_config_defaults() fills in are given after each field. */
+/*
+ * The limits mts_new() enforces (one value each, for programs to check their
+ * own options against): spin_us and ring_size at most these.
+ */
+#define MTS_SPIN_US_MAX 100000u
+#define MTS_RING_SIZE_MAX 16777216u
+
+/*
+ * The defaults that mts_config_defaults() fills in are given after each field,
+ * and each field's range before them. mts_new() checks every field by one
+ * rule, in one place:
+ *
+ *   - A NULL string means its default: port "5555", dispatch "wfcq", accept
+ *     "handoff". n_listen 0 means "localhost" (listen is not read then).
+ *   - A pointer must agree with its count: listen NULL with n_listen > 0, a
+ *     NULL or empty entry among the first n_listen, or listen_fds NULL with
+ *     n_listen_fds > 0 is -EINVAL.
+ *   - A number means what its comment says. Where 0 means "off", "unlimited"
+ *     or "the default", the comment says so; a value outside the range
+ *     given (0 included, where no meaning is given to it) is -EINVAL.
+ *   - A refusal by this rule is -EINVAL with a *why that names the field
+ *     ("threads is 0: ..."), given before anything is opened or allocated.
+ *
+ * The handler is checked too: it and its three callbacks must not be NULL.
+ */
 struct mts_config {
-	const char *const *listen;	/* host names or literals; NULL: "localhost" */
-	size_t n_listen;		/* 0 */
-	const char *port;		/* service; "0": ephemeral. "5555" */
-	unsigned threads;		/* workers, >= 1. The number of online CPUs */
-	int backlog;			/* 1024 */
-	unsigned max_conns;		/* 0: unlimited. 0 */
-	unsigned max_conns_per_ip;	/* 0: unlimited; IPv6 counts per /64. 0 */
-	unsigned idle_timeout_s;	/* 0: off. 0 */
-	unsigned shutdown_grace_ms;	/* how long "stop" waits for pending output. 2000 */
-	unsigned linger_ms;		/* how long mts_conn_finish() waits for the peer. 2000 */
-	size_t linger_bytes;		/* ... and how much of its input it discards. 16 MiB */
-	unsigned inbox_budget;		/* messages handled per worker loop turn. 64 */
-	enum mts_balance balance;	/* handoff only. MTS_BALANCE_RR */
-	const char *dispatch;		/* handoff variant, mts_dispatch_name(). "wfcq" */
+	const char *const *listen;	/* host names or literals, none NULL or "".
+					 * NULL */
+	size_t n_listen;		/* 0: "localhost". 0 */
+	const char *port;		/* service name or number, 0..65535; "0":
+					 * ephemeral; NULL: "5555". "5555" */
+	unsigned threads;		/* workers, >= 1 (more are bounded by the
+					 * descriptor limit, -EMFILE, and with
+					 * "ring" by memory, see ring_size). The
+					 * number of online CPUs */
+	int backlog;			/* >= 1 (the kernel caps it at
+					 * net.core.somaxconn). 1024 */
+	unsigned max_conns;		/* 0: unlimited; any value. 0 */
+	unsigned max_conns_per_ip;	/* 0: unlimited; any value; IPv6 counts
+					 * per /64. 0 */
+	unsigned idle_timeout_s;	/* 0: off; any value. 0 */
+	unsigned shutdown_grace_ms;	/* how long "stop" waits for pending output;
+					 * any value, 0: not at all. 2000 */
+	unsigned linger_ms;		/* how long mts_conn_finish() waits for the
+					 * peer; any value. 2000 */
+	size_t linger_bytes;		/* ... and how much of its input it discards;
+					 * any value. 0 in either: no lingering,
+					 * a plain close. 16 MiB */
+	unsigned inbox_budget;		/* messages handled per worker loop turn,
+					 * >= 1. 64 */
+	enum mts_balance balance;	/* MTS_BALANCE_RR or MTS_BALANCE_LEAST, the
+					 * latter with accept "handoff" only.
+					 * MTS_BALANCE_RR */
+	const char *dispatch;		/* handoff variant, mts_dispatch_name();
+					 * NULL: "wfcq". "wfcq" */
 	/*
 	 * dispatch "ring": messages each worker's inbox holds at once, a power
-	 * of two up to 16777216 (0: the default, 4096). A post to a full
-	 * ring is refused (mts_post returns -ENOBUFS; a new connection is
-	 * closed). Other variants have no bound and ignore it. 0
+	 * of two up to MTS_RING_SIZE_MAX (0: the default, 4096); checked
+	 * whatever the dispatch. A post to a full ring is refused (mts_post
+	 * returns -ENOBUFS; a new connection is closed). Other variants have
+	 * no bound and ignore it.
+	 *
+	 * Its memory: a slot is a pointer (8 bytes on 64-bit machines) per
+	 * worker, taken as traffic passes (untouched slots cost nothing), so a
+	 * ring reaches its full size once ring_size messages have gone
+	 * through it: threads x ring_size x 8 bytes in all (2 GiB for 16
+	 * workers at the maximum). Rings that could never fit in the machine's
+	 * physical memory are -EINVAL. 0
 	 */
 	unsigned ring_size;
-	const char *accept;		/* accept strategy, mts_accept_name(). "handoff" */
+	const char *accept;		/* accept strategy, mts_accept_name();
+					 * NULL: "handoff". "handoff" */
 	/*
 	 * Listening sockets the program already has (socket activation, see
 	 * mts_inherited_fds()): used instead of listen/port, and closed by
-	 * mts_free(). Not with accept "reuseport". NULL, 0.
+	 * mts_free(). Each must be a listening stream socket (else -EINVAL).
+	 * Not with accept "reuseport". NULL, 0.
 	 */
 	const int *listen_fds;
 	size_t n_listen_fds;
 	/* dispatch "spin-then-block": microseconds a worker polls its inbox
-	 * before it sleeps (0: it does not poll). 10 */
+	 * before it sleeps, 0..MTS_SPIN_US_MAX (0: it does not poll); checked
+	 * whatever the dispatch. 10 */
 	unsigned spin_us;
 };
 
@@ -113,11 +163,13 @@ struct mts_handler {
  * Opens the listening sockets and prepares the workers (not started yet).
  * Returns 0 or a negative errno; *why receives a description of what failed
  * ("cannot listen on 127.0.0.1:5555: address already in use"), for the
- * caller's message. -EINVAL means the configuration itself is wrong (an
- * unknown dispatch or accept strategy, balance "least" without "handoff",
- * a name that does not resolve, listen addresses that overlap, an inherited
- * descriptor that is not a listening socket); other errors are the system
- * refusing (address in use, out of descriptors).
+ * caller's message. -EINVAL means the configuration itself is wrong (a
+ * field against the rule above struct mts_config, an unknown dispatch or
+ * accept strategy, balance "least" without "handoff", rings too large for
+ * this machine's memory, a name that does not resolve, listen addresses
+ * that overlap, an inherited descriptor that is not a listening socket);
+ * other errors are the system refusing (address in use, out of
+ * descriptors).
  */
 int mts_new(struct mts_server **out, const struct mts_config *cfg,
 	       const struct mts_handler *handler, char *why, size_t why_len);

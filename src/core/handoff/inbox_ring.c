@@ -1,8 +1,9 @@
 /*
  * inbox_ring.c - the bounded variant: a ring of pointers to messages, a
  * wake-up only when a count of waiting messages was zero, and a refusal
- * when the ring is full. Fixed memory (the slots are allocated once), and
- * nothing inside the message: a slot holds its address. The one variant
+ * when the ring is full. Bounded memory (the slots are allocated once, and
+ * become resident as messages pass through them: ring_init), and nothing
+ * inside the message: a slot holds its address. The one variant
  * whose inbox_post() can return -ENOBUFS (inbox.h). model/handoff.pml
  * checks the argument below (-DRING) and refutes its broken twins.
  *
@@ -174,6 +175,10 @@ struct inbox_ring {
 
 #define RING(ib) ((struct inbox_ring *)(ib))
 
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 &&
+	       sizeof(_Atomic(struct inbox_msg *)) == sizeof(struct inbox_msg *),
+	       "calloc's zeros are NULL slots only if an atomic pointer is a plain one");
+
 static int ring_init(struct inbox *ib)
 {
 	struct inbox_ring *r = RING(ib);
@@ -181,11 +186,23 @@ static int ring_init(struct inbox *ib)
 
 	if (cap > INBOX_RING_MAX || (cap & (cap - 1)) != 0)
 		return -EINVAL;
-	r->slots = malloc(cap * sizeof(*r->slots));
+	/*
+	 * calloc, not malloc and atomic_init() on each slot, which would write
+	 * every page and make the whole ring resident at once (128 MiB per
+	 * worker at INBOX_RING_MAX, however little traffic comes). A large
+	 * calloc is fresh zero pages from mmap, and zero pages cost nothing
+	 * until written: slots are touched as messages pass, in index order,
+	 * so a ring's memory grows to its full size once cap messages have
+	 * gone through it, and stays. All-zero bytes are a NULL slot here: a
+	 * null pointer is all-zero bits on every ABI this builds for, and an
+	 * _Atomic pointer that is always lock-free, with a plain pointer's
+	 * size (the assertion above this function), is a plain pointer in
+	 * memory, with no lock hidden beside it; so calloc's zeros are what
+	 * atomic_init(slot, NULL) would store.
+	 */
+	r->slots = calloc(cap, sizeof(*r->slots));
 	if (r->slots == NULL)
 		return -ENOMEM;
-	for (uint64_t i = 0; i < cap; i++)
-		atomic_init(&r->slots[i], NULL);
 	r->cap = cap;
 	r->mask = cap - 1;
 	ib->capacity = (unsigned)cap;

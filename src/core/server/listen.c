@@ -162,7 +162,8 @@ static int resolve_all(const struct mts_config *cfg, struct candidate **out, cha
 			gai = getaddrinfo(hosts[h], cfg->port, &plain, &res);
 		}
 		if (gai != 0) {
-			snprintf(why, why_len, "cannot resolve %s: %s", hosts[h], gai_strerror(gai));
+			snprintf(why, why_len, "cannot resolve %s port %s: %s", hosts[h], cfg->port,
+				 gai_strerror(gai));
 			free(c);
 			return -EINVAL;
 		}
@@ -213,10 +214,12 @@ static int resolve_all(const struct mts_config *cfg, struct candidate **out, cha
 }
 
 /*
- * An inherited descriptor (socket activation) must be a listening stream
- * socket; it is made non-blocking and close-on-exec like our own.
+ * An inherited descriptor (socket activation), listen_fds[i], must be a
+ * listening stream socket; it is made non-blocking and close-on-exec like
+ * our own.
  */
-static int adopt_inherited(struct listen_set *set, int fd, char *why, size_t why_len)
+static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
+			   size_t why_len)
 {
 	int type = 0, listening = 0, fl;
 	socklen_t len = sizeof(type);
@@ -225,15 +228,18 @@ static int adopt_inherited(struct listen_set *set, int fd, char *why, size_t why
 	    (len = sizeof(listening),
 	     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1) ||
 	    !listening) {
-		snprintf(why, why_len, "inherited descriptor %d is not a listening stream socket",
-			 fd);
+		snprintf(why, why_len, "inherited descriptor %d (listen_fds[%zu]) is not a "
+			 "listening stream socket", fd, i);
 		return -EINVAL;
 	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-		snprintf(why, why_len, "inherited descriptor %d: %s", fd, strerror(errno));
-		return -errno;
+		int err = errno;	/* before snprintf, which may change it */
+
+		snprintf(why, why_len, "inherited descriptor %d (listen_fds[%zu]): %s", fd, i,
+			 strerror(err));
+		return -err;
 	}
 	if (add_listener(set, fd) < 0) {
 		snprintf(why, why_len, "out of memory");
@@ -257,7 +263,7 @@ int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned c
 	if (cfg->n_listen_fds > 0) {
 		set->copies = 1;
 		for (size_t i = 0; i < cfg->n_listen_fds && rc == 0; i++)
-			rc = adopt_inherited(set, cfg->listen_fds[i], why, why_len);
+			rc = adopt_inherited(set, cfg->listen_fds[i], i, why, why_len);
 		if (rc < 0) {	/* the program's descriptors: not ours to close */
 			free(set->l);
 			*set = (struct listen_set){ .copies = 1 };

@@ -29,6 +29,9 @@ struct listen_set {
 };
 
 /*
+ * cfg is the one mts_new() checked and filled in (server.c, check_config):
+ * port is set, listen and listen_fds agree with their counts.
+ *
  * Opens cfg's addresses (cfg->listen, cfg->port, cfg->backlog), `copies`
  * sockets each, with SO_REUSEPORT if reuseport; or, when cfg->n_listen_fds
  * is set, takes those descriptors (copies must be 1). Returns 0 or a

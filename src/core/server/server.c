@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,18 @@ const char *mts_accept_name(unsigned i)
 	return i < ACCEPT_N_STRATEGIES ? strategy_names[i] : NULL;
 }
 
+/* The string fields' defaults: mts_config_defaults() fills them in, and
+ * check_config() reads a NULL as them. */
+#define DEFAULT_PORT "5555"
+#define DEFAULT_DISPATCH "wfcq"
+#define DEFAULT_ACCEPT "handoff"
+
 void mts_config_defaults(struct mts_config *cfg)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	*cfg = (struct mts_config){
-		.port = "5555",
+		.port = DEFAULT_PORT,
 		.threads = cpus > 0 ? (unsigned)cpus : 1,
 		.backlog = 1024,
 		.shutdown_grace_ms = 2000,
@@ -54,8 +61,8 @@ void mts_config_defaults(struct mts_config *cfg)
 		.linger_bytes = 16u << 20,
 		.inbox_budget = 64,
 		.balance = MTS_BALANCE_RR,
-		.dispatch = "wfcq",
-		.accept = "handoff",
+		.dispatch = DEFAULT_DISPATCH,
+		.accept = DEFAULT_ACCEPT,
 		.spin_us = 10,
 	};
 }
@@ -372,38 +379,161 @@ static int strategy_from_name(const char *name)
 	return -1;
 }
 
-/* Whether the configuration can work at all; -EINVAL with *why if not. */
-static int check_config(const struct mts_config *cfg, char *why, size_t why_len)
-{
-	int accept = strategy_from_name(cfg->accept ? cfg->accept : "handoff");
+/* The public limit is the handoff layer's. */
+_Static_assert(MTS_RING_SIZE_MAX == INBOX_RING_MAX, "MTS_RING_SIZE_MAX is INBOX_RING_MAX");
 
-	if (cfg->threads < 1) {
-		snprintf(why, why_len, "invalid configuration: no worker threads");
-		return -EINVAL;
+/* Writes *why and returns -EINVAL: every refusal of check_config(). */
+__attribute__((format(printf, 3, 4)))
+static int invalid(char *why, size_t why_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* "1.5 GiB" or "512.0 MiB", for the memory check's message. */
+static void format_size(uint64_t bytes, char *buf, size_t len)
+{
+	if (bytes >= (1ull << 30))
+		snprintf(buf, len, "%.1f GiB", (double)bytes / (1ull << 30));
+	else
+		snprintf(buf, len, "%.1f MiB", (double)bytes / (1ull << 20));
+}
+
+/* This machine's physical memory in bytes, or 0 if sysconf cannot say. */
+static uint64_t physical_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+/*
+ * The rings must fit: each worker's ring can reach ring_size slots of a
+ * pointer each, touched as messages pass (inbox_ring.c). Rings that could
+ * never fit in physical memory are refused before anything is allocated;
+ * the total is at most 2^32 x 2^24 x 8 bytes, which fits in 64 bits.
+ */
+static int check_ring_memory(const struct mts_config *cfg, char *why, size_t why_len)
+{
+	uint64_t need = (uint64_t)cfg->threads * cfg->ring_size * sizeof(void *);
+	uint64_t have = physical_memory();
+	char need_s[32], have_s[32];
+
+	if (have == 0 || need <= have)
+		return 0;
+	format_size(need, need_s, sizeof(need_s));
+	format_size(have, have_s, sizeof(have_s));
+	return invalid(why, why_len, "rings too large: %u threads x ring_size %u x %zu bytes "
+		       "= %s, more than this machine's memory (%s); use fewer threads or a "
+		       "smaller ring_size", cfg->threads, cfg->ring_size, sizeof(void *),
+		       need_s, have_s);
+}
+
+/* A port given by number: 0..65535. A name is for getaddrinfo() to judge. */
+static bool port_out_of_range(const char *port)
+{
+	unsigned long n;
+
+	if (port[strspn(port, "0123456789")] != '\0')
+		return false;
+	errno = 0;
+	n = strtoul(port, NULL, 10);
+	return errno == ERANGE || n > 65535;
+}
+
+/*
+ * The configuration mts_new() works from: `in` with its defaults filled in
+ * (a NULL string, ring_size 0), every field checked by the rule written
+ * above struct mts_config (mtserver.h), and the handler's callbacks.
+ * Returns 0, or -EINVAL with *why naming the field. The only place that
+ * judges a configuration: everything after it may trust *cfg.
+ */
+static int check_config(const struct mts_config *in, const struct mts_handler *handler,
+			struct mts_config *cfg, char *why, size_t why_len)
+{
+	int accept;
+
+	if (in == NULL)
+		return invalid(why, why_len, "cfg is NULL (mts_config_defaults() fills one in)");
+	if (handler == NULL)
+		return invalid(why, why_len, "handler is NULL");
+	if (handler->on_open == NULL || handler->on_shutdown == NULL || handler->on_close == NULL)
+		return invalid(why, why_len, "handler's %s is NULL: the core calls all three",
+			       handler->on_open == NULL ? "on_open" :
+			       handler->on_shutdown == NULL ? "on_shutdown" : "on_close");
+
+	/* A NULL string, or ring_size 0, means its default. */
+	*cfg = *in;
+	if (cfg->port == NULL)
+		cfg->port = DEFAULT_PORT;
+	if (cfg->dispatch == NULL)
+		cfg->dispatch = DEFAULT_DISPATCH;
+	if (cfg->accept == NULL)
+		cfg->accept = DEFAULT_ACCEPT;
+	if (cfg->ring_size == 0)
+		cfg->ring_size = INBOX_RING_DEFAULT;
+
+	/* A pointer agrees with its count. */
+	if (cfg->n_listen > 0 && cfg->listen == NULL)
+		return invalid(why, why_len, "listen is NULL but n_listen is %zu", cfg->n_listen);
+	for (size_t i = 0; i < cfg->n_listen; i++) {
+		if (cfg->listen[i] == NULL)
+			return invalid(why, why_len, "listen[%zu] is NULL (n_listen is %zu)", i,
+				       cfg->n_listen);
+		if (cfg->listen[i][0] == '\0')
+			return invalid(why, why_len, "listen[%zu] is an empty string", i);
 	}
-	if (inbox_variant_from_name(cfg->dispatch) < 0) {
-		snprintf(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
-		return -EINVAL;
-	}
-	if (cfg->ring_size > INBOX_RING_MAX || (cfg->ring_size & (cfg->ring_size - 1)) != 0) {
-		snprintf(why, why_len, "ring size %u is not a power of two up to %u",
-			 cfg->ring_size, INBOX_RING_MAX);
-		return -EINVAL;
-	}
-	if (accept < 0) {
-		snprintf(why, why_len, "unknown accept strategy '%s'", cfg->accept);
-		return -EINVAL;
-	}
-	if (accept != ACCEPT_HANDOFF && cfg->balance == MTS_BALANCE_LEAST) {
-		snprintf(why, why_len, "balance 'least' needs accept 'handoff': with '%s' "
-			 "the kernel picks the worker", cfg->accept);
-		return -EINVAL;
-	}
-	if (accept == ACCEPT_REUSEPORT && cfg->n_listen_fds > 0) {
-		snprintf(why, why_len, "accept 'reuseport' opens a socket per worker, so it "
-			 "cannot use inherited sockets; use 'handoff' or 'shared'");
-		return -EINVAL;
-	}
+	if (cfg->n_listen_fds > 0 && cfg->listen_fds == NULL)
+		return invalid(why, why_len, "listen_fds is NULL but n_listen_fds is %zu",
+			       cfg->n_listen_fds);
+	for (size_t i = 0; i < cfg->n_listen_fds; i++)
+		if (cfg->listen_fds[i] < 0)
+			return invalid(why, why_len, "listen_fds[%zu] is %d, not a descriptor", i,
+				       cfg->listen_fds[i]);
+
+	/* Strings name something that exists. */
+	if (cfg->port[0] == '\0')
+		return invalid(why, why_len, "port is an empty string (NULL means \"%s\")",
+			       DEFAULT_PORT);
+	if (port_out_of_range(cfg->port))
+		return invalid(why, why_len, "port %s is out of range (0..65535)", cfg->port);
+	if (inbox_variant_from_name(cfg->dispatch) < 0)
+		return invalid(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
+	if ((accept = strategy_from_name(cfg->accept)) < 0)
+		return invalid(why, why_len, "unknown accept strategy '%s'", cfg->accept);
+
+	/* Numbers are in their ranges. */
+	if (cfg->threads < 1)
+		return invalid(why, why_len, "threads is 0: a server needs at least one worker");
+	if (cfg->backlog < 1)
+		return invalid(why, why_len, "backlog is %d: it must be at least 1", cfg->backlog);
+	if (cfg->inbox_budget < 1)
+		return invalid(why, why_len, "inbox_budget is 0: a worker must handle at least "
+			       "one message per loop turn");
+	if (cfg->balance != MTS_BALANCE_RR && cfg->balance != MTS_BALANCE_LEAST)
+		return invalid(why, why_len, "balance is %d: neither MTS_BALANCE_RR nor "
+			       "MTS_BALANCE_LEAST", (int)cfg->balance);
+	if (cfg->ring_size > MTS_RING_SIZE_MAX || (cfg->ring_size & (cfg->ring_size - 1)) != 0)
+		return invalid(why, why_len, "ring_size %u is not a power of two up to %u",
+			       cfg->ring_size, MTS_RING_SIZE_MAX);
+	if (cfg->spin_us > MTS_SPIN_US_MAX)
+		return invalid(why, why_len, "spin_us %u is above %u: a polling worker serves "
+			       "nothing else", cfg->spin_us, MTS_SPIN_US_MAX);
+
+	/* Fields that must agree with each other, or with the machine. */
+	if (accept != ACCEPT_HANDOFF && cfg->balance == MTS_BALANCE_LEAST)
+		return invalid(why, why_len, "balance 'least' needs accept 'handoff': with '%s' "
+			       "the kernel picks the worker", cfg->accept);
+	if (accept == ACCEPT_REUSEPORT && cfg->n_listen_fds > 0)
+		return invalid(why, why_len, "accept 'reuseport' opens a socket per worker, so it "
+			       "cannot use inherited sockets (listen_fds); use 'handoff' or "
+			       "'shared'");
+	if (inbox_variant_from_name(cfg->dispatch) == INBOX_RING)
+		return check_ring_memory(cfg, why, why_len);
 	return 0;
 }
 
@@ -474,13 +604,14 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 	return start_accepting(s);
 }
 
-int mts_new(struct mts_server **out, const struct mts_config *cfg,
+int mts_new(struct mts_server **out, const struct mts_config *in,
 	    const struct mts_handler *handler, char *why, size_t why_len)
 {
+	struct mts_config cfg;
 	struct mts_server *s;
 	int rc;
 
-	if ((rc = check_config(cfg, why, why_len)) < 0)
+	if ((rc = check_config(in, handler, &cfg, why, why_len)) < 0)
 		return rc;
 	log_route_libevent();
 	s = calloc(1, sizeof(*s));
@@ -488,12 +619,12 @@ int mts_new(struct mts_server **out, const struct mts_config *cfg,
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
-	s->cfg = *cfg;
+	s->cfg = cfg;
 	s->cfg.listen = NULL;		/* only needed while opening the listeners */
 	s->cfg.listen_fds = NULL;
-	s->accept = (enum accept_strategy)strategy_from_name(cfg->accept ? cfg->accept : "handoff");
+	s->accept = (enum accept_strategy)strategy_from_name(cfg.accept);
 	s->wake.read_fd = s->wake.write_fd = -1;
-	if ((rc = set_up(s, cfg, handler, why, why_len)) < 0) {
+	if ((rc = set_up(s, &cfg, handler, why, why_len)) < 0) {
 		mts_free(s);
 		return rc;
 	}
