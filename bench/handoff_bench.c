@@ -34,12 +34,20 @@
  *          (each to worker 0, 1, ... in turn): with P + W above the CPUs,
  *          where a preempted lock holder and a preempted wait-free producer
  *          differ most
+ *   flood  what a flooded inbox costs a socket on the same loop
+ *          (tests/test_budget's scenario): one worker, its inbox kept full
+ *          of calls that busy-spin --call-ns each, and a byte ping-ponged
+ *          over a socket pair that the same loop echoes. The latency is the
+ *          byte's round trip; beside it, how many calls ran between its
+ *          send and the worker's read of it, which inbox.c bounds by two
+ *          budgets (flood_run())
  *
  * Method (doc/HANDOFF.md, "How the figures are made"):
  *   - Latency is defined once, in stamp_and_post(): from the stamp to the
  *     handler. The stamp is taken after the producer has a free slot (so
  *     burst mode does not count its own flow control), or is the due time
- *     (rate, sweep).
+ *     (rate, sweep). (Flood mode's latency is another figure, a socket's
+ *     round trip: flood_ping().)
  *   - Flow control reads the consumer's count only when the producer's own
  *     copy says the ring is full: not a shared cache line per post.
  *   - Each measured run follows a warm-up (--warmup seconds of the same
@@ -66,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -87,11 +96,11 @@
 /* Every inbox variant (a new one is measured without a change here), then
  * the floors. */
 enum variant { V_FLOOR_EVENTFD = INBOX_N_VARIANTS, V_FLOOR_SPIN, N_VARIANTS };
-enum mode { M_IDLE, M_BURST, M_RATE, M_SWEEP, M_MANY, M_SPIN, N_MODES };
+enum mode { M_IDLE, M_BURST, M_RATE, M_SWEEP, M_MANY, M_SPIN, M_FLOOD, N_MODES };
 
 static const char *variant_names[N_VARIANTS];	/* filled by main() from inbox.h */
 static const char *const mode_names[N_MODES] = { "idle", "burst", "rate", "sweep", "many",
-						 "spin" };
+						 "spin", "flood" };
 /* spin mode: spin-then-block in idle mode with each of these polling times. */
 static const unsigned spin_budgets[] = { 0, 1, 10, 100 };
 #define N_SPIN (sizeof(spin_budgets) / sizeof(spin_budgets[0]))
@@ -103,9 +112,22 @@ static bool is_floor(int v)
 	return v == V_FLOOR_EVENTFD || v == V_FLOOR_SPIN;
 }
 
+/* A lane's slots, unless --inflight says otherwise. Flood mode keeps as
+ * many calls waiting as tests/test_budget does. */
+#define INFLIGHT_DEFAULT 4096
+#define FLOOD_INFLIGHT 20000
+/* Flood mode's producer sleeps this long between looks while it waits for
+ * the worker (lane_pause()), as test_budget's flooder does. Half of its
+ * 20,000 calls of 2 us keep the worker busy for 20 ms: it wakes about 200
+ * times per wait, and refills long before the inbox runs dry. */
+#define FLOOD_NAP_NS 100000
+
 struct options {
 	double seconds, warmup;
-	unsigned workers, producers, repeat, inflight, gap_us, spin_us;
+	unsigned workers, producers, repeat, gap_us, spin_us;
+	unsigned inflight;	/* 0: the mode's own (lane_size()) */
+	unsigned budget;	/* messages an inbox hands over per round */
+	unsigned call_ns;	/* flood mode: how long each call keeps the worker */
 	double rate;
 	unsigned long seed;
 	bool pin, csv, perf;
@@ -116,13 +138,14 @@ struct options {
 
 static struct options opt = {
 	.seconds = 1.0, .warmup = 0.2, .workers = 1, .producers = 4, .repeat = 3,
-	.inflight = 4096, .rate = 100000, .gap_us = 20, .seed = 1, .spin_us = 10,
+	.rate = 100000, .gap_us = 20, .seed = 1, .spin_us = 10, .budget = 64, .call_ns = 2000,
 };
 
 /* The polling time of spin-then-block in the run being set up. */
 static unsigned run_spin_us;
 
-enum { MSG_DATA = 1, MSG_QUIT };
+/* MSG_DATA carries a stamp; MSG_CALL is flood mode's posted call. */
+enum { MSG_DATA = 1, MSG_CALL, MSG_QUIT };
 
 /*
  * One producer's path to one worker: a ring of message slots, and the count
@@ -133,6 +156,8 @@ enum { MSG_DATA = 1, MSG_QUIT };
 struct lane {
 	_Alignas(64) atomic_uint_fast64_t handled;	/* the worker's */
 	_Alignas(64) struct bench_msg *ring;		/* the producer's from here */
+	unsigned size;		/* slots in `ring`: the most unhandled at once */
+	uint64_t nap_ns;	/* how a wait for the worker passes: see lane_pause() */
 	uint64_t posted, seen;
 	uint64_t wait_ns;	/* CPU time spent waiting for a free slot */
 	uint64_t floor_writes;	/* floor-eventfd: write() calls made */
@@ -163,6 +188,14 @@ struct bworker {
 	atomic_int slot_cpu;
 	_Alignas(64) struct histogram hist;	/* worker writes; main reads when quiet */
 	uint64_t same_cpu, cpu_known;	/* worker only: messages handled on the producer's CPU */
+	/* flood: calls run so far. The worker writes it; the pinger reads it
+	 * at any time (relaxed: flood_ping() says why that is enough), main
+	 * in its snapshots. */
+	atomic_uint_fast64_t calls;
+	/* flood: `calls` when the worker read the pinger's byte, stored before
+	 * the echo goes back. The worker writes it, the pinger reads it. */
+	atomic_uint_fast64_t calls_at_read;
+	struct event *echo_ev;		/* flood: the worker's end of the socket pair */
 	struct bench_msg quit_msg;
 };
 
@@ -198,6 +231,13 @@ struct result {
 	double prod_misses, cons_misses;	/* per message; -1: unavailable */
 	int spin_us;				/* spin-then-block's; -1: other */
 	bool sustained;
+	unsigned budget;			/* the inbox's; 0: a floor, no inbox */
+	/* flood mode only (-1 elsewhere): the calls' length, the round trips
+	 * measured, the most calls run while a byte waited to be read, calls
+	 * per round over the budget (1: every round was full), and the round
+	 * trip's p50 before the flood began. p50 ... max are the round trip's;
+	 * messages and msgs_per_s count the calls. */
+	double call_ns, round_trips, ahead_max, round_fill, bare_p50;
 };
 
 static struct bworker workers[MAX_WORKERS];
@@ -358,6 +398,19 @@ static inline void record(struct bworker *w, uint64_t stamp, int cpu)
 	}
 }
 
+/* flood: a posted call that keeps the worker busy for --call-ns, as
+ * tests/test_budget's do. Its stamp is not recorded: the figure of flood
+ * mode is the socket's round trip, not how long the calls queue. */
+static void flood_call(struct bworker *w)
+{
+	uint64_t t0 = clock_now_ns();
+
+	while (clock_now_ns() - t0 < opt.call_ns)
+		;
+	atomic_store_explicit(&w->calls, atomic_load_explicit(&w->calls, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 static void on_msg(struct inbox_msg *msg, void *arg)
 {
 	struct bworker *w = arg;
@@ -367,8 +420,38 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 		event_base_loopbreak(w->base);
 		return;
 	}
-	record(w, bm->stamp_ns, bm->cpu);
+	if (msg->kind == MSG_CALL)
+		flood_call(w);
+	else
+		record(w, bm->stamp_ns, bm->cpu);
 	handled_one(&bm->lane->handled);	/* last: the slot is free after it */
+}
+
+/*
+ * flood: the pinger's byte is readable on the worker's end of the socket
+ * pair. Note how many calls have run, then echo it. The pinger reads the
+ * note only after its recv() of this echo has returned, and the echo is
+ * sent after the note: that order is the kernel's (the byte itself), which
+ * C11 cannot see, so the atomics need no more than relaxed (they are atomic
+ * so that no read tears and a thread sanitizer sees no race).
+ */
+static void on_echo(evutil_socket_t fd, short what, void *arg)
+{
+	struct bworker *w = arg;
+	char buf[16];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			event_del(w->echo_ev);	/* the pinger has gone: nothing to echo */
+		return;
+	}
+	atomic_store_explicit(&w->calls_at_read,
+			      atomic_load_explicit(&w->calls, memory_order_relaxed),
+			      memory_order_relaxed);
+	/* One byte at a time, into an empty buffer: never partial. */
+	if (send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n)
+		cli_die("flood: the worker cannot echo: %s", strerror(errno));
 }
 
 static void on_floor(evutil_socket_t fd, short what, void *arg)
@@ -428,7 +511,9 @@ static int cpu_for(unsigned k)
 	return opt.pin ? (int)(k % (unsigned)(ncpu > 0 ? ncpu : 1)) : -1;
 }
 
-static void worker_setup(struct bworker *w, int v, unsigned id, unsigned nprod)
+/* echo_fd: flood mode's socket, echoed on this worker's loop (registered
+ * here, before the thread runs the loop); -1: none. */
+static void worker_setup(struct bworker *w, int v, unsigned id, unsigned nprod, int echo_fd)
 {
 	memset(w, 0, sizeof(*w));
 	w->id = id;
@@ -449,10 +534,16 @@ static void worker_setup(struct bworker *w, int v, unsigned id, unsigned nprod)
 					on_floor, w);
 		if (w->floor_ev == NULL || event_add(w->floor_ev, NULL) == -1)
 			cli_die("cannot register the eventfd");
-	} else if (inbox_new(&w->inbox, (enum inbox_variant)v, w->base, on_msg, w, 64) < 0) {
+	} else if (inbox_new(&w->inbox, (enum inbox_variant)v, w->base, on_msg, w,
+			     opt.budget) < 0) {
 		cli_die("cannot create an inbox");
 	} else {
 		inbox_set_spin_us(w->inbox, run_spin_us);
+	}
+	if (echo_fd >= 0) {
+		w->echo_ev = event_new(w->base, echo_fd, EV_READ | EV_PERSIST, on_echo, w);
+		if (w->echo_ev == NULL || event_add(w->echo_ev, NULL) == -1)
+			cli_die("cannot register the flood's socket");
 	}
 	w->quit_msg.m.kind = MSG_QUIT;
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
@@ -470,6 +561,8 @@ static void worker_teardown(struct bworker *w, int v)
 			sched_yield();	/* a full ring: the worker is draining it */
 	}
 	pthread_join(w->thread, NULL);
+	if (w->echo_ev != NULL)
+		event_free(w->echo_ev);		/* before its base */
 	if (v == V_FLOOR_EVENTFD) {
 		event_free(w->floor_ev);
 		wakeup_close(&w->floor_wake);
@@ -480,36 +573,65 @@ static void worker_teardown(struct bworker *w, int v)
 		event_base_free(w->base);
 }
 
-/* The wake-up fd's system calls so far, WOULDBLOCK rounds, refused posts. */
-static void worker_counts(struct bworker *w, int v, uint64_t *writes, uint64_t *reads,
-			  uint64_t *wouldblock, uint64_t *refused)
+/* The inbox's counts so far; a floor has none but floor-eventfd's wake-up
+ * fd system calls. */
+static void worker_counts(struct bworker *w, int v, struct inbox_stats *st)
 {
-	struct inbox_stats st;
-
-	*writes = *reads = *wouldblock = *refused = 0;
+	memset(st, 0, sizeof(*st));
 	if (v == V_FLOOR_EVENTFD) {
-		*writes = producers[0].lane[w->id].floor_writes;	/* main's own count */
-		*reads = atomic_load_explicit(&w->floor_reads, memory_order_relaxed);
+		st->writes = producers[0].lane[w->id].floor_writes;	/* main's own count */
+		st->reads = atomic_load_explicit(&w->floor_reads, memory_order_relaxed);
 	} else if (!is_floor(v)) {
-		inbox_get_stats(w->inbox, &st);
-		*writes = st.writes;
-		*reads = st.reads;
-		*wouldblock = st.wouldblock;
-		*refused = st.refused;
+		inbox_get_stats(w->inbox, st);
 	}
 }
 
 /* ---- the producer side ------------------------------------------------ */
 
-static void lane_setup(struct lane *l)
+/* The slots of a lane in `mode`: --inflight, or the mode's default. */
+static unsigned lane_size(int mode)
+{
+	if (opt.inflight != 0)
+		return opt.inflight;
+	return mode == M_FLOOD ? FLOOD_INFLIGHT : INFLIGHT_DEFAULT;
+}
+
+/* `kind`: of every message the lane carries. nap_ns: lane_pause(). */
+static void lane_setup(struct lane *l, unsigned size, int kind, uint64_t nap_ns)
 {
 	memset(l, 0, sizeof(*l));
-	if ((l->ring = calloc(opt.inflight, sizeof(*l->ring))) == NULL)
+	l->size = size;
+	l->nap_ns = nap_ns;
+	if ((l->ring = calloc(size, sizeof(*l->ring))) == NULL)
 		cli_die("out of memory");
-	for (unsigned i = 0; i < opt.inflight; i++) {
-		l->ring[i].m.kind = MSG_DATA;
+	for (unsigned i = 0; i < size; i++) {
+		l->ring[i].m.kind = kind;
 		l->ring[i].lane = l;
 	}
+}
+
+/*
+ * One step of a wait for the worker (a free slot, room in a ring). Where
+ * the producer has a CPU of its own and only the throughput counts (burst,
+ * many), the step is `relax` (cpu_relax, or sched_yield), and the producer
+ * posts again the moment there is room. In flood mode the producer shares
+ * its CPU with the pinger, whose round trip is the figure, and waits for
+ * thousands of calls of microseconds each: it sleeps, as test_budget's
+ * flooder does, so that it does not keep the pinger off that CPU.
+ */
+static inline void lane_pause(const struct lane *l, void (*relax)(void))
+{
+	struct timespec ts = { 0, (long)l->nap_ns };
+
+	if (l->nap_ns == 0)
+		relax();
+	else
+		nanosleep(&ts, NULL);	/* woken early by a signal: one look more */
+}
+
+static void yield(void)
+{
+	sched_yield();
 }
 
 __attribute__((noreturn)) static void stalled(unsigned wk, const struct lane *l)
@@ -530,17 +652,17 @@ static inline void wait_slot(struct lane *l, unsigned wk)
 {
 	uint64_t t0, cpu0;
 
-	if (l->posted - l->seen < opt.inflight)
+	if (l->posted - l->seen < l->size)
 		return;
 	l->seen = atomic_load_explicit(&l->handled, memory_order_acquire);
-	if (l->posted - l->seen < opt.inflight)
+	if (l->posted - l->seen < l->size)
 		return;
 	t0 = clock_now_ns();
 	cpu0 = self_cpu_ns();
 	for (;;) {
-		cpu_relax();
+		lane_pause(l, cpu_relax);
 		l->seen = atomic_load_explicit(&l->handled, memory_order_acquire);
-		if (l->posted - l->seen <= opt.inflight / 2)
+		if (l->posted - l->seen <= l->size / 2)
 			break;
 		if (clock_now_ns() - t0 > 10000000000ull)
 			stalled(wk, l);
@@ -562,7 +684,7 @@ static void wait_room(struct bworker *w, struct bench_msg *m, struct lane *l, un
 	uint64_t t0 = clock_now_ns(), cpu0 = self_cpu_ns();
 
 	do {
-		sched_yield();	/* the worker may share this CPU */
+		lane_pause(l, yield);	/* yield: the worker may share this CPU */
 		if (clock_now_ns() - t0 > 10000000000ull)
 			stalled(wk, l);
 	} while (inbox_post(w->inbox, &m->m) == -ENOBUFS);
@@ -592,7 +714,7 @@ static inline void stamp_and_post(struct bproducer *p, unsigned wk, int v, uint6
 			l->floor_writes++;
 		}
 	} else {
-		struct bench_msg *m = &l->ring[l->posted % opt.inflight];
+		struct bench_msg *m = &l->ring[l->posted % l->size];
 
 		m->stamp_ns = due ? due : now;
 		m->cpu = cpu;
@@ -648,7 +770,7 @@ static void spin_until(uint64_t t)
 /* The single producer's loop for one mode, until `deadline`. */
 static void produce(struct bproducer *p, int v, int mode, double rate, uint64_t deadline)
 {
-	unsigned nw = opt.workers;
+	unsigned nw = mode == M_FLOOD ? 1 : opt.workers;	/* flood: one worker */
 	uint64_t i = 0, interval = (uint64_t)(1e9 / rate);
 
 	switch (mode) {
@@ -663,6 +785,7 @@ static void produce(struct bproducer *p, int v, int mode, double rate, uint64_t 
 		break;
 	case M_BURST:
 	case M_MANY:
+	case M_FLOOD:	/* as burst; the lane's size and naps make it a flood */
 		for (;; i++) {
 			if ((i & 63) == 0 && clock_now_ns() >= deadline)
 				break;
@@ -713,26 +836,31 @@ static void *producer_main(void *arg)
 struct snapshot {
 	struct tsnap prod[MAX_PRODUCERS], cons[MAX_WORKERS];
 	uint64_t writes, reads, wouldblock, refused, handled;
+	uint64_t rounds, taken;		/* the inbox's rounds, and messages they handed over */
 	uint64_t post_ns, wait_ns[MAX_PRODUCERS];
 	int prod_perf[MAX_PRODUCERS], cons_perf[MAX_WORKERS];
 };
 
-static void take_snapshot(struct snapshot *s, int v, unsigned np, bool open_perf)
+static void take_snapshot(struct snapshot *s, int v, unsigned nw, unsigned np, bool open_perf)
 {
 	memset(s, 0, sizeof(*s));
-	for (unsigned k = 0; k < opt.workers; k++) {
+	for (unsigned k = 0; k < nw; k++) {
 		struct bworker *w = &workers[k];
-		uint64_t wr, rd, wb, rf;
+		struct inbox_stats st;
 		int tid = atomic_load(&w->tid);
 
 		s->cons[k].cpu_ns = thread_cpu_ns(w->thread);
 		ctx_switches(tid, &s->cons[k].vcsw, &s->cons[k].ivcsw);
-		worker_counts(w, v, &wr, &rd, &wb, &rf);
-		s->writes += wr;
-		s->reads += rd;
-		s->wouldblock += wb;
-		s->refused += rf;
-		s->handled += hist_count(&w->hist);
+		worker_counts(w, v, &st);
+		s->writes += st.writes;
+		s->reads += st.reads;
+		s->wouldblock += st.wouldblock;
+		s->refused += st.refused;
+		s->rounds += st.rounds;
+		s->taken += st.handled;
+		/* stamped messages are recorded, flood's calls counted */
+		s->handled += hist_count(&w->hist) +
+			      atomic_load_explicit(&w->calls, memory_order_relaxed);
 		s->cons_perf[k] = open_perf ? perf_open(tid) : -1;
 	}
 	for (unsigned j = 0; j < np; j++) {
@@ -742,7 +870,7 @@ static void take_snapshot(struct snapshot *s, int v, unsigned np, bool open_perf
 		s->prod[j].cpu_ns = thread_cpu_ns(p->thread);
 		ctx_switches(tid, &s->prod[j].vcsw, &s->prod[j].ivcsw);
 		s->post_ns += p->post_ns;
-		for (unsigned k = 0; k < opt.workers; k++)
+		for (unsigned k = 0; k < nw; k++)
 			s->wait_ns[j] += p->lane[k].wait_ns;
 		s->prod_perf[j] = open_perf ? perf_open(tid) : -1;
 	}
@@ -753,16 +881,9 @@ static double per(double x, uint64_t n)
 	return n ? x / (double)n : 0;
 }
 
-static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
-		    struct result *r)
+/* Workers and producers set up for the run, with their lanes. */
+static void run_setup(int v, int mode, unsigned nw, unsigned np, int echo_fd)
 {
-	static struct histogram all, lag;
-	unsigned nw = opt.workers, np = mode == M_MANY ? opt.producers : 1;
-	struct snapshot s0, s1;
-	uint64_t start, end, msgs, prod_misses = 0, cons_misses = 0;
-	double prod_cpu = 0, cons_cpu = 0, pv = 0, piv = 0, cv = 0, civ = 0;
-	bool perf_ok;
-
 	for (unsigned j = 0; j < np; j++) {
 		struct bproducer *p = &producers[j];
 
@@ -771,14 +892,114 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 		p->post_ns = 0;
 		hist_reset(&p->lag);
 		for (unsigned k = 0; k < nw; k++)
-			lane_setup(&p->lane[k]);
+			lane_setup(&p->lane[k], lane_size(mode), mode == M_FLOOD ? MSG_CALL : MSG_DATA,
+				   mode == M_FLOOD ? FLOOD_NAP_NS : 0);
 	}
 	for (unsigned k = 0; k < nw; k++)
-		worker_setup(&workers[k], v, k, np);
+		worker_setup(&workers[k], v, k, np, echo_fd);
 	for (unsigned k = 0; k < nw; k++)
 		while (atomic_load(&workers[k].tid) == 0)
 			sched_yield();
+}
 
+static void run_teardown(int v, int mode, unsigned nw, unsigned np)
+{
+	for (unsigned k = 0; k < nw; k++)
+		worker_teardown(&workers[k], v);
+	for (unsigned j = 0; j < np; j++)
+		for (unsigned k = 0; k < nw; k++)
+			free(producers[j].lane[k].ring);
+}
+
+/*
+ * The figures of one measured run, from the snapshots at its start and end
+ * and its latency histogram `lat`: rates, costs per message, counts. The
+ * mode's own figures are the caller's to add.
+ */
+static void summarise(struct result *r, int v, int mode, double rate, unsigned nw, unsigned np,
+		      const struct snapshot *s0, const struct snapshot *s1, uint64_t start,
+		      uint64_t end, const struct histogram *lat, const struct histogram *lag)
+{
+	uint64_t msgs = s1->handled - s0->handled, prod_misses = 0, cons_misses = 0;
+	uint64_t same = 0, known = 0;
+	double prod_cpu = 0, cons_cpu = 0, pv = 0, piv = 0, cv = 0, civ = 0;
+	bool perf_ok = opt.perf && perf_unavailable == NULL;
+	/* burst, many, flood: the producers' CPU less their waits for a slot
+	 * (they post, or wait, nothing else); idle, rate: the time inside the
+	 * posts (idle_post, rate_post). */
+	bool busy_producer = mode == M_BURST || mode == M_MANY || mode == M_FLOOD;
+
+	for (unsigned k = 0; k < nw; k++) {
+		cons_cpu += (double)(s1->cons[k].cpu_ns - s0->cons[k].cpu_ns);
+		cv += (double)(s1->cons[k].vcsw - s0->cons[k].vcsw);
+		civ += (double)(s1->cons[k].ivcsw - s0->cons[k].ivcsw);
+		cons_misses += perf_read(s0->cons_perf[k]);
+		if (s0->cons_perf[k] >= 0)
+			close(s0->cons_perf[k]);
+		same += workers[k].same_cpu;
+		known += workers[k].cpu_known;
+	}
+	if (!busy_producer)
+		prod_cpu = (double)s1->post_ns;
+	for (unsigned j = 0; j < np; j++) {
+		/* less the time spent waiting for a free slot (wait_slot()) */
+		double busy = (double)(s1->prod[j].cpu_ns - s0->prod[j].cpu_ns) -
+			      (double)(s1->wait_ns[j] - s0->wait_ns[j]);
+
+		if (busy_producer)
+			prod_cpu += busy > 0 ? busy : 0;
+		pv += (double)(s1->prod[j].vcsw - s0->prod[j].vcsw);
+		piv += (double)(s1->prod[j].ivcsw - s0->prod[j].ivcsw);
+		prod_misses += perf_read(s0->prod_perf[j]);
+		if (s0->prod_perf[j] >= 0)
+			close(s0->prod_perf[j]);
+	}
+	*r = (struct result){
+		.variant = v, .mode = mode, .workers = nw,
+		.producers = np, .offered = (mode == M_RATE || mode == M_SWEEP) ? rate : 0,
+		.messages = msgs, .seconds = (double)(end - start) / 1e9,
+		.p50 = hist_quantile(lat, 0.50), .p90 = hist_quantile(lat, 0.90),
+		.p99 = hist_quantile(lat, 0.99), .p999 = hist_quantile(lat, 0.999),
+		.max = hist_max(lat),
+		.lag_p99 = hist_quantile(lag, 0.99), .lag_max = hist_max(lag),
+		.prod_cpu_ns = per(prod_cpu, msgs),
+		.cons_cpu_ns = per(cons_cpu, msgs),
+		.writes = per((double)(s1->writes - s0->writes), msgs),
+		.reads = per((double)(s1->reads - s0->reads), msgs),
+		.cons_vcsw = per(cv, msgs), .cons_ivcsw = per(civ, msgs),
+		.prod_vcsw = per(pv, msgs), .prod_ivcsw = per(piv, msgs),
+		.wouldblock_n = s1->wouldblock - s0->wouldblock,
+		.wouldblock = per((double)(s1->wouldblock - s0->wouldblock), msgs),
+		.refused_n = s1->refused - s0->refused,
+		.same_cpu = known ? (double)same / (double)known : -1,
+		.prod_misses = perf_ok ? per((double)prod_misses, msgs) : -1,
+		.cons_misses = perf_ok ? per((double)cons_misses, msgs) : -1,
+		.spin_us = v == INBOX_SPIN ? (int)run_spin_us : -1,
+		.budget = is_floor(v) ? 0 : opt.budget,
+		.call_ns = -1, .round_trips = -1, .ahead_max = -1, .round_fill = -1,
+		.bare_p50 = -1,
+	};
+	r->msgs_per_s = r->seconds > 0 ? (double)msgs / r->seconds : 0;
+	r->sustained = r->offered == 0 || r->msgs_per_s >= SUSTAINED * r->offered;
+}
+
+static void flood_run(int v, struct result *r);
+
+static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
+		    struct result *r)
+{
+	static struct histogram all, lag;
+	unsigned nw = opt.workers, np = mode == M_MANY ? opt.producers : 1;
+	struct snapshot s0, s1;
+	uint64_t start, end;
+
+	if (mode == M_FLOOD) {
+		flood_run(v, r);
+		r->rep = rep;
+		r->order = order;
+		return;
+	}
+	run_setup(v, mode, nw, np, -1);
 	if (mode == M_MANY) {
 		many.v = v;
 		many.warm_end = clock_now_ns() + (uint64_t)(opt.warmup * 1e9);
@@ -808,7 +1029,7 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 		hist_reset(&workers[k].hist);
 		workers[k].same_cpu = workers[k].cpu_known = 0;
 	}
-	take_snapshot(&s0, v, np, true);
+	take_snapshot(&s0, v, nw, np, true);
 
 	start = clock_now_ns();
 	if (mode == M_MANY) {
@@ -821,7 +1042,7 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 			wait_handled(&producers[0].lane[k], k);
 	}
 	end = clock_now_ns();
-	take_snapshot(&s1, v, np, false);
+	take_snapshot(&s1, v, nw, np, false);
 	if (mode == M_MANY) {
 		pthread_barrier_wait(&many.release);
 		for (unsigned j = 0; j < np; j++)
@@ -830,80 +1051,201 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 
 	hist_reset(&all);
 	hist_reset(&lag);
-	msgs = s1.handled - s0.handled;
-	for (unsigned k = 0; k < nw; k++) {
-		struct bworker *w = &workers[k];
-
-		hist_merge(&all, &w->hist);
-		cons_cpu += (double)(s1.cons[k].cpu_ns - s0.cons[k].cpu_ns);
-		cv += (double)(s1.cons[k].vcsw - s0.cons[k].vcsw);
-		civ += (double)(s1.cons[k].ivcsw - s0.cons[k].ivcsw);
-		cons_misses += perf_read(s0.cons_perf[k]);
-		if (s0.cons_perf[k] >= 0)
-			close(s0.cons_perf[k]);
-	}
-	perf_ok = opt.perf && perf_unavailable == NULL;
-	/* burst, many: the producers' CPU less their waits for a slot; idle,
-	 * rate: the time inside the posts (idle_post, rate_post). */
-	if (mode != M_BURST && mode != M_MANY)
-		prod_cpu = (double)s1.post_ns;
-	for (unsigned j = 0; j < np; j++) {
-		/* less the time spent waiting for a free slot (wait_slot()) */
-		double busy = (double)(s1.prod[j].cpu_ns - s0.prod[j].cpu_ns) -
-			      (double)(s1.wait_ns[j] - s0.wait_ns[j]);
-
-		if (mode == M_BURST || mode == M_MANY)
-			prod_cpu += busy > 0 ? busy : 0;
-		pv += (double)(s1.prod[j].vcsw - s0.prod[j].vcsw);
-		piv += (double)(s1.prod[j].ivcsw - s0.prod[j].ivcsw);
-		prod_misses += perf_read(s0.prod_perf[j]);
-		hist_merge(&lag, &producers[j].lag);
-		if (s0.prod_perf[j] >= 0)
-			close(s0.prod_perf[j]);
-	}
-	*r = (struct result){
-		.variant = v, .mode = mode, .rep = rep, .order = order, .workers = nw,
-		.producers = np, .offered = (mode == M_RATE || mode == M_SWEEP) ? rate : 0,
-		.messages = msgs, .seconds = (double)(end - start) / 1e9,
-		.p50 = hist_quantile(&all, 0.50), .p90 = hist_quantile(&all, 0.90),
-		.p99 = hist_quantile(&all, 0.99), .p999 = hist_quantile(&all, 0.999),
-		.max = hist_max(&all),
-		.lag_p99 = hist_quantile(&lag, 0.99), .lag_max = hist_max(&lag),
-		.prod_cpu_ns = per(prod_cpu, msgs),
-		.cons_cpu_ns = per(cons_cpu, msgs),
-		.writes = per((double)(s1.writes - s0.writes), msgs),
-		.reads = per((double)(s1.reads - s0.reads), msgs),
-		.cons_vcsw = per(cv, msgs), .cons_ivcsw = per(civ, msgs),
-		.prod_vcsw = per(pv, msgs), .prod_ivcsw = per(piv, msgs),
-		.wouldblock_n = s1.wouldblock - s0.wouldblock,
-		.wouldblock = per((double)(s1.wouldblock - s0.wouldblock), msgs),
-		.refused_n = s1.refused - s0.refused,
-		.prod_misses = perf_ok ? per((double)prod_misses, msgs) : -1,
-		.cons_misses = perf_ok ? per((double)cons_misses, msgs) : -1,
-		.spin_us = v == INBOX_SPIN ? (int)run_spin_us : -1,
-	};
-	r->msgs_per_s = r->seconds > 0 ? (double)msgs / r->seconds : 0;
-	r->sustained = r->offered == 0 || r->msgs_per_s >= SUSTAINED * r->offered;
-	{
-		uint64_t same = 0, known = 0;
-
-		for (unsigned k = 0; k < nw; k++) {
-			same += workers[k].same_cpu;
-			known += workers[k].cpu_known;
-		}
-		r->same_cpu = known ? (double)same / (double)known : -1;
-	}
 	for (unsigned k = 0; k < nw; k++)
-		worker_teardown(&workers[k], v);
+		hist_merge(&all, &workers[k].hist);
 	for (unsigned j = 0; j < np; j++)
-		for (unsigned k = 0; k < nw; k++)
-			free(producers[j].lane[k].ring);
+		hist_merge(&lag, &producers[j].lag);
+	summarise(r, v, mode, rate, nw, np, &s0, &s1, start, end, &all, &lag);
+	r->rep = rep;
+	r->order = order;
+	run_teardown(v, mode, nw, np);
 	if (mode == M_MANY) {
 		pthread_barrier_destroy(&many.warm_done);
 		pthread_barrier_destroy(&many.go);
 		pthread_barrier_destroy(&many.done);
 		pthread_barrier_destroy(&many.release);
 	}
+}
+
+/* ---- flood mode: a socket on a flooded loop ----------------------------- */
+
+/*
+ * tests/test_budget's scenario at the inbox level, with three threads:
+ *
+ *   producer (main)  keeps the worker's inbox flooded: as burst mode, but
+ *                    with MSG_CALLs of --call-ns each, at most the lane's
+ *                    size unhandled (FLOOD_INFLIGHT), and sleeping while it
+ *                    waits (lane_pause())
+ *   worker           one event_base: the inbox, at most --budget calls per
+ *                    round, and on_echo() on its end of a socket pair
+ *   pinger           sends one byte, waits for its echo, again, for the
+ *                    whole run: the round trip goes into a histogram, and
+ *                    the calls that ran between its send and the worker's
+ *                    read of the byte into `ahead_max`
+ *
+ * inbox.c runs at most one round per pass of the loop, and a socket found
+ * readable by a poll is served in the same pass: behind the rest of the
+ * round that was running when the byte came, at most one more round runs,
+ * so at most two budgets of calls run while the byte waits. That count is
+ * structural (the scheduler cannot move it); the round trip is not: it
+ * also counts every time a thread lost its CPU, which is why the round
+ * trip is measured here and not asserted in a test.
+ *
+ * The socket is an AF_UNIX stream pair, not a loopback TCP connection: what
+ * is measured is how long the loop leaves a readable descriptor waiting,
+ * and the loop sees both kinds the same way (readable in epoll), while TCP
+ * would add its own stack, per-segment softirq work and a listener to set
+ * up to every round trip and to its spread. The bare round trip before the
+ * flood (`bare_p50`) is that socket's cost with nothing posted.
+ *
+ * Pinning (--pin): the producer, the worker, then the pinger, on CPUs 0, 1,
+ * 2 ... modulo the CPUs: on two, the pinger shares the producer's CPU (the
+ * producer sleeps while the inbox is full) and the worker has its own.
+ */
+#define FLOOD_BARE_PINGS 1000		/* round trips before the flood ... */
+#define FLOOD_BARE_MAX_NS 1000000000ull	/* ... or this long, whichever ends first */
+
+enum flood_phase { FLOOD_BARE, FLOOD_WARM, FLOOD_MEASURE, FLOOD_STOP };
+
+static struct flood {
+	struct bworker *w;
+	int fd;				/* the pinger's end (blocking) */
+	int cpu;
+	/* Which part of the run it is: where a round trip counts
+	 * (pinger_main()). main writes it; the pinger reads it. Relaxed: it
+	 * orders nothing, main reads the figures after joining the pinger. */
+	atomic_int phase;
+	struct flood_figures {
+		struct histogram rtt;	/* the pinger's; main reads `count` while it runs */
+		uint64_t ahead_max;	/* the pinger's; main's after the join */
+	} fig[FLOOD_STOP];
+} flood;
+
+/* One round trip: how long it took, and how many calls ran ahead of it. */
+static void flood_ping(struct flood *f, uint64_t *rtt, uint64_t *ahead)
+{
+	uint64_t t0 = clock_now_ns(), sent_at, read_at;
+	ssize_t n;
+	char c = 'x';
+
+	while ((n = send(f->fd, &c, 1, MSG_NOSIGNAL)) == -1 && errno == EINTR)
+		;
+	if (n != 1)
+		cli_die("flood: the pinger cannot send: %s", strerror(errno));
+	/*
+	 * Noted after the send, as test_budget does: a pinger preempted before
+	 * its send would count calls that ran while no byte was waiting. A
+	 * pinger preempted here counts too few (a worker that read the byte
+	 * first gives a difference below 0, counted 0): the count can only
+	 * err low. Relaxed loads of a counter only the worker writes: at
+	 * worst a few calls old, which the tests' slack covers.
+	 */
+	sent_at = atomic_load_explicit(&f->w->calls, memory_order_relaxed);
+	while ((n = recv(f->fd, &c, 1, 0)) == -1 && errno == EINTR)
+		;
+	if (n != 1)
+		cli_die("flood: no echo from the worker for 10 s: its loop stopped serving "
+			"its socket (%s)", n == 0 ? "closed" : strerror(errno));
+	*rtt = clock_now_ns() - t0;
+	read_at = atomic_load_explicit(&f->w->calls_at_read, memory_order_relaxed);
+	*ahead = read_at > sent_at ? read_at - sent_at : 0;
+}
+
+static void *pinger_main(void *arg)
+{
+	struct flood *f = arg;
+	struct flood_figures *fg;
+	uint64_t rtt, ahead;
+	int ph;
+
+	pin_to(f->cpu);
+	while (atomic_load_explicit(&f->phase, memory_order_relaxed) != FLOOD_STOP) {
+		flood_ping(f, &rtt, &ahead);
+		/* Counted in the phase it ended in: a byte sent in the warm-up
+		 * and starved into the measured run is the run's (counted by
+		 * its start, a starved socket would hide in the warm-up), and
+		 * so is one that ended after the run. */
+		ph = atomic_load_explicit(&f->phase, memory_order_relaxed);
+		fg = &f->fig[ph == FLOOD_STOP ? FLOOD_MEASURE : ph];
+		hist_record(&fg->rtt, rtt);
+		if (ahead > fg->ahead_max)
+			fg->ahead_max = ahead;
+	}
+	return NULL;
+}
+
+/* Waits until the pinger has measured the bare round trip, or long enough. */
+static void flood_bare(struct flood *f)
+{
+	uint64_t give_up = clock_now_ns() + FLOOD_BARE_MAX_NS;
+	struct timespec ms = { 0, 1000000 };
+
+	while (hist_count(&f->fig[FLOOD_BARE].rtt) < FLOOD_BARE_PINGS && clock_now_ns() < give_up)
+		nanosleep(&ms, NULL);
+}
+
+static void flood_run(int v, struct result *r)
+{
+	struct bproducer *p = &producers[0];
+	struct timeval tmo = { .tv_sec = 10 };
+	struct snapshot s0, s1;
+	uint64_t start, end, rounds, taken;
+	pthread_t pinger;
+	int sv[2];
+
+	/* [0] the pinger's, blocking, with a time-out that makes a starved
+	 * socket an error; [1] the worker's, non-blocking, as a loop's are. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    evutil_make_socket_nonblocking(sv[1]) == -1 ||
+	    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof(tmo)) == -1)
+		cli_die("flood: cannot set up a socket pair: %s", strerror(errno));
+	for (int i = 0; i < FLOOD_STOP; i++) {
+		hist_reset(&flood.fig[i].rtt);
+		flood.fig[i].ahead_max = 0;
+	}
+	run_setup(v, M_FLOOD, 1, 1, sv[1]);
+	flood.w = &workers[0];
+	flood.fd = sv[0];
+	flood.cpu = cpu_for(2);
+	atomic_store_explicit(&flood.phase, FLOOD_BARE, memory_order_relaxed);
+	if (pthread_create(&pinger, NULL, pinger_main, &flood) != 0)
+		cli_die("cannot start the pinger thread");
+	flood_bare(&flood);
+
+	p->thread = pthread_self();
+	atomic_store(&p->tid, my_tid());
+	pin_to(p->cpu);
+	/* The warm-up fills the inbox, and it is not drained: the measured run
+	 * starts flooded. */
+	atomic_store_explicit(&flood.phase, FLOOD_WARM, memory_order_relaxed);
+	produce(p, v, M_FLOOD, 1, clock_now_ns() + (uint64_t)(opt.warmup * 1e9));
+	take_snapshot(&s0, v, 1, 1, true);
+	start = clock_now_ns();
+	atomic_store_explicit(&flood.phase, FLOOD_MEASURE, memory_order_relaxed);
+	produce(p, v, M_FLOOD, 1, start + (uint64_t)(opt.seconds * 1e9));
+	end = clock_now_ns();
+	/* Before the drain: the calls that ran while the flood lasted. */
+	take_snapshot(&s1, v, 1, 1, false);
+	atomic_store_explicit(&flood.phase, FLOOD_STOP, memory_order_relaxed);
+	pthread_join(pinger, NULL);
+	wait_handled(&p->lane[0], 0);
+
+	hist_reset(&p->lag);
+	summarise(r, v, M_FLOOD, 1, 1, 1, &s0, &s1, start, end, &flood.fig[FLOOD_MEASURE].rtt,
+		  &p->lag);
+	/* Both counts from one read of the inbox's statistics, which a round
+	 * updates together at its end: `calls`, read apart from them, could be
+	 * a round ahead. */
+	rounds = s1.rounds - s0.rounds;
+	taken = s1.taken - s0.taken;
+	r->call_ns = opt.call_ns;
+	r->round_trips = (double)hist_count(&flood.fig[FLOOD_MEASURE].rtt);
+	r->ahead_max = (double)flood.fig[FLOOD_MEASURE].ahead_max;
+	r->round_fill = rounds ? (double)taken / ((double)rounds * opt.budget) : 0;
+	r->bare_p50 = (double)hist_quantile(&flood.fig[FLOOD_BARE].rtt, 0.50);
+	close(sv[0]);		/* the worker sees the end, and stops echoing */
+	run_teardown(v, M_FLOOD, 1, 1);
+	close(sv[1]);
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -913,7 +1255,7 @@ static void run_one(int v, int mode, double rate, unsigned rep, unsigned order,
 	"lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg," \
 	"prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg," \
 	"wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg," \
-	"refused,spin_us"
+	"refused,spin_us,budget,call_ns,round_trips,calls_ahead_max,round_fill,bare_p50_ns"
 
 /* A figure with `prec` decimals, or "-" where it does not exist (-1). */
 static const char *fig(char *buf, size_t n, int prec, double x)
@@ -926,10 +1268,11 @@ static const char *fig(char *buf, size_t n, int prec, double x)
 
 static void print_csv(const struct result *r)
 {
-	char a[32], b[32], c[32], d[32];
+	char a[32], b[32], c[32], d[32], e[32], f[32], g[32], h[32], i[32], j[32];
 
 	fprintf(csv_out, "%s,%s,%u,%u,%u,%u,%lu,%d,%.0f,%llu,%.3f,%.0f,%d,%llu,%llu,%llu,%llu,%llu,"
-	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s,%llu,%s\n",
+	       "%llu,%llu,%.1f,%.1f,%.4f,%.4f,%.5f,%.5f,%.5f,%.5f,%llu,%.6f,%s,%s,%s,%llu,%s,"
+	       "%s,%s,%s,%s,%s,%s\n",
 	       variant_names[r->variant], mode_names[r->mode], r->workers, r->producers,
 	       r->rep, r->order, opt.seed, opt.pin, r->offered,
 	       (unsigned long long)r->messages, r->seconds, r->msgs_per_s, r->sustained,
@@ -941,7 +1284,11 @@ static void print_csv(const struct result *r)
 	       (unsigned long long)r->wouldblock_n, r->wouldblock,
 	       fig(a, sizeof(a), 3, r->same_cpu), fig(b, sizeof(b), 3, r->prod_misses),
 	       fig(c, sizeof(c), 3, r->cons_misses), (unsigned long long)r->refused_n,
-	       fig(d, sizeof(d), 0, r->spin_us));
+	       fig(d, sizeof(d), 0, r->spin_us),
+	       fig(e, sizeof(e), 0, r->budget ? (double)r->budget : -1),
+	       fig(f, sizeof(f), 0, r->call_ns), fig(g, sizeof(g), 0, r->round_trips),
+	       fig(h, sizeof(h), 0, r->ahead_max), fig(i, sizeof(i), 3, r->round_fill),
+	       fig(j, sizeof(j), 0, r->bare_p50));
 	fflush(csv_out);
 }
 
@@ -1190,6 +1537,44 @@ static void print_spin(void)
 	}
 }
 
+/*
+ * flood: per variant, the run with the median round-trip p50: the round
+ * trip's quantiles, beside the bare one; the most calls that ran while a
+ * byte waited, beside inbox.c's bound; the calls' rate and how full the
+ * rounds were (the flood was real where that is near 1).
+ */
+static void print_flood(void)
+{
+	double v[MAX_RUNS];
+	char s[48];
+
+	printf("\nflood mode: one worker's inbox flooded with %u ns calls (at most %u waiting, "
+	       "budget %u), a byte ping-ponged\nover a socket pair on the same loop; round trips "
+	       "in us; the run with the median p50 of %u\n", opt.call_ns, lane_size(M_FLOOD),
+	       opt.budget, opt.repeat);
+	printf("%-16s %9s %8s %8s %8s %8s %9s %6s %6s %5s %7s  %s\n", "variant", "calls/s",
+	       "p50 us", "p99 us", "p99.9 us", "max us", "bare p50", "ahead", "bound", "fill",
+	       "pings", "p50 x wfcq");
+	for (int vv = 0; vv < N_VARIANTS; vv++) {
+		const struct result *r = median_run(M_FLOOD, vv);
+		double ahead = 0;	/* a bound holds in every run, or it does not hold */
+
+		if (r == NULL)
+			continue;
+		for (unsigned k = 0; k < opt.repeat; k++)
+			if (have[M_FLOOD][vv][k] && results[M_FLOOD][vv][k].ahead_max > ahead)
+				ahead = results[M_FLOOD][vv][k].ahead_max;
+		printf("%-16s %9.0f %8.1f %8.1f %8.1f %8.1f %9.1f %6.0f %6u %5.2f %7.0f  %s\n",
+		       variant_names[vv], r->msgs_per_s, r->p50 / 1e3, r->p99 / 1e3, r->p999 / 1e3,
+		       r->max / 1e3, r->bare_p50 / 1e3, ahead, 2 * r->budget, r->round_fill,
+		       r->round_trips,
+		       summary(s, sizeof(s), v, paired(M_FLOOD, vv, INBOX_WFCQ, false, v)));
+	}
+	printf("ahead: the most calls run between a send and the worker's read of the byte, "
+	       "over all %u runs\n(bound: two budgets, inbox.c); fill: calls per round over "
+	       "the budget\n", opt.repeat);
+}
+
 /* ---- command line ------------------------------------------------------- */
 
 static void usage(FILE *out)
@@ -1202,8 +1587,8 @@ static void usage(FILE *out)
 "                   mutex-elide, wfcq-always, vyukov, llist, ring, lfq,\n"
 "                   spin-then-block, floor-eventfd, floor-spin, or all\n"
 "                   (default)\n"
-"  --mode LIST      comma-separated: idle, burst, rate, sweep, many, spin, or\n"
-"                   all (default: idle,burst,rate)\n"
+"  --mode LIST      comma-separated: idle, burst, rate, sweep, many, spin,\n"
+"                   flood, or all (default: idle,burst,rate)\n"
 "  --seconds S      length of each measured run (default 1)\n"
 "  --warmup S       the same mode before each run, not measured (default 0.2)\n"
 "  --workers N      worker threads (default 1)\n"
@@ -1215,9 +1600,12 @@ static void usage(FILE *out)
 "  --spin-us N      spin-then-block's polling time outside spin mode\n"
 "                   (default 10; spin mode walks 0, 1, 10 and 100)\n"
 "  --inflight N     at most N unhandled messages per producer and worker\n"
-"                   (default 4096)\n"
+"                   (default 4096; flood mode 20000)\n"
+"  --budget N       messages an inbox hands over per round (default 64)\n"
+"  --call-ns N      flood mode: how long each posted call keeps the worker\n"
+"                   busy (default 2000)\n"
 "  --pin            pin producers to CPUs 0, 1, ... and the workers to the\n"
-"                   next ones (modulo the CPUs)\n"
+"                   next ones, then flood mode's pinger (modulo the CPUs)\n"
 "  --perf           cache misses per message (perf_event_open), where allowed\n"
 "  --csv            one row per run, every column (handoff-bench(1)), instead\n"
 "                   of the tables\n"
@@ -1226,7 +1614,10 @@ static void usage(FILE *out)
 "\n"
 "Latency runs from the message's stamp to the worker's handler: the stamp is\n"
 "taken once the producer has a free slot, or is the due time in rate and\n"
-"sweep modes. floor-eventfd and floor-spin carry one message at a time and\n"
+"sweep modes. flood mode floods one worker with calls while a byte\n"
+"ping-pongs over a socket pair on the same loop: its latency is that round\n"
+"trip, and it counts the calls run while the byte waited (at most two\n"
+"budgets). floor-eventfd and floor-spin carry one message at a time and\n"
 "run in idle mode only. Ratios are paired within a repetition.\n");
 }
 
@@ -1259,7 +1650,8 @@ static void pick_list(const char *what, const char *arg, const char *const *name
 static void parse(int argc, char **argv)
 {
 	enum { O_VARIANT = 256, O_MODE, O_SECONDS, O_WARMUP, O_WORKERS, O_PRODUCERS, O_REPEAT,
-	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV, O_CSV_FILE, O_SPIN };
+	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV, O_CSV_FILE, O_SPIN,
+	       O_BUDGET, O_CALL_NS };
 	static const struct option longopts[] = {
 		{ "variant", required_argument, NULL, O_VARIANT },
 		{ "mode", required_argument, NULL, O_MODE },
@@ -1273,6 +1665,8 @@ static void parse(int argc, char **argv)
 		{ "gap-us", required_argument, NULL, O_GAP },
 		{ "spin-us", required_argument, NULL, O_SPIN },
 		{ "inflight", required_argument, NULL, O_INFLIGHT },
+		{ "budget", required_argument, NULL, O_BUDGET },
+		{ "call-ns", required_argument, NULL, O_CALL_NS },
 		{ "pin", no_argument, NULL, O_PIN },
 		{ "perf", no_argument, NULL, O_PERF },
 		{ "csv", no_argument, NULL, O_CSV },
@@ -1302,6 +1696,10 @@ static void parse(int argc, char **argv)
 		case O_GAP: opt.gap_us = (unsigned)cli_ulong("--gap-us", optarg, 0, 1000000); break;
 		case O_SPIN: opt.spin_us = (unsigned)cli_ulong("--spin-us", optarg, 0, 100000); break;
 		case O_INFLIGHT: opt.inflight = (unsigned)cli_ulong("--inflight", optarg, 1, 1 << 24); break;
+		case O_BUDGET: opt.budget = (unsigned)cli_ulong("--budget", optarg, 1, 1 << 20); break;
+		case O_CALL_NS:
+			opt.call_ns = (unsigned)cli_ulong("--call-ns", optarg, 0, 1000000000);
+			break;
 		case O_PIN: opt.pin = true; break;
 		case O_PERF: opt.perf = true; break;
 		case O_CSV: opt.csv = true; break;
@@ -1349,6 +1747,12 @@ static void report(const struct result *r)
 		print_csv(r);
 	if (opt.csv)
 		return;
+	if (r->mode == M_FLOOD) {
+		fprintf(stderr, "  rep %u flood %-14s %10.0f calls/s  round trip p50 %7.1f us  "
+			"p99 %8.1f us  ahead %.0f (bound %u)\n", r->rep, variant_names[r->variant],
+			r->msgs_per_s, r->p50 / 1e3, r->p99 / 1e3, r->ahead_max, 2 * r->budget);
+		return;
+	}
 	fprintf(stderr, "  rep %u %-5s %-14s %10.0f msgs/s  p50 %7llu ns  p99 %8llu ns%s\n",
 		r->rep, mode_names[r->mode], variant_names[r->variant], r->msgs_per_s,
 		(unsigned long long)r->p50, (unsigned long long)r->p99,
@@ -1357,7 +1761,7 @@ static void report(const struct result *r)
 
 int main(int argc, char **argv)
 {
-	static const int plain_modes[] = { M_IDLE, M_BURST, M_RATE, M_MANY };
+	static const int plain_modes[] = { M_IDLE, M_BURST, M_RATE, M_MANY, M_FLOOD };
 	int order[N_VARIANTS];
 
 	cli_set_prog("handoff-bench");
@@ -1442,12 +1846,14 @@ int main(int argc, char **argv)
 	if (opt.csv)
 		return 0;
 	for (unsigned mi = 0; mi < sizeof(plain_modes) / sizeof(plain_modes[0]); mi++)
-		if (opt.mode[plain_modes[mi]])
+		if (opt.mode[plain_modes[mi]] && plain_modes[mi] != M_FLOOD)
 			print_table(plain_modes[mi]);
 	if (opt.mode[M_SWEEP])
 		print_sweep();
 	if (opt.mode[M_SPIN])
 		print_spin();
+	if (opt.mode[M_FLOOD])
+		print_flood();
 	for (int vv = 0; vv < INBOX_N_VARIANTS; vv++)
 		if (!opt.variant[vv])
 			return 0;	/* the factorial needs all four */

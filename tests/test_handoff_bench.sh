@@ -8,7 +8,7 @@ out=$(mktemp)
 err=$(mktemp)
 rep=$(mktemp -d)
 trap 'rm -rf "$out" "$err" "$rep"' EXIT
-echo "1..25"
+echo "1..32"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 
@@ -17,7 +17,7 @@ check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok 
 rc=$?
 check '[ $rc -eq 0 ]' "handoff-bench --csv exits 0"
 [ $rc -eq 0 ] || sed 's/^/# /' "$err" | grep -v "^# # repetition" | head -30
-check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,refused,spin_us$"' \
+check 'head -1 "$out" | grep -q "^variant,mode,workers,producers,rep,order,seed,pinned,offered_per_s,messages,seconds,msgs_per_s,sustained,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,lag_p99_ns,lag_max_ns,prod_cpu_ns,cons_cpu_ns,writes_per_msg,reads_per_msg,prod_vcsw_per_msg,prod_ivcsw_per_msg,cons_vcsw_per_msg,cons_ivcsw_per_msg,wouldblock,wouldblock_per_msg,same_cpu,prod_misses_per_msg,cons_misses_per_msg,refused,spin_us,budget,call_ns,round_trips,calls_ahead_max,round_fill,bare_p50_ns$"' \
       "the CSV header has the documented columns"
 # Every queue variant (each has its tests/dispatch file) x 4 modes + 2 floors
 # x idle, per repetition.
@@ -26,6 +26,9 @@ rows=$(( (nq * 4 + 2) * 2 ))
 check '[ "$(tail -n +2 "$out" | wc -l)" -eq $rows ]' "one row per run: $nq queues x 4 modes + 2 floors in idle, x 2 repetitions ($rows)"
 col() { awk -F, -v v="$1" -v m="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
         $k["variant"] == v && $k["mode"] == m && $k["rep"] == 1 { print $k[c] }' "$out"; }
+# "VARIANT=VALUE" of column NAME for every row of FILE, sorted: by the header's names.
+named() { awk -F, -v c="$1" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
+          { print $1 "=" $k[c] }' "$2" | sort | tr "\n" " "; }
 check '[ "$(awk -F, "NR > 1 && \$10 > 0" "$out" | wc -l)" -eq $rows ]' "every run handled messages"
 # Only the bounded variant refuses (its producers then wait for room).
 check '[ "$(awk -F, "NR > 1 && \$1 != \"ring\" && \$34 != 0" "$out" | wc -l)" -eq 0 ] &&
@@ -45,6 +48,13 @@ check 'awk "BEGIN { exit !($(col mutex-pipe idle reads_per_msg) >= 2) }"' \
       "mutex-pipe: a drain reads until the pipe is empty (at least two reads per wake-up)"
 check 'awk -F, "NR > 1 && \$3 == 2 && (\$2 != \"many\" || \$4 == 3)" "$out" | wc -l | grep -qx $rows' \
       "every row records its workers, and many mode its producers"
+# Outside flood mode a queue's row records its budget, a floor's says '-', and
+# the flood columns say '-'.
+odd=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
+    { b = ($1 ~ /^floor-/) ? "-" : "64"
+      if ($k["budget"] != b || $k["call_ns"] $k["round_trips"] $k["calls_ahead_max"] \
+          $k["round_fill"] $k["bare_p50_ns"] != "-----") print }' "$out")
+check '[ -z "$odd" ]' "outside flood mode: the budget (64; '-' for a floor), and '-' in the flood columns"
 # The order of each repetition is printed and is a shuffle: the same seed
 # gives the same order, another seed another.
 o1=$(grep "^# repetition 1, order" "$err")
@@ -56,16 +66,55 @@ check '[ -n "$o1" ] && [ "$o1" = "$o2" ] && [ "$o1" != "$o3" ]' \
 # set on its rows only.
 "$bench" --seconds 0.05 --warmup 0.01 --repeat 1 --mode spin --csv > "$out" 2> "$err"
 rc=$?
-check '[ $rc -eq 0 ] && [ "$(awk -F, "NR > 1 && \$1 == \"spin-then-block\" && \$2 == \"spin\" { print \$NF }" "$out" | sort -n | tr "\n" " ")" = "0 1 10 100 " ]' \
+check '[ $rc -eq 0 ] && [ "$(named spin_us "$out")" = "spin-then-block=0 spin-then-block=1 spin-then-block=10 spin-then-block=100 " ]' \
       "spin mode: one spin-then-block row per polling time (0, 1, 10, 100 us)"
 "$bench" --seconds 0.05 --warmup 0.01 --repeat 1 --mode idle --variant wfcq,spin-then-block --spin-us 0 --csv > "$out" 2> "$err"
-check '[ "$(awk -F, "NR > 1 { print \$1 \"=\" \$NF }" "$out" | sort | tr "\n" " ")" = "spin-then-block=0 wfcq=- " ]' \
+check '[ "$(named spin_us "$out")" = "spin-then-block=0 wfcq=- " ]' \
       "--spin-us sets spin-then-block's polling time; other rows say '-'"
 # With a 100 us poll and a 20 us gap the worker never sleeps: no wake-up
 # write at all (a count, not a time).
 "$bench" --seconds 0.1 --warmup 0.01 --repeat 1 --mode idle --variant spin-then-block --spin-us 100000 --csv > "$out" 2> "$err"
 check 'awk -F, "NR == 2 { exit !(\$23 < 0.01) }" "$out"' \
       "spin-then-block polling longer than the gap: (almost) no wake-up writes"
+
+# flood mode: one worker flooded with calls while a byte ping-pongs on the
+# same loop. Checked: the rows are whole and their figures consistent, and
+# the calls that ran while a byte waited stay within two budgets (inbox.c;
+# a few calls of slack for the pinger's relaxed view of the counter): a
+# count, which no scheduler can move. How long the round trip took is not
+# checked.
+"$bench" --mode flood --seconds 0.2 --warmup 0.05 --repeat 1 --seed 7 --csv > "$out" 2> "$err"
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$err" | head -30
+check '[ $rc -eq 0 ] && [ "$(awk -F, "NR > 1 && \$2 == \"flood\" && \$1 !~ /^floor-/" "$out" | wc -l)" -eq "$nq" ] &&
+       [ "$(tail -n +2 "$out" | wc -l)" -eq "$nq" ]' \
+      "flood mode runs every queue variant once ($nq rows), the floors not at all"
+bad=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; n = NF; next }
+    NF != n || $k["messages"] <= 0 || $k["round_trips"] <= 0 || $k["budget"] != 64 ||
+    $k["call_ns"] != 2000 || $k["bare_p50_ns"] <= 0 || $k["round_fill"] <= 0 ||
+    !($k["p50_ns"] > 0 && $k["p50_ns"] <= $k["p99_ns"] && $k["p99_ns"] <= $k["p999_ns"] &&
+      $k["p999_ns"] <= $k["max_ns"]) { print $1 }' "$out")
+check '[ -z "$bad" ]' \
+      "flood rows are well formed: every column, calls and round trips counted, ordered quantiles, budget 64, 2000 ns calls${bad:+ (not: $bad)}"
+# Every row of FILE counts its calls ahead, at most LIMIT.
+ahead_within() { awk -F, -v lim="$1" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
+    $k["calls_ahead_max"] !~ /^[0-9]+$/ || $k["calls_ahead_max"] > lim + 0 { bad = 1 }
+    END { exit bad }' "$2"; }
+ahead=$(named calls_ahead_max "$out")
+check 'ahead_within $((2 * 64 + 4)) "$out"' \
+      "flood: at most two budgets of calls (128, + 4) ran while a byte waited, every variant: $ahead"
+# Another budget: the bound follows it, and the table says so.
+"$bench" --mode flood --variant wfcq,ring --budget 16 --call-ns 1000 --seconds 0.2 --warmup 0.05 \
+    --repeat 1 --csv-file "$out" > "$rep/flood.txt" 2> "$err"
+rc=$?
+ahead=$(named calls_ahead_max "$out")
+check '[ $rc -eq 0 ] && [ "$(named budget "$out")" = "ring=16 wfcq=16 " ] &&
+       [ "$(named call_ns "$out")" = "ring=1000 wfcq=1000 " ] &&
+       ahead_within $((2 * 16 + 4)) "$out"' \
+      "flood --budget 16: at most two budgets (32, + 4) ran ahead of a byte: $ahead"
+check '[ "$(grep -c "^\(wfcq\|ring\) .* 32 " "$rep/flood.txt")" -eq 2 ] && grep -q "^flood mode: .*budget 16" "$rep/flood.txt"' \
+      "flood's table: a row per variant, with the bound (2 x budget) beside the calls ahead"
+rm -f "$rep/flood.txt"
 
 "$bench" --variant floor-eventfd --mode burst > /dev/null 2> "$err"
 rc=$?
@@ -86,6 +135,9 @@ check '[ "$(grep -c "^| elision\|^| lock-free\|^| together\|^| interaction" "$re
        grep -q "^Machine: .*CPUs online" "$rep/handoff-report.md" &&
        [ "$(grep -c "^| [0-9]* us |" "$rep/handoff-report.md")" -eq 4 ]' \
       "the report has the two-by-two table (6 rows), spin-then-block's four polling times, and the machine"
+check '[ "$(sed -n "/^### A socket on a flooded loop/,/^Each row/p" "$rep/handoff-report.md" | grep -c "^| [a-z-]* | [0-9]")" -eq "$nq" ] &&
+       [ "$(awk -F, "\$2 == \"flood\"" "$rep/handoff.csv" | wc -l)" -eq $((nq * 2)) ]' \
+      "the report's flood run: every queue variant, both repetitions, in the CSV and in its table"
 if command -v gnuplot >/dev/null 2>&1; then
     check '[ -s "$rep/handoff-sweep-p50.png" ] && [ -s "$rep/handoff-factorial.png" ] && [ -s "$rep/handoff-spin.png" ]' \
           "the report draws the latency-against-load curve, the factorial bars and spin-then-block's trade-off"
