@@ -382,16 +382,17 @@ static void test_tiny_ring_stress(void)
 
 	run_ops(tiny_ring(2), 4, 100000, &jitter, 64, 10000, &r);
 	ok(!r.stalled && r.handled == r.posted && r.order_errors == 0 && r.disposed == 0,
-	   "ring of 2, four jittery producers retrying on -ENOBUFS: %llu of %llu, FIFO, no "
-	   "stall (%llu refusals, %llu wake-ups, %llu WOULDBLOCK)",
+	   "ring of 2, four jittery producers retrying on -ENOBUFS: %llu of %llu handled, "
+	   "FIFO, %s (%llu refusals, %llu wake-ups, %llu WOULDBLOCK)",
 	   (unsigned long long)r.handled, (unsigned long long)r.posted,
+	   r.stalled ? "STALLED" : "no stall",
 	   (unsigned long long)r.stats.refused, (unsigned long long)r.stats.wakeups,
 	   (unsigned long long)r.stats.wouldblock);
 	run_ops(tiny_ring(2), 3, 200000, &tight, 64, 10000, &r);
 	ok(!r.stalled && r.handled == r.posted && r.order_errors == 0 && r.disposed == 0,
-	   "ring of 2, three producers back to back: %llu of %llu, FIFO, no stall, no slot "
+	   "ring of 2, three producers back to back: %llu of %llu handled, FIFO, %s, no slot "
 	   "lost (%llu refusals)", (unsigned long long)r.handled, (unsigned long long)r.posted,
-	   (unsigned long long)r.stats.refused);
+	   r.stalled ? "STALLED" : "no stall", (unsigned long long)r.stats.refused);
 }
 
 #ifdef FAULT_INJECTION
@@ -606,8 +607,9 @@ static void test_variant(enum inbox_variant v)
 			run(v, 2, 200000, true, 64, &r);
 		}
 		ok(!r.stalled && r.handled == r.posted && r.order_errors == 0 && r.disposed == 0,
-		   "%s: lost-wake-up stress round %d: %llu of %llu, no stall", name, round,
-		   (unsigned long long)r.handled, (unsigned long long)r.posted);
+		   "%s: lost-wake-up stress round %d: %llu of %llu handled, %s", name, round,
+		   (unsigned long long)r.handled, (unsigned long long)r.posted,
+		   r.stalled ? "STALLED" : "no stall");
 	}
 	if (elides(v))
 		ok(r.stats.wakeups >= 10,

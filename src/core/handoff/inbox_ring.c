@@ -83,8 +83,9 @@
  * counted meanwhile) but lets C2's k include the messages the drained
  * signal stood for, so the round takes them instead of re-arming for them.
  * Without C4's re-arm, a post that counted itself after C2 while count was
- * above zero waits for ever: test_inbox_broken places one there, and the
- * model refutes that twin too (-DBROKEN_NO_END_REARM).
+ * above zero waits for ever: test_inbox places one there, which kills that
+ * mutant (tests/mutants/ring-no-end-rearm.mutant), and the model refutes
+ * that twin too (-DBROKEN_NO_END_REARM).
  *
  * WOULDBLOCK: A NULL SLOT BEFORE k ARE TAKEN
  *

@@ -51,8 +51,9 @@
  * The order C1 before C2 is what the argument used. Drain after the splice
  * and a post landing between the two is lost: its P1a finds the queue the
  * splice just emptied, the late drain eats its signal, and every later post
- * finds the queue non-empty and elides its own. tests/test_inbox_broken and
- * the model both show it.
+ * finds the queue non-empty and elides its own. The model refutes it, and
+ * test_inbox kills it (tests/mutants/drain-after-collect.mutant: a post
+ * placed right after the splice is never handled).
  *
  * WOULDBLOCK: A PRODUCER BETWEEN P1a AND P1b
  *
