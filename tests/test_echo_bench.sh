@@ -7,10 +7,12 @@ srv=${ECHOSERVER:-./echoserver}
 bad=${BAD_ECHO:-./tests/bad_echo}
 tmp=$(mktemp -d)
 pids=""
-trap 'for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
+trap 'watchdog_off; for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
+. "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
+watchdog 300
 echo "1..11"
 n=0
-report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
 # start OUTFILE CMD...: sets $port
 start() {

@@ -7,10 +7,12 @@ bench=${HANDOFF_BENCH:-./handoff-bench}
 out=$(mktemp)
 err=$(mktemp)
 rep=$(mktemp -d)
-trap 'rm -rf "$out" "$err" "$rep"' EXIT
+trap 'watchdog_off; rm -rf "$out" "$err" "$rep"' EXIT
+. "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
+watchdog 300
 echo "1..32"
 n=0
-check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
 "$bench" --seconds 0.05 --warmup 0.01 --repeat 2 --seed 7 --mode idle,burst,rate,many \
     --workers 2 --producers 3 --csv > "$out" 2> "$err"

@@ -7,10 +7,12 @@ set -u
 top=${TOP_BUILDDIR:?TOP_BUILDDIR is not set (make check sets it)}
 src=${TOP_SRCDIR:?}
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+trap 'watchdog_off; rm -rf "$root"' EXIT
+. "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
+watchdog 300
 echo "1..7"
 n=0
-report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
+report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
 MAKEFLAGS= make -s -C "$top" install DESTDIR="$root" > "$root/install.log" 2>&1
 report $? "make install DESTDIR=... succeeds"

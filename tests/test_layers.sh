@@ -43,7 +43,9 @@ n=0; failed=0
 say() { n=$((n + 1)); echo "$1 $n - $2"; }
 
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'watchdog_off; rm -rf "$tmp"' EXIT
+. "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
+watchdog 60
 : > "$tmp/defs"; : > "$tmp/needs"; missing=0
 for l in $layers; do
     for c in "$src/$l"/*.c; do

@@ -18,7 +18,9 @@ if [ -n "${SANITIZED_BUILD:-}" ]; then
     exit 0
 fi
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'watchdog_off; rm -rf "$work"' EXIT
+. "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
+watchdog 600
 cp "$model" "$work/handoff.pml" || { echo "Bail out! no model at $model"; exit 1; }
 cd "$work" || exit 1
 cc=${CC:-cc}

@@ -15,10 +15,12 @@ if [ -z "$activate" ]; then
 fi
 echo "1..6"
 n=0; failed=0
-check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
+check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; waiting "the step after check $n ($2)"; }
 tmp=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'watchdog_off; [ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT
+. "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
+watchdog 120
 
 # Starts systemd-socket-activate on a free loopback port; sets pid and port.
 start() {
