@@ -102,6 +102,7 @@ struct client {
 	bool notes_full;		/* complain() stopped adding to notes */
 	uint64_t stuck_since_ms;	/* output pending and not moving since, or 0 */
 	uint64_t behind_since_ms;	/* holding the room back since, or 0 */
+	unsigned lags;			/* times it began to hold the room back */
 	bool held;			/* not read while a log is congested */
 	TAILQ_ENTRY(client) link;	/* in its worker's list; that worker only */
 };
@@ -361,7 +362,10 @@ static bool hold_if_congested(struct client *cl)
  * while the room is congested and it is more than --max-queue / 2 behind:
  * the room clears once no reader is (see update_congestion()), so either
  * they all catch up, or the ones that do not are cut within --max-lag (and
- * a sweep), and the room clears.
+ * a sweep), and the room clears. Each time a reader begins to hold the room
+ * back counts in `lags`, and its cut is logged with that count: a reader
+ * that cannot catch up is cut in its first such episode, so it made the
+ * senders wait once (the man page's promise; tests/test_chat reads the count).
  */
 static bool cut_if_lagging(struct client *cl, uint64_t now)
 {
@@ -372,9 +376,15 @@ static bool cut_if_lagging(struct client *cl, uint64_t now)
 		cl->behind_since_ms = 0;
 		return false;
 	}
-	if (cl->behind_since_ms == 0)
+	if (cl->behind_since_ms == 0) {
 		cl->behind_since_ms = now;
+		cl->lags++;
+	}
 	if (now - cl->behind_since_ms > max_lag_ms) {
+		mts_log(MTS_LOG_INFO, "#%u disconnected: send queue exceeded (%" PRIu64
+			" bytes waiting); the senders waited for it %u time%s, the last "
+			"for %" PRIu64 " ms", cl->id, backlog, cl->lags, cl->lags == 1 ? "" : "s",
+			now - cl->behind_since_ms);
 		cut(cl, backlog);	/* frees its part of the log */
 		return true;
 	}
