@@ -16,15 +16,20 @@ watchdog() {
     echo "the first check" > "$_wd_state"
     _wd_main=$$
     (
-        trap 'exit 0' TERM
-        sleep "$_wd_secs" &
-        wait $!
+        # The sleep must not hold the test's output open (the TAP driver
+        # reads it to its end), and it goes with its watchdog.
+        sleep "$_wd_secs" > /dev/null 2>&1 &
+        _wd_sleep=$!
+        trap 'kill $_wd_sleep 2>/dev/null; exit 0' TERM
+        wait $_wd_sleep
         echo "not ok - watchdog: no result for $_wd_secs s; waiting in: $(cat "$_wd_state" 2>/dev/null)"
         echo "Bail out! the watchdog ended the test"
-        kill -TERM "$_wd_main" 2>/dev/null
-        # The test's children (servers, benchmarks), but not this one.
+        # The test's children (servers, benchmarks), but not this one,
+        # found before the test ends and they go to init; then the test.
         self=$(exec sh -c 'echo $PPID')
-        for c in $(pgrep -P "$_wd_main"); do
+        kids=$(pgrep -P "$_wd_main")
+        kill -TERM "$_wd_main" 2>/dev/null
+        for c in $kids; do
             [ "$c" = "$self" ] || kill -KILL "$c" 2>/dev/null
         done
     ) &
