@@ -692,6 +692,7 @@ int main(void)
 	char want[1200];
 	struct srv s;
 	int greeted = 0;
+	bool basic;
 
 	tap_watchdog(300);
 	tap_on_watchdog(harness_kill_children);
@@ -699,7 +700,11 @@ int main(void)
 	if (chat == NULL)
 		bail("CHATSERVER is not set (make check sets it)");
 	setenv("ECHOSERVER", chat, 1);	/* the harness starts $ECHOSERVER */
-	tap_plan(15 + 6);
+	/* CHAT_BASIC: the broadcast, a stalled reader and the stop only (for
+	 * test_install.sh: a build from outside that works; the rest of the
+	 * chat's behaviour is checked here, on the tree's own build). */
+	basic = getenv("CHAT_BASIC") != NULL;
+	tap_plan(basic ? 10 : 15 + 6);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start chatserver");
 	ok(strstr(s.banner, "chatserver: listening on 127.0.0.1:") != NULL,
@@ -751,6 +756,8 @@ int main(void)
 	for (int i = 0; i < N; i++)
 		close(peers[i].fd);
 	unlink(s.err_path);
+	if (basic)
+		return tap_done();
 
 #ifdef SANITIZED
 	skip("memory under an empty-line flood: RSS is not meaningful under sanitizers");

@@ -46,7 +46,10 @@ rc=$?
 [ $rc -eq 0 ] || sed 's/^/# /' "$root/cc2.log"
 report $rc "examples/chatserver builds against the installed library with pkg-config alone"
 
-LD_LIBRARY_PATH="$(dirname "$so")" CHATSERVER="$root/chatserver" "$top/tests/test_chat" > "$root/chat.log" 2>&1
+# The basic checks of tests/test_chat (broadcast, a stalled reader, the
+# stop): what a build from outside must get right; the rest is test_chat's.
+LD_LIBRARY_PATH="$(dirname "$so")" CHATSERVER="$root/chatserver" CHAT_BASIC=1 \
+    "$top/tests/test_chat" > "$root/chat.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || grep -v '^ok' "$root/chat.log" | sed 's/^/# /'
-report $rc "and passes tests/test_chat as built from outside"
+report $rc "and passes the basic checks of tests/test_chat as built from outside"
