@@ -38,6 +38,7 @@ struct seq_task {
 	unsigned seq;			/* 1, 2, 3 ... in posting order */
 	struct executor *ex;		/* for the task that posts another */
 	struct seq_task *posts;		/* ... this one, when it runs */
+	bool closes_gate;		/* closes GATE_EXEC_REFILL when it runs */
 };
 
 static atomic_uint ran, cancelled;
@@ -52,6 +53,10 @@ static void seq_run(struct exec_task *t, struct event_base *base, unsigned worke
 	last_seq = s->seq;
 	if (s->posts != NULL && exec_post_deferred(s->ex, 0, &s->posts->task) != 0)
 		order_errors++;
+#ifdef FAULT_INJECTION
+	if (s->closes_gate)
+		fault_gate_close(GATE_EXEC_REFILL);
+#endif
 	atomic_fetch_add_explicit(&ran, 1, memory_order_release);
 }
 
@@ -101,11 +106,59 @@ static bool wait_for(atomic_uint *v, unsigned want, unsigned ms, const char *wha
 
 #define DEFERRED 2000
 
+#ifdef FAULT_INJECTION
+static void *open_refill_gate(void *arg)
+{
+	usleep(20000);
+	fault_gate_open(GATE_EXEC_REFILL);
+	return NULL;
+}
+
+/*
+ * A kept message counts as kept until it is in the inbox: a poster that
+ * reads the count as 0 posts straight into the inbox, and must not
+ * overtake it. Tasks 1 and 2 in the ring, 3 kept; task 1, when it runs,
+ * closes a gate where the worker is about to post task 3 (the slot task 1
+ * freed); meanwhile this thread posts task 4, to be kept too: it must run
+ * after task 3 (a thread that opens the gate 20 ms later lets the worker
+ * go on). The retrier is still held: only the worker posts kept messages.
+ */
+static void test_refill_order(struct executor *ex, struct seq_task *t)
+{
+	pthread_t opener;
+	bool all;
+
+	atomic_store(&ran, 0);
+	last_seq = 0;
+	order_errors = 0;
+	atomic_store(&hold_worker, true);
+	exec_post(ex, 0, &gate_task);
+	for (unsigned i = 0; i < 4; i++)
+		t[i] = (struct seq_task){ .task = { .run = seq_run, .cancel = seq_cancel },
+					  .seq = i + 1, .closes_gate = i == 0 };
+	for (unsigned i = 0; i < 3; i++)
+		exec_post_deferred(ex, 0, &t[i].task);
+	atomic_store(&hold_worker, false);
+	tap_waiting("the worker to reach the gate with task 3");
+	for (int i = 0; i < 10000 && fault_gate_waiting(GATE_EXEC_REFILL) == 0; i++)
+		usleep(1000);
+	if (fault_gate_waiting(GATE_EXEC_REFILL) == 0)
+		bail("the worker never came to post the kept task");
+	pthread_create(&opener, NULL, open_refill_gate, NULL);
+	exec_post_deferred(ex, 0, &t[3].task);
+	pthread_join(opener, NULL);
+	all = wait_for(&ran, 4, 10000, "the four tasks");
+	ok(all && order_errors == 0,
+	   "a task posted while the worker is about to post the last kept one runs after it "
+	   "(%u ran, %u out of order)", atomic_load(&ran), order_errors);
+}
+#endif
+
 static void test_deferred(void)
 {
 	struct exec_config cfg = { .threads = 1, .variant = INBOX_RING, .inbox_budget = 64,
 				   .inbox_capacity = 2 };
-	struct seq_task *t = calloc(DEFERRED + 11, sizeof(*t));
+	struct seq_task *t = calloc(DEFERRED + 11 + 4, sizeof(*t));
 	struct executor *ex;
 	struct retrier *r;
 	char why[128];
@@ -169,6 +222,12 @@ static void test_deferred(void)
 	   "a task posted to be kept while older ones are kept runs after them, though its "
 	   "worker had a free slot (%u ran, %u out of order)", atomic_load(&ran), order_errors);
 
+#ifdef FAULT_INJECTION
+	test_refill_order(ex, t + DEFERRED + 11);
+#else
+	skip("a kept message counts as kept until it is in the inbox: needs "
+	     "--enable-fault-injection");
+#endif
 	atomic_store(&hold_retrier, false);
 	exec_stop(ex);
 	exec_close(ex);
@@ -287,7 +346,7 @@ static void test_close_against_posts(void)
 int main(void)
 {
 	tap_watchdog(120);
-	tap_plan(4);
+	tap_plan(5);
 	test_deferred();
 #ifdef FAULT_INJECTION
 	test_close_against_posts();

@@ -212,6 +212,17 @@ static void test_submit_against_free(void)
 
 /* ---- free against stop ------------------------------------------------- */
 
+/* The probes of test_free_while_stopping: not counted among the jobs. */
+static void work_nothing(void *arg)
+{
+}
+
+static void free_probe(struct event_base *base, void *arg, int cancelled)
+{
+	free(arg);
+}
+
+
 static atomic_bool job_started, job_released;
 
 /* A job that keeps its pool thread until the test lets it go. */
@@ -295,7 +306,18 @@ static void test_free_while_stopping(bool free_at_once)
 		bail("the held job never started");
 	f.q = q;
 	pthread_create(&f.thread, NULL, freer_main, &f);
-	usleep(20000);		/* the freer is joining the pool */
+	/* Until the freer is inside mts_workq_free(): then submits are refused
+	 * (a probe that gets in first just ends with the rest). */
+	tap_waiting("the freer to be inside mts_workq_free()");
+	for (int i = 0; i < 10000; i++) {
+		int *probe = calloc(1, sizeof(*probe));
+
+		if (mts_workq_submit(q, 0, work_nothing, free_probe, probe) == -ESHUTDOWN) {
+			free(probe);
+			break;
+		}
+		usleep(1000);
+	}
 	mts_stop(s2);
 	tap_waiting("mts_run() to return");
 	pthread_join(runner, NULL);
@@ -342,6 +364,16 @@ static void free_server_here(struct event_base *base, void *arg, int cancelled)
 		mts_free(srv);
 }
 
+/* A job that frees its own queue, on its pool thread. */
+static void free_queue_in_job(void *arg)
+{
+	mts_workq_free(misuse_q);
+}
+
+static void nothing_done(struct event_base *base, void *arg, int cancelled)
+{
+}
+
 /* The child: a server whose worker calls what it must not. Returns only if
  * nothing stopped it. */
 static int misuse_child(const char *what)
@@ -360,7 +392,11 @@ static int misuse_child(const char *what)
 	if (mts_new(&srv, &cfg, &h, why, sizeof(why)) != 0 || mts_workq_new(&misuse_q, srv, 1) != 0)
 		return 3;
 	pthread_create(&runner, NULL, run_main, NULL);
-	mts_post(srv, 0, strcmp(what, "workq") == 0 ? free_queue_here : free_server_here, NULL);
+	if (strcmp(what, "job") == 0)
+		mts_workq_submit(misuse_q, 0, free_queue_in_job, nothing_done, NULL);
+	else
+		mts_post(srv, 0, strcmp(what, "workq") == 0 ? free_queue_here : free_server_here,
+			 NULL);
 	sleep(10);	/* the abort comes long before */
 	return 0;
 }
@@ -403,6 +439,10 @@ static void test_misuse(const char *self)
 	sig = run_misuse(self, "free", err, sizeof(err));
 	ok(sig == SIGABRT && strstr(err, "mts_free() called on one of the server's workers"),
 	   "mts_free() on a worker: refused with a message and abort() (signal %d)", sig);
+	sig = run_misuse(self, "job", err, sizeof(err));
+	ok(sig == SIGABRT && strstr(err, "mts_workq_free() called inside one of the queue's own jobs"),
+	   "mts_workq_free() inside one of its own jobs: refused with a message and abort() "
+	   "(signal %d)", sig);
 }
 
 int main(int argc, char **argv)
@@ -418,7 +458,7 @@ int main(int argc, char **argv)
 		return misuse_child(argv[2]);
 	tap_watchdog(120);
 	main_thread = pthread_self();
-	tap_plan(17);
+	tap_plan(18);
 	mts_config_defaults(&cfg);
 	cfg.listen = listen;
 	cfg.n_listen = 1;
@@ -429,8 +469,11 @@ int main(int argc, char **argv)
 	pthread_create(&runner, NULL, run_main, NULL);
 	for (unsigned w = 0; w < WORKERS; w++)
 		mts_post(srv, w, learn_worker, (void *)(uintptr_t)w);
-	while (atomic_load(&workers_known) < WORKERS)
+	tap_waiting("each worker to run its first call");
+	for (int i = 0; i < 10000 && atomic_load(&workers_known) < WORKERS; i++)
 		usleep(1000);
+	if (atomic_load(&workers_known) < WORKERS)
+		bail("the workers never ran their first call");
 
 	/* Three pool threads, 3000 jobs. */
 	ok(mts_workq_new(&q, srv, 3) == 0, "a pool of 3 threads");
@@ -456,7 +499,9 @@ int main(int argc, char **argv)
 	mts_workq_new(&q, srv, 1);
 	reset();
 	submit_many(q, 200, slow_work);
-	usleep(20000);
+	tap_waiting("the pool thread to start a first job");
+	for (int i = 0; i < 10000 && atomic_load(&next_start) == 0; i++)
+		usleep(1000);
 	mts_workq_free(q);
 	ok(atomic_load(&done_count) + atomic_load(&cancelled_count) == 200 &&
 	   atomic_load(&freed) == 200,

@@ -186,6 +186,7 @@ static int post_deferred(struct exec_worker *w)
 
 		/* `next` is read first: once posted, the message is the
 		 * worker's, which may run and free it at once. */
+		fault_gate(GATE_EXEC_REFILL);	/* tests widen the window here */
 		if (inbox_post(w->inbox, caa_container_of(node, struct inbox_msg, node)) == -ENOBUFS)
 			return -EAGAIN;		/* still full */
 		w->deferred = next;
@@ -269,11 +270,14 @@ int exec_new(struct executor **out, const struct exec_config *cfg, char *why, si
 	if (ex == NULL)
 		return -ENOMEM;
 	ex->cfg = *cfg;
-	ex->workers = calloc(cfg->threads, sizeof(*ex->workers));
-	if (ex->workers == NULL) {
+	/* Over-aligned (`posting` has a cache line of its own): calloc() only
+	 * promises 16 bytes. */
+	if (posix_memalign((void **)&ex->workers, _Alignof(struct exec_worker),
+			   cfg->threads * sizeof(*ex->workers)) != 0) {
 		free(ex);
 		return -ENOMEM;
 	}
+	memset(ex->workers, 0, cfg->threads * sizeof(*ex->workers));
 	ex->n = cfg->threads;	/* exec_free() copes with workers never set up */
 	for (unsigned i = 0; i < ex->n; i++) {
 		if ((rc = worker_init(ex, &ex->workers[i], i)) < 0) {

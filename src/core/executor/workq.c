@@ -66,8 +66,9 @@
  *    workq_free_all() waits for it to reach zero before it frees the
  *    struct, the lock and the condition included.
  *  - mts_workq_free() on one of the server's own workers would wait for
- *    dones only that worker can run: it is refused with a message and
- *    abort(), as libuv aborts on misuse it can see.
+ *    dones only that worker can run, and on one of the queue's own pool
+ *    threads (inside a job) would join itself: both are refused with a
+ *    message and abort(), as libuv aborts on misuse it can see.
  *
  * A job carries its own executor task, so posting its `done` allocates
  * nothing. A full ring (the worker's inbox with --dispatch ring) cannot
@@ -190,11 +191,16 @@ static struct job *take_job(struct mts_workq *q)
 	return node ? caa_container_of(node, struct job, node) : NULL;
 }
 
+/* The queue whose pool thread this is (NULL: none): workq_free() refuses
+ * to be called from its own pool. */
+static _Thread_local const struct mts_workq *current_pool;
+
 static void *pool_main(void *arg)
 {
 	struct mts_workq *q = arg;
 	struct job *j;
 
+	current_pool = q;
 	log_set_thread_tag("pool");
 	for (;;) {
 		while (sem_wait(&q->ready) == -1)
@@ -370,6 +376,11 @@ void workq_free(struct mts_workq *q)
 	if (exec_on_worker(q->ex)) {
 		log_error("mts_workq_free() called on one of the server's workers: it would wait "
 			  "for completions that only the workers run; call it from another thread");
+		abort();
+	}
+	if (current_pool == q) {
+		log_error("mts_workq_free() called inside one of the queue's own jobs: its pool "
+			  "thread would wait for itself; call it from another thread");
 		abort();
 	}
 	pthread_mutex_lock(&q->lock);
