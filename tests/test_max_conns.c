@@ -442,7 +442,7 @@ static void test_backoff_at_limit(void)
 
 int main(void)
 {
-	tap_watchdog(120);
+	tap_watchdog(300);
 	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
 	/* Per strategy: the counter, the churn, the count, the stop; then two. */
