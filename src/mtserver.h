@@ -205,8 +205,9 @@ void mts_request_stats(struct mts_server *s);
  * mts_free() does, since the memory they use is freed then; join those
  * threads first. Within that, calls may overlap mts_free(): a post that
  * comes while mts_free() cancels what the inboxes hold is refused
- * (-ESHUTDOWN) or cancelled with the rest, never lost, and a
- * mts_workq_free() under way is waited for.
+ * (-ESHUTDOWN) or cancelled with the rest, never lost, and a thread already
+ * inside mts_workq_free() is waited for (one that enters it after
+ * mts_free() has begun is not: order it).
  */
 void mts_free(struct mts_server *s);
 
@@ -285,7 +286,8 @@ int mts_post_all(struct mts_server *s, mts_call_fn fn, void *arg);
  * posted call. Either way every job ends in exactly one `done` call, so
  * whatever `arg` holds can be released there. Call it from a thread that is
  * not one of the server's workers (it waits for the workers to run the
- * completions: on a worker it aborts with a message), best while the
+ * completions) nor one of the queue's own pool threads (it would wait for
+ * itself): either aborts with a message. Best while the
  * server still runs, e.g. before mts_stop(). A submit that runs at the same
  * time, or later, is refused (-ESHUTDOWN) or, if it got in first, ends in
  * one `done` like any other. The queue's memory is released by mts_free()

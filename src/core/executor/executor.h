@@ -127,8 +127,10 @@ int exec_post(struct executor *ex, unsigned worker, struct exec_task *t);
  * kept, in order, and posted again as soon as the worker frees a slot (by
  * the worker itself, as it takes a message; the retrier is the net under
  * it: executor.c). Returns 0 (the task ends in run or cancel, once, as with
- * exec_post()), -EINVAL or -ESHUTDOWN (not accepted). Never waits; takes a
- * lock only while something is kept. Tasks posted this way by one thread
+ * exec_post()), -EINVAL or -ESHUTDOWN (not accepted). Never waits for the
+ * worker or for room; while something is kept it takes the worker's
+ * defer_lock, which its holder keeps for a post or two. Tasks posted this
+ * way by one thread
  * run in their order; a plain exec_post() may overtake the ones kept.
  */
 int exec_post_deferred(struct executor *ex, unsigned worker, struct exec_task *t);

@@ -21,7 +21,10 @@
  * Kicks during the wait do not shorten it (a stream of failing posts would
  * otherwise make the retrier spin). The wait is measured on CLOCK_MONOTONIC
  * (sem_clockwait()): on the wall clock, a clock stepped back by an hour
- * would stretch "1 ms" into an hour (tests/test_retry.c steps it).
+ * would stretch "1 ms" into an hour (tests/test_retry.c steps it). (GCC
+ * 12's ThreadSanitizer intercepts sem_timedwait() but not sem_clockwait(),
+ * so it sees no ordering through this wait; nothing here relies on one:
+ * the debts are ordered by their own atomics.)
  */
 #include <config.h>
 
