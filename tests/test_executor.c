@@ -1,7 +1,7 @@
 /*
  * test_executor.c - the executor's edges (executor.h), from inside the core:
  *
- *   - messages that must arrive (exec_post_deferred) and that a ring of 2
+ *   - messages that must arrive (exec_post_or_defer) and that a ring of 2
  *     refuses drain as fast as the worker frees slots: 2,000 of them reach
  *     the worker, in order, while the retrier is held inside a pass and
  *     posts nothing (so only the worker's own refill can have moved them);
@@ -51,7 +51,7 @@ static void seq_run(struct exec_task *t, struct event_base *base, unsigned worke
 	if (s->seq != last_seq + 1)
 		order_errors++;
 	last_seq = s->seq;
-	if (s->posts != NULL && exec_post_deferred(s->ex, 0, &s->posts->task) != 0)
+	if (s->posts != NULL && exec_post_or_defer(s->ex, 0, &s->posts->task) != 0)
 		order_errors++;
 #ifdef FAULT_INJECTION
 	if (s->closes_gate)
@@ -137,7 +137,7 @@ static void test_refill_order(struct executor *ex, struct seq_task *t)
 		t[i] = (struct seq_task){ .task = { .run = seq_run, .cancel = seq_cancel },
 					  .seq = i + 1, .closes_gate = i == 0 };
 	for (unsigned i = 0; i < 3; i++)
-		exec_post_deferred(ex, 0, &t[i].task);
+		exec_post_or_defer(ex, 0, &t[i].task);
 	atomic_store(&hold_worker, false);
 	tap_waiting("the worker to reach the gate with task 3");
 	for (int i = 0; i < 10000 && fault_gate_waiting(GATE_EXEC_REFILL) == 0; i++)
@@ -145,7 +145,7 @@ static void test_refill_order(struct executor *ex, struct seq_task *t)
 	if (fault_gate_waiting(GATE_EXEC_REFILL) == 0)
 		bail("the worker never came to post the kept task");
 	pthread_create(&opener, NULL, open_refill_gate, NULL);
-	exec_post_deferred(ex, 0, &t[3].task);
+	exec_post_or_defer(ex, 0, &t[3].task);
 	pthread_join(opener, NULL);
 	all = wait_for(&ran, 4, 10000, "the four tasks");
 	ok(all && order_errors == 0,
@@ -190,8 +190,8 @@ static void test_deferred(void)
 	for (unsigned i = 0; i < DEFERRED; i++) {
 		t[i] = (struct seq_task){ .task = { .run = seq_run, .cancel = seq_cancel },
 					  .seq = i + 1 };
-		if (exec_post_deferred(ex, 0, &t[i].task) != 0)
-			bail("exec_post_deferred refused a task");
+		if (exec_post_or_defer(ex, 0, &t[i].task) != 0)
+			bail("exec_post_or_defer refused a task");
 	}
 	atomic_store(&hold_worker, false);
 	all = wait_for(&ran, DEFERRED, 10000, "the deferred tasks to reach the worker");
@@ -215,7 +215,7 @@ static void test_deferred(void)
 						     .seq = i + 1, .ex = ex };
 	t[DEFERRED].posts = &t[DEFERRED + 10];
 	for (unsigned i = 0; i < 10; i++)
-		exec_post_deferred(ex, 0, &t[DEFERRED + i].task);
+		exec_post_or_defer(ex, 0, &t[DEFERRED + i].task);
 	atomic_store(&hold_worker, false);
 	all = wait_for(&ran, 11, 10000, "the kept tasks and the one posted behind them");
 	ok(all && order_errors == 0,

@@ -92,7 +92,7 @@ struct exec_worker {
 	pthread_mutex_t defer_lock;
 	struct cds_wfcq_node *deferred, **deferred_tail;
 	atomic_uint n_deferred;
-	/* Posters inside exec_post() or exec_post_deferred() for this worker
+	/* Posters inside exec_post() or exec_post_or_defer() for this worker
 	 * now: announced before they look at `closed` (CLOSING AGAINST
 	 * POSTERS). A line of its own: every poster to this worker writes it. */
 	_Alignas(64) atomic_uint posting;
@@ -253,7 +253,7 @@ static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
 			       ex->cfg.inbox_budget, ex->cfg.inbox_capacity);
 	if (rc == 0) {
 		inbox_set_spin_us(w->inbox, ex->cfg.spin_us);
-		rc = inbox_retry_with(w->inbox, ex->cfg.retrier);
+		rc = inbox_set_retrier(w->inbox, ex->cfg.retrier);
 	}
 	return rc;
 }
@@ -466,14 +466,14 @@ int exec_post(struct executor *ex, unsigned worker, struct exec_task *t)
 	t->msg.kind = MSG_TASK;
 	/* Refused (a full ring): the task was never the worker's, and is the
 	 * caller's still. Otherwise it is the worker's from here; a failed
-	 * wake-up is the retrier's to send (inbox_retry_with in worker_init). */
+	 * wake-up is the retrier's to send (inbox_set_retrier in worker_init). */
 	if (inbox_post(w->inbox, &t->msg) == -ENOBUFS)
 		rc = -ENOBUFS;
 	post_leave(w);
 	return rc;
 }
 
-int exec_post_deferred(struct executor *ex, unsigned worker, struct exec_task *t)
+int exec_post_or_defer(struct executor *ex, unsigned worker, struct exec_task *t)
 {
 	struct exec_worker *w;
 

@@ -25,7 +25,7 @@
  *                before; each calls the on_stop hook and leaves its loop
  *                when the hook says so (exec_leave()); then joined. A stop
  *                that a full ring refuses is kept and posted again (as
- *                exec_post_deferred() does; it then arrives behind what got
+ *                exec_post_or_defer() does; it then arrives behind what got
  *                in meanwhile): stopping never waits for room, and never
  *                fails
  *   exec_close   posting is refused from now on (-ESHUTDOWN); once the
@@ -35,7 +35,7 @@
  *
  * A failed wake-up never blocks or fails a post: the inboxes hand their
  * debts to the retrier given at exec_new() (retry.h). The same retrier is
- * the net under what exec_post_deferred() keeps for lack of room.
+ * the net under what exec_post_or_defer() keeps for lack of room.
  */
 #ifndef MTS_EXECUTOR_H
 #define MTS_EXECUTOR_H
@@ -133,7 +133,7 @@ int exec_post(struct executor *ex, unsigned worker, struct exec_task *t);
  * way by one thread
  * run in their order; a plain exec_post() may overtake the ones kept.
  */
-int exec_post_deferred(struct executor *ex, unsigned worker, struct exec_task *t);
+int exec_post_or_defer(struct executor *ex, unsigned worker, struct exec_task *t);
 
 /* exec_post() of a plain function; also -ENOMEM (it allocates the task).
  * On any error it frees what it allocated and fn is not called. */

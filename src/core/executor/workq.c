@@ -73,7 +73,7 @@
  * A job carries its own executor task, so posting its `done` allocates
  * nothing. A full ring (the worker's inbox with --dispatch ring) cannot
  * refuse it back to the pool thread, which has nothing better to do than
- * try again: exec_post_deferred() keeps it, and the executor's retrier
+ * try again: exec_post_or_defer() keeps it, and the executor's retrier
  * posts it once there is room. So the post fails for one reason only: the
  * executor is closed (-ESHUTDOWN), and then the done runs at once,
  * cancelled. Either way, exactly one done. No retry loop here, and no wait.
@@ -157,7 +157,7 @@ static void finish(struct job *j)
 	j->task = (struct exec_task){ .run = done_run, .cancel = done_cancel };
 	/* The worker exists (checked at submit), and a full ring keeps it for
 	 * the retrier: only a closed executor refuses. */
-	if (exec_post_deferred(j->q->ex, j->worker, &j->task) < 0)
+	if (exec_post_or_defer(j->q->ex, j->worker, &j->task) < 0)
 		run_done(j, NULL, 1);	/* the server is going: its last step, here */
 }
 

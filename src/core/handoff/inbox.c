@@ -83,14 +83,16 @@
  *
  * A signal that cannot be written (any error but a full fd, which is
  * readable and so already a pending wake-up) is owed: the message stays
- * queued, `owed` counts the signal, and inbox_retry_wakeups() sends it
- * later; until then the message waits. The inbox's retrier (retry.h, one
- * thread for every inbox of a server) is kicked after the debt is recorded
- * and retries 1 ms later, then backs off; no poster retries on its own. A retry claims one unit before it sends and gives it back if the
- * send fails, so concurrent retriers send exactly as many signals as were
- * owed, never more. The increment releases, and the claim acquires, the
- * post's enqueue: the retrier's signal then comes after the link it stands
- * for, which is what the wfcq argument assumes of every signal.
+ * queued, `owed` counts the signal (owed.h: the helper the control channel
+ * uses too), and inbox_retry_wakeups() sends it later; until then the
+ * message waits. The inbox's retrier (retry.h, one thread for every inbox
+ * of a server) is kicked after the debt is recorded and retries 1 ms
+ * later, then backs off; no poster retries on its own. A retry claims one
+ * unit before it sends and gives it back if the send fails, so concurrent
+ * retriers send exactly as many signals as were owed, never more. The
+ * count releases, and the claim acquires, the post's enqueue: the
+ * retrier's signal then comes after the link it stands for, which is what
+ * the wfcq argument assumes of every signal.
  */
 #include <config.h>
 
@@ -103,6 +105,7 @@
 #include "counter.h"
 #include "fault.h"
 #include "inbox_impl.h"
+#include "owed.h"
 #include "retry.h"
 
 static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
@@ -250,33 +253,19 @@ int inbox_post(struct inbox *ib, struct inbox_msg *msg)
 	if (rc == INBOX_RIDE)
 		return 0;	/* rides along on a wake-up already on its way */
 	rc = send_wakeup(ib);			/* P2 */
-	if (rc < 0) {	/* owed; release: the retrier's signal follows P1 */
-		atomic_fetch_add_explicit(&ib->owed, 1, memory_order_release);
-		if (ib->retrier != NULL)
-			retrier_kick(ib->retrier);	/* after the debt: retry.c */
-	}
+	if (rc < 0)	/* owed; release: the retrier's signal follows P1 */
+		owed_incur(&ib->owed, ib->retrier);
 	return rc;
+}
+
+static int send_owed(void *arg)
+{
+	return send_wakeup(arg);
 }
 
 int inbox_retry_wakeups(struct inbox *ib)
 {
-	unsigned n = atomic_load_explicit(&ib->owed, memory_order_relaxed);
-	int rc;
-
-	while (n > 0) {
-		/* Claim one unit before sending; on failure n is reloaded. */
-		if (!atomic_compare_exchange_weak_explicit(&ib->owed, &n, n - 1,
-							   memory_order_acquire,
-							   memory_order_relaxed))
-			continue;
-		if ((rc = send_wakeup(ib)) < 0) {
-			/* Not sent: the unit is owed again, for a later retry. */
-			atomic_fetch_add_explicit(&ib->owed, 1, memory_order_release);
-			return rc;
-		}
-		n = atomic_load_explicit(&ib->owed, memory_order_relaxed);
-	}
-	return 0;
+	return owed_pay(&ib->owed, send_owed, ib);
 }
 
 static int retry_adapter(void *arg)
@@ -284,7 +273,7 @@ static int retry_adapter(void *arg)
 	return inbox_retry_wakeups(arg);
 }
 
-int inbox_retry_with(struct inbox *ib, struct retrier *r)
+int inbox_set_retrier(struct inbox *ib, struct retrier *r)
 {
 	int rc = retrier_add(r, retry_adapter, ib);
 
@@ -398,6 +387,6 @@ void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)
 	st->largest_batch = counter_get(&ib->largest_batch);
 	st->wouldblock = counter_get(&ib->wouldblock);
 	st->wouldblock_batch = counter_get(&ib->wouldblock_batch);
-	st->owed = atomic_load_explicit(&ib->owed, memory_order_relaxed);
+	st->owed = owed_count(&ib->owed);
 	st->refused = atomic_load_explicit(&ib->refused, memory_order_relaxed);
 }

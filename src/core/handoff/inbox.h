@@ -72,7 +72,7 @@
  *                    consumer. liburcu's splice and dequeue need mutual
  *                    exclusion, and the ring's slots have one reader; we
  *                    get it by doing all of them on one thread.
- *   inbox_retry_with before any post, on the thread that made the inbox
+ *   inbox_set_retrier before any post, on the thread that made the inbox
  *   inbox_free       the consumer thread (or any, once it has stopped), once
  *                    no producer can post again
  *   inbox_get_stats  any thread; values are approximate while traffic flows
@@ -219,7 +219,7 @@ int inbox_retry_wakeups(struct inbox *ib);
  * -ENOMEM.
  */
 struct retrier;
-int inbox_retry_with(struct inbox *ib, struct retrier *r);
+int inbox_set_retrier(struct inbox *ib, struct retrier *r);
 
 /*
  * Frees the inbox. Messages still queued are passed to `dispose` (if not NULL)

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "inbox.h"
+#include "owed.h"
 #include "wakeup.h"
 
 #define CACHE_LINE 64
@@ -97,13 +98,9 @@ struct inbox {
 	/* Read by producers; written once, by inbox_new(). */
 	const struct inbox_ops *ops;
 	struct wakeup wake;
-	/*
-	 * The wake-up debt: signals that posts had to send but could not (the
-	 * write failed; a full fd is not a failure, see inbox.c). Incremented by
-	 * such a post; inbox_retry_wakeups() claims one unit, sends, and gives
-	 * the unit back if the send failed. Any thread.
-	 */
-	atomic_uint owed;
+	/* The wake-up debt (owed.h): signals that posts had to send but could
+	 * not (the write failed; a full fd is not a failure, see inbox.c). */
+	struct owed owed;
 	struct retrier *retrier;	/* kicked when a debt is recorded; or NULL */
 	/* Signals that found the fd already full: no byte was added, and none
 	 * was needed. Producers count it, on that rare path only. */

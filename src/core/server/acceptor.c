@@ -60,6 +60,14 @@ static void on_backoff(evutil_socket_t fd, short what, void *arg)
 		event_active(u->evs[i], EV_READ, 0);
 }
 
+/*
+ * EMFILE, ENFILE and the like: pause accepting, 10 ms, doubling to 1 s.
+ * A pause, not a debt (owed.h, retry.h): nothing was queued that a signal
+ * must announce; the kernel keeps the connections in the backlog, and the
+ * unit's own timer, on its own thread, simply looks again. The retrier
+ * pays debts other threads left behind; this is one thread waiting for the
+ * system to have room.
+ */
 static void start_backoff(struct accept_unit *u, int err)
 {
 	struct timeval tv;
@@ -161,7 +169,7 @@ static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
  * the count at max. The count can fall below max only by a release from
  * max to max - 1, and every release calls on_slot_freed on that transition,
  * a connection's end (conn_release) and a reservation given back here
- * alike; the callback resumes every paused unit (server.c). A unit that is
+ * alike; the callback resumes every paused unit (the strategy's slot_freed, strategy.h). A unit that is
  * resumed and finds the count at max again stays paused and waits for the
  * next such release, which comes after its look (connlimit.h).
  *

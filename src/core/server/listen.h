@@ -29,7 +29,7 @@ struct listen_set {
 };
 
 /*
- * cfg is the one mts_new() checked and filled in (server.c, check_config):
+ * cfg is the one mts_new() checked and filled in (config.c, server_check_config):
  * port is set, listen and listen_fds agree with their counts.
  *
  * Opens cfg's addresses (cfg->listen, cfg->port, cfg->backlog), `copies`

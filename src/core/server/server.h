@@ -1,8 +1,9 @@
 /*
  * server.h - struct mts_server: what the server layer puts together from
  * the layers below (the executor's workers, the connection homes, the
- * accept units, the listening sockets) and the main thread's control
- * channel. For server.c and stats.c; protocols see only mtserver.h.
+ * accept strategy and its state, the listening sockets) and the main
+ * thread's control channel. For the server layer's own files; protocols
+ * see only mtserver.h.
  */
 #ifndef MTS_SERVER_H
 #define MTS_SERVER_H
@@ -13,45 +14,27 @@
 #include "acceptor.h"
 #include "conn.h"
 #include "connlimit.h"
+#include "control.h"
 #include "executor.h"
 #include "iplimit.h"
 #include "listen.h"
 #include "mtserver.h"
 #include "retry.h"
+#include "strategy.h"
 #include "wakeup.h"
 #include "workq.h"
-
-enum accept_strategy {
-	ACCEPT_HANDOFF = 0,	/* the main thread accepts and posts to a worker */
-	ACCEPT_REUSEPORT,	/* each worker accepts on its own SO_REUSEPORT sockets */
-	ACCEPT_SHARED,		/* each worker accepts on the one set of sockets */
-	ACCEPT_N_STRATEGIES
-};
 
 /* Reasons for waking the main thread (bits of control.reasons). */
 enum control_reason {
 	WAKE_STOP = 1u << 0,
 	WAKE_STATS = 1u << 1,
-	WAKE_SLOT_FREED = 1u << 2,	/* handoff: the main unit may resume */
-};
-
-/* A worker's own accept unit (reuseport, shared) and the task that tells
- * it, on its thread, that a slot freed. */
-struct worker_accept {
-	struct accept_unit unit;
-	struct exec_task resume;
-	/* Resume is in the inbox: post it once. Set by on_slot_freed (any
-	 * thread), cleared by resume_run on the worker; both exchanges, and
-	 * resume_run says why. */
-	atomic_bool resume_posted;
-	struct mts_server *srv;
-	unsigned id;
-	bool ready;			/* unit initialised */
+	WAKE_SLOT_FREED = 1u << 2,	/* the strategy's resume_main (strategy.h) */
 };
 
 struct mts_server {
 	struct mts_config cfg;		/* cfg.listen and listen_fds: NULL after mts_new */
-	enum accept_strategy accept;
+	const struct accept_strategy *strategy;	/* strategy.h */
+	void *accept_state;		/* the strategy's own, from start to destroy */
 	struct retrier *retrier;	/* pays every failed wake-up (retry.h) */
 	struct executor *ex;
 	struct listen_set ls;
@@ -66,28 +49,20 @@ struct mts_server {
 	struct accept_shared accept_sh;	/* what every accept unit shares */
 	bool accept_ready;		/* accept_sh initialised */
 
-	/* Main thread. */
+	/* Main thread: its base runs the control channel (and, with handoff,
+	 * accepting) until mts_stop(). */
 	struct event_base *base;
-	struct accept_unit main_unit;	/* handoff only */
-	bool main_unit_ready;
-	unsigned next_rr;		/* handoff: round-robin cursor */
-	struct worker_accept *waccept;	/* reuseport, shared: one per worker */
-
-	/*
-	 * The control channel: any thread (or a signal handler) sets a reason
-	 * bit and signals `wake`; the main thread drains `wake` before it
-	 * exchanges the bits with 0 (the drain-then-take order of inbox.c, for
-	 * the same reason). A signal that fails is owed (`wake_owed`) and sent
-	 * again by the retrier, like an inbox's.
-	 */
-	struct wakeup wake;
-	struct event *wake_ev;
-	atomic_uint reasons;
-	atomic_bool wake_owed;
-	bool wake_registered;		/* with the retrier */
+	struct control control;
 
 	struct workq_list workqs;	/* every work queue made for this server */
 };
+
+/* config.c: fills *cfg from in (defaults for NULL strings and ring_size
+ * 0) and judges it by mtserver.h's rules; *strategy is the one it names.
+ * 0, or -EINVAL with *why naming the field. */
+int server_check_config(const struct mts_config *in, const struct mts_handler *handler,
+			struct mts_config *cfg, const struct accept_strategy **strategy,
+			char *why, size_t why_len);
 
 /* stats.c */
 void stats_log(const struct mts_server *s);

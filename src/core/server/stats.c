@@ -41,10 +41,7 @@ int mts_worker_stats(const struct mts_server *s, unsigned worker,
 		.handoff_p99_ns = hist_quantile(&h->handoff_ns, 0.99),
 		.handoff_max_ns = hist_max(&h->handoff_ns),
 	};
-	if (s->waccept != NULL) {
-		out->accept_wakeups = counter_get(&s->waccept[worker].unit.wakeups);
-		out->accept_empty = counter_get(&s->waccept[worker].unit.empty);
-	}
+	s->strategy->unit_stats(s, worker, &out->accept_wakeups, &out->accept_empty);
 	return 0;
 }
 
