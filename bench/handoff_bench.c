@@ -93,12 +93,16 @@
 #define MAX_RATES 16
 #define SUSTAINED 0.95		/* sweep: achieved / offered to go on */
 
-/* Every inbox variant (a new one is measured without a change here), then
- * the floors. */
-enum variant { V_FLOOR_EVENTFD = INBOX_N_VARIANTS, V_FLOOR_SPIN, N_VARIANTS };
+/* Every inbox variant, from the library's table (a new one is measured
+ * without a change here), then the two floors; filled by main(). */
+#define MAX_VARIANTS 32
+static int n_queues, n_variants, v_floor_eventfd, v_floor_spin;
+static const struct inbox_ops *variant_ops[MAX_VARIANTS];	/* NULL: a floor */
+/* The ones the two-by-two and the summaries name. */
+static int v_wfcq, v_wfcq_always, v_mutex_eventfd, v_mutex_elide, v_spin;
 enum mode { M_IDLE, M_BURST, M_RATE, M_SWEEP, M_MANY, M_SPIN, M_FLOOD, N_MODES };
 
-static const char *variant_names[N_VARIANTS];	/* filled by main() from inbox.h */
+static const char *variant_names[MAX_VARIANTS];
 static const char *const mode_names[N_MODES] = { "idle", "burst", "rate", "sweep", "many",
 						 "spin", "flood" };
 /* spin mode: spin-then-block in idle mode with each of these polling times. */
@@ -109,7 +113,7 @@ static const double sweep_rates[] = { 1e4, 3e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7 };
 
 static bool is_floor(int v)
 {
-	return v == V_FLOOR_EVENTFD || v == V_FLOOR_SPIN;
+	return v == v_floor_eventfd || v == v_floor_spin;
 }
 
 /* A lane's slots, unless --inflight says otherwise. Flood mode keeps as
@@ -132,7 +136,7 @@ struct options {
 	unsigned long seed;
 	bool pin, csv, perf;
 	const char *csv_file;	/* the CSV there, the tables on stdout */
-	bool variant[N_VARIANTS];	/* which to run */
+	bool variant[MAX_VARIANTS];	/* which to run */
 	bool mode[N_MODES];
 };
 
@@ -519,7 +523,7 @@ static void worker_setup(struct bworker *w, int v, unsigned id, unsigned nprod, 
 	w->id = id;
 	w->cpu = cpu_for(nprod + id);	/* producers first, then the workers */
 	hist_reset(&w->hist);
-	if (v == V_FLOOR_SPIN) {
+	if (v == v_floor_spin) {
 		if (pthread_create(&w->thread, NULL, spinner_main, w) != 0)
 			cli_die("cannot start a worker thread");
 		return;
@@ -527,18 +531,23 @@ static void worker_setup(struct bworker *w, int v, unsigned id, unsigned nprod, 
 	/* Created here, run only by the worker thread from worker_main() on. */
 	if ((w->base = event_base_new()) == NULL)
 		cli_die("cannot create an event_base");
-	if (v == V_FLOOR_EVENTFD) {
+	if (v == v_floor_eventfd) {
 		if (wakeup_init(&w->floor_wake, WAKEUP_EVENTFD) < 0)
 			cli_die("cannot create an eventfd");
 		w->floor_ev = event_new(w->base, wakeup_fd(&w->floor_wake), EV_READ | EV_PERSIST,
 					on_floor, w);
 		if (w->floor_ev == NULL || event_add(w->floor_ev, NULL) == -1)
 			cli_die("cannot register the eventfd");
-	} else if (inbox_new(&w->inbox, (enum inbox_variant)v, w->base, on_msg, w,
-			     opt.budget) < 0) {
-		cli_die("cannot create an inbox");
 	} else {
-		inbox_set_spin_us(w->inbox, run_spin_us);
+		struct inbox_spec spec;
+		char us[24], why[256];
+
+		inbox_spec_default(&spec, variant_ops[v]);
+		snprintf(us, sizeof(us), "%u", run_spin_us);
+		if (v == v_spin && inbox_spec_set(&spec, "us", us, why, sizeof(why)) < 0)
+			cli_die("%s", why);
+		if (inbox_new(&w->inbox, &spec, w->base, on_msg, w, opt.budget) < 0)
+			cli_die("cannot create an inbox");
 	}
 	if (echo_fd >= 0) {
 		w->echo_ev = event_new(w->base, echo_fd, EV_READ | EV_PERSIST, on_echo, w);
@@ -554,7 +563,7 @@ static void worker_teardown(struct bworker *w, int v)
 {
 	if (is_floor(v)) {
 		atomic_store_explicit(&w->slot, UINT64_MAX, memory_order_release);
-		if (v == V_FLOOR_EVENTFD)
+		if (v == v_floor_eventfd)
 			wakeup_signal(&w->floor_wake);
 	} else {
 		while (inbox_post(w->inbox, &w->quit_msg.m) == -ENOBUFS)
@@ -563,7 +572,7 @@ static void worker_teardown(struct bworker *w, int v)
 	pthread_join(w->thread, NULL);
 	if (w->echo_ev != NULL)
 		event_free(w->echo_ev);		/* before its base */
-	if (v == V_FLOOR_EVENTFD) {
+	if (v == v_floor_eventfd) {
 		event_free(w->floor_ev);
 		wakeup_close(&w->floor_wake);
 	} else if (!is_floor(v)) {
@@ -578,7 +587,7 @@ static void worker_teardown(struct bworker *w, int v)
 static void worker_counts(struct bworker *w, int v, struct inbox_stats *st)
 {
 	memset(st, 0, sizeof(*st));
-	if (v == V_FLOOR_EVENTFD) {
+	if (v == v_floor_eventfd) {
 		st->writes = producers[0].lane[w->id].floor_writes;	/* main's own count */
 		st->reads = atomic_load_explicit(&w->floor_reads, memory_order_relaxed);
 	} else if (!is_floor(v)) {
@@ -709,7 +718,7 @@ static inline void stamp_and_post(struct bproducer *p, unsigned wk, int v, uint6
 	if (is_floor(v)) {
 		atomic_store_explicit(&w->slot_cpu, cpu, memory_order_relaxed);
 		atomic_store_explicit(&w->slot, due ? due : now, memory_order_release);
-		if (v == V_FLOOR_EVENTFD) {
+		if (v == v_floor_eventfd) {
 			wakeup_signal(&w->floor_wake);
 			l->floor_writes++;
 		}
@@ -974,7 +983,7 @@ static void summarise(struct result *r, int v, int mode, double rate, unsigned n
 		.same_cpu = known ? (double)same / (double)known : -1,
 		.prod_misses = perf_ok ? per((double)prod_misses, msgs) : -1,
 		.cons_misses = perf_ok ? per((double)cons_misses, msgs) : -1,
-		.spin_us = v == INBOX_SPIN ? (int)run_spin_us : -1,
+		.spin_us = v == v_spin ? (int)run_spin_us : -1,
 		.budget = is_floor(v) ? 0 : opt.budget,
 		.call_ns = -1, .round_trips = -1, .ahead_max = -1, .round_fill = -1,
 		.bare_p50 = -1,
@@ -1313,11 +1322,11 @@ static const char *summary(char *buf, size_t len, double *v, unsigned n)
 }
 
 /* Every run's result: [mode][variant][rep]; sweep keeps one per rate. */
-static struct result results[N_MODES][N_VARIANTS][MAX_RUNS];
-static bool have[N_MODES][N_VARIANTS][MAX_RUNS];
-static struct result sweep_res[N_VARIANTS][MAX_RUNS][N_SWEEP];
+static struct result results[N_MODES][MAX_VARIANTS][MAX_RUNS];
+static bool have[N_MODES][MAX_VARIANTS][MAX_RUNS];
+static struct result sweep_res[MAX_VARIANTS][MAX_RUNS][N_SWEEP];
 static struct result spin_res[N_SPIN][MAX_RUNS];
-static bool sweep_have[N_VARIANTS][MAX_RUNS][N_SWEEP];
+static bool sweep_have[MAX_VARIANTS][MAX_RUNS][N_SWEEP];
 
 /* The run whose p50 is the median of the variant's runs (no row assembled
  * from different runs). */
@@ -1375,7 +1384,7 @@ static void print_table(int m)
 	       "variant", "msgs/s", "p50 ns", "p99 ns", "max ns", "lag99 ns", "prod ns", "cons ns",
 	       "wr/msg", "rd/msg", "cs/msg", "wb", "same", "p50 x wfcq", "msgs/s x wfcq",
 	       m == M_IDLE ? "p50 x floor-eventfd" : "");
-	for (int vv = 0; vv < N_VARIANTS; vv++) {
+	for (int vv = 0; vv < n_variants; vv++) {
 		const struct result *r = median_run(m, vv);
 		char a[32], lag[32];
 
@@ -1388,9 +1397,9 @@ static void print_table(int m)
 		       r->cons_cpu_ns, r->writes, r->reads, r->cons_vcsw + r->cons_ivcsw,
 		       (unsigned long long)r->wouldblock_n,
 		       fig(a, sizeof(a), 2, r->same_cpu),
-		       summary(s1, sizeof(s1), v1, paired(m, vv, INBOX_WFCQ, false, v1)),
-		       is_floor(vv) ? "-" : summary(s2, sizeof(s2), v2, paired(m, vv, INBOX_WFCQ, true, v2)),
-		       m == M_IDLE ? summary(s3, sizeof(s3), v3, paired(m, vv, V_FLOOR_EVENTFD, false, v3)) : "");
+		       summary(s1, sizeof(s1), v1, paired(m, vv, v_wfcq, false, v1)),
+		       is_floor(vv) ? "-" : summary(s2, sizeof(s2), v2, paired(m, vv, v_wfcq, true, v2)),
+		       m == M_IDLE ? summary(s3, sizeof(s3), v3, paired(m, vv, v_floor_eventfd, false, v3)) : "");
 	}
 }
 
@@ -1402,14 +1411,14 @@ static void print_table(int m)
  */
 static void print_factorial(int m, bool tput)
 {
-	static const struct { const char *what; int a, b; } rows[] = {
+	const struct { const char *what; int a, b; } rows[] = {
 		{ "elision, with the lock       (mutex-elide / mutex-eventfd)",
-		  INBOX_MUTEX_ELIDE, INBOX_MUTEX_EVENTFD },
-		{ "elision, lock-free           (wfcq / wfcq-always)", INBOX_WFCQ, INBOX_WFCQ_ALWAYS },
+		  v_mutex_elide, v_mutex_eventfd },
+		{ "elision, lock-free           (wfcq / wfcq-always)", v_wfcq, v_wfcq_always },
 		{ "lock-free, signal every post (wfcq-always / mutex-eventfd)",
-		  INBOX_WFCQ_ALWAYS, INBOX_MUTEX_EVENTFD },
-		{ "lock-free, with elision      (wfcq / mutex-elide)", INBOX_WFCQ, INBOX_MUTEX_ELIDE },
-		{ "together                     (wfcq / mutex-eventfd)", INBOX_WFCQ, INBOX_MUTEX_EVENTFD },
+		  v_wfcq_always, v_mutex_eventfd },
+		{ "lock-free, with elision      (wfcq / mutex-elide)", v_wfcq, v_mutex_elide },
+		{ "together                     (wfcq / mutex-eventfd)", v_wfcq, v_mutex_eventfd },
 	};
 	double v[MAX_RUNS];
 	unsigned n = 0;
@@ -1421,9 +1430,9 @@ static void print_factorial(int m, bool tput)
 		printf("  %-62s %s\n", rows[i].what,
 		       summary(s, sizeof(s), v, paired(m, rows[i].a, rows[i].b, tput, v)));
 	for (unsigned k = 0; k < opt.repeat; k++) {
-		double t = ratio_in(m, k, INBOX_WFCQ, INBOX_MUTEX_EVENTFD, tput);
-		double e = ratio_in(m, k, INBOX_MUTEX_ELIDE, INBOX_MUTEX_EVENTFD, tput);
-		double l = ratio_in(m, k, INBOX_WFCQ_ALWAYS, INBOX_MUTEX_EVENTFD, tput);
+		double t = ratio_in(m, k, v_wfcq, v_mutex_eventfd, tput);
+		double e = ratio_in(m, k, v_mutex_elide, v_mutex_eventfd, tput);
+		double l = ratio_in(m, k, v_wfcq_always, v_mutex_eventfd, tput);
 
 		if (t > 0 && e > 0 && l > 0)
 			v[n++] = t / (e * l);
@@ -1448,7 +1457,7 @@ static void print_sweep(void)
 		printf(" %16s", head);
 	}
 	printf("  %s\n", "highest sustained, msgs/s x wfcq");
-	for (int vv = 0; vv < N_VARIANTS; vv++) {
+	for (int vv = 0; vv < n_variants; vv++) {
 		bool any = false;
 		unsigned n = 0;
 
@@ -1488,7 +1497,7 @@ static void print_sweep(void)
 			for (unsigned i = 0; i < N_SWEEP; i++) {
 				if (sweep_have[vv][k][i] && sweep_res[vv][k][i].sustained)
 					mine = sweep_rates[i];
-				if (sweep_have[INBOX_WFCQ][k][i] && sweep_res[INBOX_WFCQ][k][i].sustained)
+				if (sweep_have[v_wfcq][k][i] && sweep_res[v_wfcq][k][i].sustained)
 					ref = sweep_rates[i];
 			}
 			if (mine > 0 && ref > 0)
@@ -1527,7 +1536,7 @@ static void print_spin(void)
 		       (unsigned long long)r->p99, r->cons_cpu_ns, r->writes,
 		       r->cons_vcsw + r->cons_ivcsw);
 	}
-	for (int v = V_FLOOR_EVENTFD; v <= V_FLOOR_SPIN; v++) {
+	for (int v = v_floor_eventfd; v <= v_floor_spin; v++) {
 		const struct result *r = median_run(M_IDLE, v);
 
 		if (r != NULL)
@@ -1555,7 +1564,7 @@ static void print_flood(void)
 	printf("%-16s %9s %8s %8s %8s %8s %9s %6s %6s %5s %7s  %s\n", "variant", "calls/s",
 	       "p50 us", "p99 us", "p99.9 us", "max us", "bare p50", "ahead", "bound", "fill",
 	       "pings", "p50 x wfcq");
-	for (int vv = 0; vv < N_VARIANTS; vv++) {
+	for (int vv = 0; vv < n_variants; vv++) {
 		const struct result *r = median_run(M_FLOOD, vv);
 		double ahead = 0;	/* a bound holds in every run, or it does not hold */
 
@@ -1568,7 +1577,7 @@ static void print_flood(void)
 		       variant_names[vv], r->msgs_per_s, r->p50 / 1e3, r->p99 / 1e3, r->p999 / 1e3,
 		       r->max / 1e3, r->bare_p50 / 1e3, ahead, 2 * r->budget, r->round_fill,
 		       r->round_trips,
-		       summary(s, sizeof(s), v, paired(M_FLOOD, vv, INBOX_WFCQ, false, v)));
+		       summary(s, sizeof(s), v, paired(M_FLOOD, vv, v_wfcq, false, v)));
 	}
 	printf("ahead: the most calls run between a send and the worker's read of the byte, "
 	       "over all %u runs\n(bound: two budgets, inbox.c); fill: calls per round over "
@@ -1583,10 +1592,9 @@ static void usage(FILE *out)
 "Usage: handoff-bench [OPTION]...\n"
 "Measures the cost of handing a message to another thread's libevent loop.\n"
 "\n"
-"  --variant LIST   comma-separated: wfcq, mutex-eventfd, mutex-pipe,\n"
-"                   mutex-elide, wfcq-always, vyukov, llist, ring, lfq,\n"
-"                   spin-then-block, floor-eventfd, floor-spin, or all\n"
-"                   (default)\n"
+"  --variant LIST   comma-separated: the library's variants (echoserver\n"
+"                   --list-dispatch names them), floor-eventfd,\n"
+"                   floor-spin, or all (default)\n"
 "  --mode LIST      comma-separated: idle, burst, rate, sweep, many, spin,\n"
 "                   flood, or all (default: idle,burst,rate)\n"
 "  --seconds S      length of each measured run (default 1)\n"
@@ -1676,13 +1684,13 @@ static void parse(int argc, char **argv)
 	};
 	int c;
 
-	for (int v = 0; v < N_VARIANTS; v++)
+	for (int v = 0; v < n_variants; v++)
 		opt.variant[v] = true;
 	opt.mode[M_IDLE] = opt.mode[M_BURST] = opt.mode[M_RATE] = true;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
-		case O_VARIANT: pick_list("--variant", optarg, variant_names, N_VARIANTS, opt.variant); break;
+		case O_VARIANT: pick_list("--variant", optarg, variant_names, n_variants, opt.variant); break;
 		case O_MODE: pick_list("--mode", optarg, mode_names, N_MODES, opt.mode); break;
 		case O_SECONDS: opt.seconds = cli_double("--seconds", optarg, 0.01, 3600); break;
 		case O_WARMUP: opt.warmup = cli_double("--warmup", optarg, 0, 3600); break;
@@ -1715,11 +1723,11 @@ static void parse(int argc, char **argv)
 	if (!opt.mode[M_IDLE]) {
 		bool queue = false;
 
-		for (int v = 0; v < INBOX_N_VARIANTS; v++)
+		for (int v = 0; v < n_queues; v++)
 			queue |= opt.variant[v];
 		if (!queue)
 			cli_usage_error("--variant %s runs in idle mode only; add --mode idle",
-					opt.variant[V_FLOOR_EVENTFD] ? "floor-eventfd" : "floor-spin");
+					opt.variant[v_floor_eventfd] ? "floor-eventfd" : "floor-spin");
 	}
 }
 
@@ -1759,16 +1767,36 @@ static void report(const struct result *r)
 		r->sustained ? "" : "  (not sustained)");
 }
 
+/* The index of a variant the reports name; the library must have it. */
+static int variant_index(const char *name)
+{
+	for (int v = 0; v < n_queues; v++)
+		if (strcmp(variant_names[v], name) == 0)
+			return v;
+	cli_die("the library has no variant '%s', which the reports compare", name);
+}
+
 int main(int argc, char **argv)
 {
 	static const int plain_modes[] = { M_IDLE, M_BURST, M_RATE, M_MANY, M_FLOOD };
-	int order[N_VARIANTS];
+	int order[MAX_VARIANTS];
 
 	cli_set_prog("handoff-bench");
-	for (int v = 0; v < INBOX_N_VARIANTS; v++)
-		variant_names[v] = inbox_variant_name((enum inbox_variant)v);
-	variant_names[V_FLOOR_EVENTFD] = "floor-eventfd";
-	variant_names[V_FLOOR_SPIN] = "floor-spin";
+	for (n_queues = 0; n_queues < MAX_VARIANTS - 2 && inbox_variant_at((unsigned)n_queues);
+	     n_queues++) {
+		variant_ops[n_queues] = inbox_variant_at((unsigned)n_queues);
+		variant_names[n_queues] = inbox_variant_name(variant_ops[n_queues]);
+	}
+	v_floor_eventfd = n_queues;
+	v_floor_spin = n_queues + 1;
+	n_variants = n_queues + 2;
+	variant_names[v_floor_eventfd] = "floor-eventfd";
+	variant_names[v_floor_spin] = "floor-spin";
+	v_wfcq = variant_index("wfcq");
+	v_wfcq_always = variant_index("wfcq-always");
+	v_mutex_eventfd = variant_index("mutex-eventfd");
+	v_mutex_elide = variant_index("mutex-elide");
+	v_spin = variant_index("spin-then-block");
 	parse(argc, argv);
 	describe_machine();
 	calibrate_clock();
@@ -1779,15 +1807,15 @@ int main(int argc, char **argv)
 		csv_out = stdout;
 	if (csv_out != NULL)
 		fprintf(csv_out, "%s\n", CSV_HEADER);
-	for (int v = 0; v < N_VARIANTS; v++)
+	for (int v = 0; v < n_variants; v++)
 		order[v] = v;
 	run_spin_us = opt.spin_us;
 	for (unsigned rep = 0; rep < opt.repeat; rep++) {
-		bool stopped[N_VARIANTS] = { false };
+		bool stopped[MAX_VARIANTS] = { false };
 
-		shuffle(order, N_VARIANTS);
+		shuffle(order, n_variants);
 		fprintf(stderr, "# repetition %u, order:", rep + 1);
-		for (int i = 0; i < N_VARIANTS; i++)
+		for (int i = 0; i < n_variants; i++)
 			if (opt.variant[order[i]])
 				fprintf(stderr, " %s", variant_names[order[i]]);
 		fprintf(stderr, "\n");
@@ -1796,7 +1824,7 @@ int main(int argc, char **argv)
 
 			if (!opt.mode[m])
 				continue;
-			for (int i = 0; i < N_VARIANTS; i++) {
+			for (int i = 0; i < n_variants; i++) {
 				int v = order[i];
 
 				if (!opt.variant[v] || (is_floor(v) && m != M_IDLE))
@@ -1817,7 +1845,7 @@ int main(int argc, char **argv)
 				struct result *r = &spin_res[so[i]][rep];
 
 				run_spin_us = spin_budgets[so[i]];
-				run_one(INBOX_SPIN, M_IDLE, opt.rate, rep + 1, i + 1, r);
+				run_one(v_spin, M_IDLE, opt.rate, rep + 1, i + 1, r);
 				r->mode = M_SPIN;
 				report(r);
 			}
@@ -1826,7 +1854,7 @@ int main(int argc, char **argv)
 		if (!opt.mode[M_SWEEP])
 			continue;
 		for (unsigned ri = 0; ri < N_SWEEP; ri++)
-			for (int i = 0; i < N_VARIANTS; i++) {
+			for (int i = 0; i < n_variants; i++) {
 				int v = order[i];
 				struct result *r = &sweep_res[v][rep][ri];
 
@@ -1854,7 +1882,7 @@ int main(int argc, char **argv)
 		print_spin();
 	if (opt.mode[M_FLOOD])
 		print_flood();
-	for (int vv = 0; vv < INBOX_N_VARIANTS; vv++)
+	for (int vv = 0; vv < n_queues; vv++)
 		if (!opt.variant[vv])
 			return 0;	/* the factorial needs all four */
 	if (opt.mode[M_BURST])

@@ -48,24 +48,24 @@ static void usage(FILE *out)
 "      --high-watermark BYTES  stop reading from a client with this much\n"
 "                           unsent echo (default 262144)\n"
 "      --low-watermark BYTES   resume reading below this (default 65536)\n"
-"      --accept NAME        who accepts: handoff (default: one thread accepts\n"
-"                           and hands each connection to a worker), reuseport\n"
-"                           (each worker on its own SO_REUSEPORT socket) or\n"
-"                           shared (each worker on the one socket)\n"
-"      --dispatch NAME      handoff to the workers: wfcq (default),\n"
-"                           mutex-eventfd, mutex-pipe, mutex-elide,\n"
-"                           wfcq-always, vyukov, llist, ring, lfq or\n"
-"                           spin-then-block (doc/HANDOFF.md)\n"
-"      --ring-size N        with --dispatch ring: messages each worker's inbox\n"
-"                           holds, a power of two (default 4096); a new\n"
-"                           connection that finds it full is closed; each\n"
-"                           slot costs 8 bytes per worker once used\n"
-"      --spin-us N          with spin-then-block: how long a worker polls\n"
-"                           its inbox before it sleeps (default 10)\n"
+"      --accept NAME        who accepts: handoff (the first, and the default:\n"
+"                           one thread accepts and hands each connection to a\n"
+"                           worker), reuseport (each worker on its own\n"
+"                           SO_REUSEPORT socket) or shared (each worker on the\n"
+"                           one socket); --list-accept names them all\n"
+"      --dispatch NAME[:KEY=VALUE,...]\n"
+"                           how connections are handed to the workers, and the\n"
+"                           variant's options (default wfcq; doc/HANDOFF.md);\n"
+"                           --list-dispatch names every variant and option,\n"
+"                           e.g. ring:size=1024 or spin-then-block:us=0\n"
+"      --ring-size N        the same as the option size=N of --dispatch ring\n"
+"      --spin-us N          the same as the option us=N of spin-then-block\n"
 "      --balance rr|least   worker choice for --accept handoff: round-robin\n"
 "                           (default) or fewest live connections\n"
 "  -v, --verbose            more log output (repeat for debug)\n"
 "  -q, --quiet              only errors\n"
+"      --list-dispatch      print the dispatch variants and their options\n"
+"      --list-accept        print the accept strategies\n"
 "  -V, --version            print the version and exit\n"
 "  -h, --help               print this help and exit\n"
 "\n"
@@ -141,6 +141,52 @@ static const char *pick_name(const char *opt, const char *arg, const char *(*nam
 	return NULL;
 }
 
+/* --list-dispatch: each variant, then its options, from the library. */
+static void list_dispatch(void)
+{
+	char opts[512];
+	const char *name;
+
+	for (unsigned i = 0; (name = mts_dispatch_name(i)) != NULL; i++) {
+		printf("%s%s\n", name, i == 0 ? " (default)" : "");
+		if (mts_dispatch_options(i, opts, sizeof(opts)) > 0)
+			for (char *line = strtok(opts, "\n"); line; line = strtok(NULL, "\n"))
+				printf("    %s\n", line);
+	}
+}
+
+static void list_accept(void)
+{
+	const char *name;
+
+	for (unsigned i = 0; (name = mts_accept_name(i)) != NULL; i++)
+		printf("%s%s\n", name, i == 0 ? " (default)" : "");
+}
+
+/*
+ * --dispatch NAME[:OPTIONS], with what --ring-size and --spin-us add
+ * (`extra`, "size=N,us=N", given as `flags`), as one string in buf, checked
+ * by the library; exits 2 naming the flag if it is not one mts_new() takes.
+ */
+static const char *dispatch_spec(const char *dispatch, const char *extra, const char *flags,
+				 char *buf, size_t len)
+{
+	char name[64], why[256];
+	size_t n = strcspn(dispatch, ":");
+
+	snprintf(name, sizeof(name), "%.*s", (int)n, dispatch);
+	pick_name("--dispatch", name, mts_dispatch_name);
+	if (extra[0] != '\0')
+		snprintf(buf, len, "%s%s%s", dispatch, dispatch[n] == ':' ? "," : ":", extra);
+	else
+		snprintf(buf, len, "%s", dispatch);
+	if (mts_dispatch_check(buf, why, sizeof(why)) < 0) {
+		cli_usage_error("invalid --dispatch '%s'%s%s%s: %s", buf, flags[0] ? " (from " : "",
+				flags, flags[0] ? ")" : "", why);
+	}
+	return buf;
+}
+
 enum {
 	OPT_IDLE_TIMEOUT = 256,
 	OPT_DISPATCH,
@@ -152,6 +198,8 @@ enum {
 	OPT_MAX_PER_IP,
 	OPT_SPIN_US,
 	OPT_RING_SIZE,
+	OPT_LIST_DISPATCH,
+	OPT_LIST_ACCEPT,
 };
 
 int main(int argc, char **argv)
@@ -176,6 +224,8 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "list-dispatch", no_argument, NULL, OPT_LIST_DISPATCH },
+		{ "list-accept", no_argument, NULL, OPT_LIST_ACCEPT },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen[MAX_LISTEN];
@@ -186,10 +236,11 @@ int main(int argc, char **argv)
 	};
 	struct mts_handler handler;
 	struct mts_server *srv;
-	char port[8], why[256];
+	char port[8], why[256], spec[256], extra[128] = "", flags[128] = "";
+	const char *dispatch = "wfcq";
 	int level = MTS_LOG_INFO;
 	int opt, rc, n_inherited, inherited[MAX_LISTEN];
-	bool balance_given = false, port_given = false, spin_given = false;
+	bool balance_given = false, port_given = false;
 
 	cli_set_prog("echoserver");
 	mts_config_defaults(&cfg);
@@ -237,19 +288,24 @@ int main(int argc, char **argv)
 			echo.low_watermark = cli_ulong("--low-watermark", optarg, 0, 1ul << 30);
 			break;
 		case OPT_DISPATCH:
-			cfg.dispatch = pick_name("--dispatch", optarg, mts_dispatch_name);
+			dispatch = optarg;	/* checked once all options are read */
 			break;
 		case OPT_SPIN_US:
-			spin_given = true;
-			cfg.spin_us = (unsigned)cli_ulong("--spin-us", optarg, 0, MTS_SPIN_US_MAX);
+		case OPT_RING_SIZE: {	/* aliases of a variant's option */
+			size_t e = strlen(extra), f = strlen(flags);
+
+			snprintf(extra + e, sizeof(extra) - e, "%s%s=%s", e ? "," : "",
+				 opt == OPT_SPIN_US ? "us" : "size", optarg);
+			snprintf(flags + f, sizeof(flags) - f, "%s%s %s", f ? " and " : "",
+				 opt == OPT_SPIN_US ? "--spin-us" : "--ring-size", optarg);
 			break;
-		case OPT_RING_SIZE:
-			cfg.ring_size = (unsigned)cli_ulong("--ring-size", optarg, 1,
-							    MTS_RING_SIZE_MAX);
-			if ((cfg.ring_size & (cfg.ring_size - 1)) != 0)
-				cli_usage_error("invalid value '%s' for --ring-size (expected a "
-						"power of two, 1..%u)", optarg, MTS_RING_SIZE_MAX);
-			break;
+		}
+		case OPT_LIST_DISPATCH:
+			list_dispatch();
+			return 0;
+		case OPT_LIST_ACCEPT:
+			list_accept();
+			return 0;
 		case OPT_ACCEPT:
 			cfg.accept = pick_name("--accept", optarg, mts_accept_name);
 			break;
@@ -288,15 +344,10 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_usage_error("unexpected argument '%s'", argv[optind]);
-	if (cfg.ring_size != 0 && strcmp(cfg.dispatch, "ring") != 0)
-		cli_usage_error("--ring-size applies only to --dispatch ring (not %s)",
-				cfg.dispatch);
+	cfg.dispatch = dispatch_spec(dispatch, extra, flags, spec, sizeof(spec));
 	if (balance_given && strcmp(cfg.accept, "handoff") != 0)
 		cli_usage_error("--balance applies only to --accept handoff: with --accept %s "
 				"the kernel picks the worker", cfg.accept);
-	if (spin_given && strcmp(cfg.dispatch, "spin-then-block") != 0)
-		cli_usage_error("--spin-us applies only to --dispatch spin-then-block: %s never "
-				"polls", cfg.dispatch);
 	/* Socket activation: listen on what systemd (or systemd-socket-activate)
 	 * passed, instead of -l/-p, which then make no sense. */
 	n_inherited = mts_inherited_fds();

@@ -33,13 +33,6 @@ enum mts_balance {
 };
 
 /*
- * The limits mts_new() enforces (one value each, for programs to check their
- * own options against): spin_us and ring_size at most these.
- */
-#define MTS_SPIN_US_MAX 100000u
-#define MTS_RING_SIZE_MAX 16777216u
-
-/*
  * The defaults that mts_config_defaults() fills in are given after each field,
  * and each field's range before them. mts_new() checks every field by one
  * rule, in one place:
@@ -65,7 +58,7 @@ struct mts_config {
 					 * ephemeral; NULL: "5555". "5555" */
 	unsigned threads;		/* workers, >= 1 (more are bounded by the
 					 * descriptor limit, -EMFILE, and with
-					 * "ring" by memory, see ring_size). The
+					 * "ring" by memory, see dispatch). The
 					 * number of online CPUs */
 	int backlog;			/* >= 1 (the kernel caps it at
 					 * net.core.somaxconn). 1024 */
@@ -85,23 +78,18 @@ struct mts_config {
 	enum mts_balance balance;	/* MTS_BALANCE_RR or MTS_BALANCE_LEAST, the
 					 * latter with accept "handoff" only.
 					 * MTS_BALANCE_RR */
-	const char *dispatch;		/* handoff variant, mts_dispatch_name();
-					 * NULL: "wfcq". "wfcq" */
 	/*
-	 * dispatch "ring": messages each worker's inbox holds at once, a power
-	 * of two up to MTS_RING_SIZE_MAX (0: the default, 4096); checked
-	 * whatever the dispatch. A post to a full ring is refused (mts_post
-	 * returns -ENOBUFS; a new connection is closed). Other variants have
-	 * no bound and ignore it.
-	 *
-	 * Its memory: a slot is a pointer (8 bytes on 64-bit machines) per
-	 * worker, taken as traffic passes (untouched slots cost nothing), so a
-	 * ring reaches its full size once ring_size messages have gone
-	 * through it: threads x ring_size x 8 bytes in all (2 GiB for 16
-	 * workers at the maximum). Rings that could never fit in the machine's
-	 * physical memory are -EINVAL. 0
+	 * The handoff variant and its options: "NAME" or
+	 * "NAME:KEY=VALUE[,KEY=VALUE]", NAME one of mts_dispatch_name(), each
+	 * KEY one of that variant's (mts_dispatch_options()); an option not
+	 * given has its default. For example "ring:size=1024" (a ring holds
+	 * that many messages per worker, a power of two; a post to a full
+	 * one is refused: mts_post returns -ENOBUFS, a new connection is
+	 * closed) or "spin-then-block:us=0". Rings that could never fit in
+	 * the machine's physical memory (threads x size x 8 bytes: slots are
+	 * touched as traffic passes) are -EINVAL. NULL: "wfcq". "wfcq"
 	 */
-	unsigned ring_size;
+	const char *dispatch;
 	const char *accept;		/* accept strategy, mts_accept_name();
 					 * NULL: "handoff". "handoff" */
 	/*
@@ -112,16 +100,20 @@ struct mts_config {
 	 */
 	const int *listen_fds;
 	size_t n_listen_fds;
-	/* dispatch "spin-then-block": microseconds a worker polls its inbox
-	 * before it sleeps, 0..MTS_SPIN_US_MAX (0: it does not poll); checked
-	 * whatever the dispatch. 10 */
-	unsigned spin_us;
 };
 
 void mts_config_defaults(struct mts_config *cfg);
 
 /* The handoff variants mts_new() accepts: i = 0, 1, ... until NULL. */
 const char *mts_dispatch_name(unsigned i);
+/*
+ * Variant i's options, one per line, "KEY=DEFAULT  MIN..MAX  what it
+ * sets", into buf (truncated to len, "" if it has none). Returns how many
+ * it has, or -1 past the last variant.
+ */
+int mts_dispatch_options(unsigned i, char *buf, size_t len);
+/* Is `dispatch` one mts_new() accepts? 0, or -EINVAL with *why saying why. */
+int mts_dispatch_check(const char *dispatch, char *why, size_t why_len);
 
 /*
  * The accept strategies, i = 0, 1, ... until NULL:
@@ -251,7 +243,7 @@ unsigned mts_worker_count(const struct mts_server *s);
  * progress may hold). Returns 0: fn will run or be
  * cancelled, once; or -EINVAL for a worker that does not exist, -ENOMEM,
  * -ENOBUFS when that worker's inbox has no room (dispatch "ring": it holds
- * ring_size messages; "lfq": no memory for the call's node; try again
+ * its size's messages; "lfq": no memory for the call's node; try again
  * later, from a thread that is not that worker, or give up), or
  * -ESHUTDOWN once mts_free() is cancelling what the inboxes hold (after it
  * joined the workers; the cancelled calls, which run inside mts_free(),

@@ -34,8 +34,10 @@ const struct inbox_ops *real_ops(struct inbox *ib)
  * table a test makes is a struct wrapped). */
 static const struct inbox_ops *variant_of(struct inbox *ib)
 {
-	for (int v = 0; v < INBOX_N_VARIANTS; v++)
-		if (ib->ops == inbox_variant_ops((enum inbox_variant)v))
+	const struct inbox_ops *v;
+
+	for (unsigned i = 0; (v = inbox_variant_at(i)) != NULL; i++)
+		if (ib->ops == v)
 			return ib->ops;
 	return real_ops(ib);
 }

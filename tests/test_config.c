@@ -2,7 +2,8 @@
  * test_config.c - every field of struct mts_config, by the rule written
  * above the struct in mtserver.h, through the public API alone:
  *
- *   - a NULL string, n_listen 0 and ring_size 0 mean their defaults, and
+ *   - a NULL string, n_listen 0 and a variant's option not given mean
+ *     their defaults, and
  *     where the default shows through the API it is the one used: the
  *     listener's address and port, balance "least" accepted (so accept
  *     NULL is "handoff"), how many posts a default ring holds;
@@ -11,6 +12,8 @@
  *     has a meaning (0: off, unlimited) is accepted at both ends;
  *   - every -EINVAL comes with a non-empty why that names the field, and
  *     leaves the caller's descriptors open;
+ *   - the dispatch string: an unknown variant or option, or a value out
+ *     of its range, is refused naming it;
  *   - rings that could never fit in this machine's memory are refused.
  *
  * No server is run: mts_new() and mts_free() are the whole story of a
@@ -36,7 +39,8 @@
 #include "mtserver.h"
 #include "tap.h"
 
-#define RING_DEFAULT 4096	/* mtserver.h: ring_size 0 */
+#define RING_DEFAULT 4096	/* "ring" without size= (mts_dispatch_options) */
+#define RING_MAX 16777216	/* size= at most */
 #define DEFAULT_PORT "5555"
 
 /* ---- a protocol that is never called (no server runs) ------------------ */
@@ -197,17 +201,16 @@ static void test_defaults(void)
 	   "dispatch NULL: accepted, unbounded like wfcq (%u posts in, %u cancelled)%s%s", n,
 	   atomic_load(&n_cancelled), s ? "" : ": ", s ? "" : why);
 
-	/* ring_size 0: the default ring, 4096 messages, then -ENOBUFS. */
+	/* "ring" with no size: the default ring, 4096 messages, then -ENOBUFS. */
 	cfg = base();
 	cfg.dispatch = "ring";
-	cfg.ring_size = 0;
 	atomic_store(&n_cancelled, 0);
 	s = build(&cfg, why, sizeof(why));
 	n = s ? fill(s, 2 * RING_DEFAULT, &rc) : 0;
 	mts_free(s);
 	ok(s != NULL && n == RING_DEFAULT && rc == -ENOBUFS &&
 	   atomic_load(&n_cancelled) == n,
-	   "ring_size 0: a ring of %d (%u posts in, then rc %d)%s%s", RING_DEFAULT, n, rc,
+	   "ring with no size: a ring of %d (%u posts in, then rc %d)%s%s", RING_DEFAULT, n, rc,
 	   s ? "" : ": ", s ? "" : why);
 }
 
@@ -304,23 +307,40 @@ static void test_numbers(void)
 	cfg.accept = "shared";
 	refused(&cfg, &handler, "balance", "balance least with accept shared");
 
+	/* A variant's options: its own, in range, KEY=VALUE. */
 	cfg = base();
-	cfg.ring_size = 3;
-	refused(&cfg, &handler, "ring_size", "ring_size 3");
-	cfg.ring_size = MTS_RING_SIZE_MAX * 2;
-	refused(&cfg, &handler, "ring_size", "ring_size MTS_RING_SIZE_MAX * 2");
-	cfg.dispatch = "ring";
-	cfg.ring_size = MTS_RING_SIZE_MAX;
-	accepted(&cfg, "ring_size MTS_RING_SIZE_MAX, one worker");
+	cfg.dispatch = "ring:size=3";
+	refused(&cfg, &handler, "size", "dispatch ring:size=3");
+	cfg.dispatch = "ring:size=33554432";
+	refused(&cfg, &handler, "size", "dispatch ring:size=33554432 (twice the largest)");
+	cfg.dispatch = "ring:size=0";
+	refused(&cfg, &handler, "size", "dispatch ring:size=0");
+	cfg.dispatch = "ring:size=";
+	refused(&cfg, &handler, "size", "dispatch ring:size= (no value)");
+	cfg.dispatch = "ring:size";
+	refused(&cfg, &handler, "size", "dispatch ring:size (no '=')");
+	cfg.dispatch = "ring:size=4x";
+	refused(&cfg, &handler, "size", "dispatch ring:size=4x");
+	cfg.dispatch = "ring:color=blue";
+	refused(&cfg, &handler, "color", "dispatch ring:color=blue (no such option)");
+	cfg.dispatch = "wfcq:size=4";
+	refused(&cfg, &handler, "wfcq", "dispatch wfcq:size=4 (wfcq has no options)");
+	cfg.dispatch = "ring:size=16777216";
+	accepted(&cfg, "dispatch ring:size=16777216 (the largest), one worker");
+	cfg.dispatch = "ring:size=1";
+	accepted(&cfg, "dispatch ring:size=1");
 
 	cfg = base();
-	cfg.dispatch = "spin-then-block";
-	cfg.spin_us = MTS_SPIN_US_MAX + 1;
-	refused(&cfg, &handler, "spin_us", "spin_us MTS_SPIN_US_MAX + 1");
-	cfg.spin_us = MTS_SPIN_US_MAX;
-	accepted(&cfg, "spin_us MTS_SPIN_US_MAX");
-	cfg.spin_us = 0;
-	accepted(&cfg, "spin_us 0 (no polling)");
+	cfg.dispatch = "spin-then-block:us=100001";
+	refused(&cfg, &handler, "us", "dispatch spin-then-block:us=100001");
+	cfg.dispatch = "spin-then-block:us=-1";
+	refused(&cfg, &handler, "us", "dispatch spin-then-block:us=-1");
+	cfg.dispatch = "spin-then-block:us=100000";
+	accepted(&cfg, "dispatch spin-then-block:us=100000 (the largest)");
+	cfg.dispatch = "spin-then-block:us=0";
+	accepted(&cfg, "dispatch spin-then-block:us=0 (no polling)");
+	cfg.dispatch = "spin-then-block:us=5,us=7";
+	accepted(&cfg, "dispatch spin-then-block:us=5,us=7 (the last one given counts)");
 
 	/* Every value means something: 0 (off, unlimited, a plain close)
 	 * and the largest are both accepted. */
@@ -342,7 +362,7 @@ static void test_ring_memory(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 	uint64_t memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
-	uint64_t ring = (uint64_t)MTS_RING_SIZE_MAX * sizeof(void *);
+	uint64_t ring = (uint64_t)RING_MAX * sizeof(void *);
 	struct mts_config cfg = base();
 	char why[256] = "";
 	struct mts_server *s = NULL;
@@ -354,16 +374,15 @@ static void test_ring_memory(void)
 	}
 	/* One worker more than the machine's memory holds full rings for:
 	 * refused before any worker is made (so this is cheap). */
-	cfg.dispatch = "ring";
-	cfg.ring_size = MTS_RING_SIZE_MAX;
+	cfg.dispatch = "ring:size=16777216";
 	cfg.threads = (unsigned)(memory / ring + 1);
 	rc = mts_new(&s, &cfg, &handler, why, sizeof(why));
 	if (rc == 0)
 		mts_free(s);
-	ok(rc == -EINVAL && strstr(why, "ring_size") != NULL && strstr(why, "threads") &&
+	ok(rc == -EINVAL && strstr(why, "ring:size=16777216") != NULL && strstr(why, "threads") &&
 	   strstr(why, "memory") != NULL,
-	   "%u threads x ring_size %u: -EINVAL, rings too large (why \"%s\")", cfg.threads,
-	   cfg.ring_size, why);
+	   "%u threads x ring:size=%d: -EINVAL, inboxes too large (why \"%s\")", cfg.threads,
+	   RING_MAX, why);
 }
 
 /* ---- inherited sockets ------------------------------------------------- */
@@ -422,7 +441,7 @@ int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(47);
+	tap_plan(56);
 	test_defaults();
 	test_pointers();
 	test_strings();

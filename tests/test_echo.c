@@ -30,6 +30,7 @@
 #include <arpa/inet.h>
 
 #include "harness.h"
+#include "inbox.h"
 #include "tap.h"
 
 /* ---- many connections at once, each verified byte for byte ----------- */
@@ -352,16 +353,16 @@ static void test_idle_memory(struct srv *s)
 }
 
 /* Stats show every worker took connections, through the chosen variant. */
-/* The variants whose posts signal only when they must (inbox.h). */
+/* The variants whose posts signal only when they must: the library's
+ * table says which (inbox.h). */
 static bool eliding(const char *variant)
 {
-	static const char *const names[] = { "wfcq", "mutex-elide", "vyukov", "llist", "ring",
-					      "lfq", "spin-then-block" };
+	const struct inbox_ops *v = inbox_variant_find(variant);
+	struct inbox_traits t = { .elides = false };
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(variant, names[i]) == 0)
-			return true;
-	return false;
+	if (v != NULL)
+		inbox_variant_traits(v, &t);
+	return t.elides;
 }
 
 static void test_spread(struct srv *s, unsigned workers, const char *variant,

@@ -156,14 +156,15 @@ static void test_refill_order(struct executor *ex, struct seq_task *t)
 
 static void test_deferred(void)
 {
-	struct exec_config cfg = { .threads = 1, .variant = INBOX_RING, .inbox_budget = 64,
-				   .inbox_capacity = 2 };
+	struct exec_config cfg = { .threads = 1, .inbox_budget = 64 };
 	struct seq_task *t = calloc(DEFERRED + 11 + 4, sizeof(*t));
 	struct executor *ex;
 	struct retrier *r;
 	char why[128];
 	bool all;
 
+	if (inbox_spec_parse(&cfg.inbox, "ring:size=2", why, sizeof(why)) < 0)
+		bail(why);
 	if (t == NULL || retrier_new(&r) < 0)
 		bail("out of memory");
 	cfg.retrier = r;
@@ -291,13 +292,14 @@ static void test_close_against_posts(void)
 	unsigned accepted = 0, refused = 0, other = 0;
 
 	for (int round = 0; round < ROUNDS; round++) {
-		struct exec_config cfg = { .threads = 1, .variant = INBOX_WFCQ, .inbox_budget = 64 };
+		struct exec_config cfg = { .threads = 1, .inbox_budget = 64 };
 		struct racer rc[RACERS];
 		struct executor *ex;
 		struct retrier *r;
 		pthread_t closer;
 		char why[128];
 
+		inbox_spec_default(&cfg.inbox, inbox_variant_find("wfcq"));
 		if (retrier_new(&r) < 0)
 			bail("retrier_new");
 		cfg.retrier = r;

@@ -29,28 +29,53 @@
 #include "tap.h"
 
 /* Every post signals, or only the one that found the queue empty. */
-static bool elides(enum inbox_variant v)
+static bool elides(const struct inbox_ops *v)
 {
-	return !inbox_variant_ops(v)->every_post_signals;
+	return !v->every_post_signals;
 }
 
 /* May refuse a post (-ENOBUFS) when full. */
-static bool bounded(enum inbox_variant v)
+static bool bounded(const struct inbox_ops *v)
 {
-	return v == INBOX_RING;
+	return v->bounded;
 }
 
-static void consumer_init(struct consumer *c, enum inbox_variant v, unsigned budget)
+static void consumer_init(struct consumer *c, const struct inbox_ops *v, unsigned budget)
 {
-	consumer_init_ops(c, inbox_variant_ops(v), budget);
+	consumer_init_ops(c, v, budget);
 }
 
-static void run(enum inbox_variant v, unsigned np, uint32_t count, bool jitter,
+static void run(const struct inbox_ops *v, unsigned np, uint32_t count, bool jitter,
 		unsigned budget, struct run_result *r)
 {
 	struct run_shape shape = { .jitter = jitter };
 
-	run_ops(inbox_variant_ops(v), np, count, &shape, budget, 10000, r);
+	run_ops(v, np, count, &shape, budget, 10000, r);
+}
+
+/* The library's variant of that name (a test that names one needs it). */
+static const struct inbox_ops *variant(const char *name)
+{
+	const struct inbox_ops *v = inbox_variant_find(name);
+
+	if (v == NULL) {
+		fprintf(stderr, "no variant '%s' in the library\n", name);
+		bail("a variant this test names is missing");
+	}
+	return v;
+}
+
+/* v's ops, wrapped, with its one option's default set to `value` (the
+ * ring's size, spin-then-block's polling time): inbox_new_with_ops() then
+ * gives the inbox that value. */
+static const struct inbox_ops *with_option(struct wrapped *w, struct inbox_option *o,
+					   const struct inbox_ops *v, unsigned long value)
+{
+	wrap(w, v);
+	*o = v->options[0];
+	o->def = value;
+	w->ops.options = o;
+	return &w->ops;
 }
 
 struct count_of {
@@ -68,7 +93,7 @@ static bool handled_at_least(void *arg)
 /* Messages posted before the loop runs: one wake-up, handled within budget.
  * A round that did not re-arm after spending its budget would leave the
  * rest waiting for a signal that was drained already. */
-static void test_elision_and_budget(enum inbox_variant v)
+static void test_elision_and_budget(const struct inbox_ops *v)
 {
 	const char *name = inbox_variant_name(v);
 	struct consumer c;
@@ -102,21 +127,21 @@ static void test_elision_and_budget(enum inbox_variant v)
 static void test_wouldblock(void)
 {
 	uint64_t rounds;
-	bool ok_splice = caught_in_splice(inbox_variant_ops(INBOX_WFCQ), &rounds);
+	bool ok_splice = caught_in_splice(variant("wfcq"), &rounds);
 
 	ok(rounds <= 1,
 	   "wfcq, WOULDBLOCK in the splice: the round ends, no re-arm while the producer "
 	   "is away (%llu rounds in 50 ms)", (unsigned long long)rounds);
 	ok(ok_splice, "wfcq, WOULDBLOCK in the splice: the producer's own signal brings its message");
-	ok(caught_in_batch(inbox_variant_ops(INBOX_WFCQ)),
+	ok(caught_in_batch(variant("wfcq")),
 	   "wfcq, WOULDBLOCK inside the batch: the round re-arms, and the rest of the batch "
 	   "is handled with no signal");
-	ok_splice = caught_in_splice(inbox_variant_ops(INBOX_WFCQ_ALWAYS), &rounds);
+	ok_splice = caught_in_splice(variant("wfcq-always"), &rounds);
 	ok(ok_splice && rounds == 0,
 	   "wfcq-always, WOULDBLOCK on the first node (head.next not yet written): no re-arm "
 	   "(%llu rounds in 50 ms), and the producer's own signal brings it",
 	   (unsigned long long)rounds);
-	ok_splice = caught_in_dequeue(inbox_variant_ops(INBOX_WFCQ_ALWAYS), &rounds);
+	ok_splice = caught_in_dequeue(variant("wfcq-always"), &rounds);
 	ok(rounds == 0,
 	   "wfcq-always, WOULDBLOCK in the dequeue: no re-arm while the producer is away "
 	   "(%llu rounds in 50 ms)", (unsigned long long)rounds);
@@ -124,16 +149,16 @@ static void test_wouldblock(void)
 	   "brings both messages");
 
 	/* vyukov tells its two WOULDBLOCKs apart by the node it is stuck on. */
-	ok_splice = caught_in_splice(inbox_variant_ops(INBOX_VYUKOV), &rounds);
+	ok_splice = caught_in_splice(variant("vyukov"), &rounds);
 	ok(ok_splice && rounds <= 1,
 	   "vyukov, stuck on the stub (the producer found no message): no re-arm while it is "
 	   "away (%llu rounds in 50 ms), and its own signal brings the message",
 	   (unsigned long long)rounds);
-	ok(caught_in_batch(inbox_variant_ops(INBOX_VYUKOV)),
+	ok(caught_in_batch(variant("vyukov")),
 	   "vyukov, stuck on a message node (the producer found a message, will not signal): "
 	   "the round re-arms, and both are handled with no signal");
 	/* llist cannot tell which producer it is stuck on: it always re-arms. */
-	ok(caught_in_batch(inbox_variant_ops(INBOX_LLIST)),
+	ok(caught_in_batch(variant("llist")),
 	   "llist, a link not written in the chain taken: the round re-arms, and the walk "
 	   "resumes there, in order, with no signal");
 }
@@ -147,7 +172,9 @@ static void test_wouldblock(void)
  */
 static void test_spin(void)
 {
-	const struct inbox_ops *ops = inbox_variant_ops(INBOX_SPIN);
+	static struct wrapped long_poll;
+	static struct inbox_option long_us;
+	const struct inbox_ops *ops = variant("spin-then-block");
 	struct consumer c;
 	struct tmsg first = { .producer = 0, .seq = 1 }, m = { .producer = 0, .seq = 2 };
 	struct tmsg many[1000];
@@ -158,7 +185,7 @@ static void test_spin(void)
 
 	/* One post and its handling first, so that the flag has been 0 and
 	 * only the consumer's handshake can have set it again. */
-	consumer_init(&c, INBOX_SPIN, 64);
+	consumer_init(&c, ops, 64);
 	consumer_start(&c);
 	inbox_post(c.inbox, &first.m);
 	if (!wait_until(handled_at_least, &w, 5000, "spin-then-block's first message"))
@@ -198,8 +225,8 @@ static void test_spin(void)
 	 * message its poll found, the next dry spell ends the round, so the
 	 * loop polls its descriptors at least every second message.
 	 */
-	consumer_init(&c, INBOX_SPIN, 64);
-	inbox_set_spin_us(c.inbox, 1000000);
+	consumer_init(&c, with_option(&long_poll, &long_us, variant("spin-then-block"), 1000000),
+		      64);
 	consumer_start(&c);
 	for (uint32_t i = 0; i < 1000 && all; i++) {
 		many[i] = (struct tmsg){ .producer = 0, .seq = i + 1 };
@@ -245,7 +272,7 @@ static void free_by_hand(struct consumer *c, inbox_handler_fn dispose, void *arg
 	event_base_free(c->base);
 }
 
-static void test_free_disposes(enum inbox_variant v)
+static void test_free_disposes(const struct inbox_ops *v)
 {
 	struct consumer c;
 	struct tmsg m[15];
@@ -282,7 +309,7 @@ static bool all_self_posts(void *arg)
  * more than a pipe holds (65,536 one-byte signals). A post that waited for
  * room would wait for itself forever.
  */
-static void test_self_post(enum inbox_variant v)
+static void test_self_post(const struct inbox_ops *v)
 {
 	struct consumer c;
 	struct tmsg seed = { .producer = 0, .seq = 1 };
@@ -317,9 +344,9 @@ static const struct inbox_ops *tiny_ring(unsigned cap)
 	static struct wrapped w[2];
 	struct wrapped *t = &w[cap == 2 ? 0 : 1];
 
-	wrap(t, &inbox_ring_ops);
-	t->ops.capacity = cap;
-	return &t->ops;
+	static struct inbox_option o[2];
+
+	return with_option(t, &o[cap == 2 ? 0 : 1], &inbox_ring_ops, cap);
 }
 
 /*
@@ -450,7 +477,7 @@ static void *poster_main(void *arg)
  * full) must equal the messages: a retry that sent twice for one debt shows
  * as more.
  */
-static void test_retry_exactly_once(enum inbox_variant v)
+static void test_retry_exactly_once(const struct inbox_ops *v)
 {
 	struct consumer c;
 	struct poster p[2];
@@ -503,17 +530,17 @@ static void test_retry_exactly_once(enum inbox_variant v)
 #endif
 
 /* The variant's own round, with a post placed right after its collect. */
-static void test_post_after_collect(enum inbox_variant v)
+static void test_post_after_collect(const struct inbox_ops *v)
 {
-	static struct wrapped hooked[INBOX_N_VARIANTS];
+	static struct wrapped hooked;	/* one variant at a time */
 	bool asleep = false;
 
-	wrap(&hooked[v], inbox_variant_ops(v));
-	hooked[v].ops.collect = collect_then_post;
+	wrap(&hooked, v);
+	hooked.ops.collect = collect_then_post;
 	/* Variants with no collect step have no splice to post behind: for
 	 * them this is a post made during the round, and says less. */
-	ok(posted_after_collect(&hooked[v].ops, &asleep),
-	   hooked[v].real->collect != NULL ?
+	ok(posted_after_collect(&hooked.ops, &asleep),
+	   hooked.real->collect != NULL ?
 	   "%s: a post right after the collect is handled: its signal outlives the round%s" :
 	   "%s: a post made during a round is handled (no collect step to post behind)%s",
 	   inbox_variant_name(v), asleep ? " (the consumer sleeps with it queued)" : "");
@@ -525,7 +552,7 @@ static void test_post_after_collect(enum inbox_variant v)
  * consumer has not run must leave the heap as it was, for every other
  * variant. (Sanitizers replace malloc, and mallinfo2() with it.)
  */
-static void test_post_allocates(enum inbox_variant v)
+static void test_post_allocates(const struct inbox_ops *v)
 {
 #if defined(SANITIZED)
 	skip("%s: what a post allocates (the sanitizer's allocator hides it from mallinfo2)",
@@ -542,7 +569,7 @@ static void test_post_allocates(enum inbox_variant v)
 		if (inbox_post(c.inbox, &m[i].m) == -ENOBUFS)
 			break;		/* the ring's 4096 slots suffice */
 	after = mallinfo2().uordblks;
-	if (v == INBOX_LFQ)
+	if (v->allocates)
 		ok(after > before,
 		   "%s: each post allocates its node (%zu bytes in use after 999 posts, %zu "
 		   "before)", inbox_variant_name(v), after, before);
@@ -554,7 +581,7 @@ static void test_post_allocates(enum inbox_variant v)
 #endif
 }
 
-static void test_variant(enum inbox_variant v)
+static void test_variant(const struct inbox_ops *v)
 {
 	const char *name = inbox_variant_name(v);
 	struct run_result r;
@@ -632,7 +659,7 @@ static void test_variant(enum inbox_variant v)
  * handshake): for a developer at work on one, and for a mutant of one
  * (tests/mutants/). make check sets nothing: every variant.
  */
-static bool chosen(enum inbox_variant v)
+static bool chosen(const struct inbox_ops *v)
 {
 	const char *list = getenv("INBOX_VARIANTS"), *name = inbox_variant_name(v), *p;
 	size_t len = strlen(name);
@@ -648,16 +675,18 @@ static bool chosen(enum inbox_variant v)
 int main(void)
 {
 	tap_watchdog(300);
-	for (int v = 0; v < INBOX_N_VARIANTS; v++)
-		if (elides((enum inbox_variant)v) && chosen((enum inbox_variant)v))
-			test_elision_and_budget((enum inbox_variant)v);
+	const struct inbox_ops *v;
+
+	for (unsigned i = 0; (v = inbox_variant_at(i)) != NULL; i++)
+		if (elides(v) && chosen(v))
+			test_elision_and_budget(v);
 	test_wouldblock();
 	test_tiny_ring();
 	test_tiny_ring_stress();
 	test_spin();
-	for (int v = 0; v < INBOX_N_VARIANTS; v++)
-		if (chosen((enum inbox_variant)v))
-			test_variant((enum inbox_variant)v);
+	for (unsigned i = 0; (v = inbox_variant_at(i)) != NULL; i++)
+		if (chosen(v))
+			test_variant(v);
 	tap_plan(tap_count);	/* a plan at the end: the count is what ran */
 	return tap_done();
 }

@@ -99,7 +99,7 @@ static void test_sections(void)
 	struct event_base *base = event_base_new();
 	pthread_t t;
 
-	if (base == NULL || inbox_new(&section_ib, INBOX_LFQ, base, count_handled, NULL, 16) < 0)
+	if (base == NULL || inbox_new_with_ops(&section_ib, &inbox_lfq_ops, base, count_handled, NULL, 16) < 0)
 		bail("cannot create the lfq inbox");
 	/* A thread that never used RCU: its first post registers it. */
 	pthread_create(&t, NULL, fresh_poster, NULL);

@@ -175,7 +175,7 @@ static void test_library(void)
 	struct poster p[POSTERS];
 	struct mts_workq *q;
 	pthread_t runner;
-	char why[256];
+	char why[256], dispatch[32];
 	uint64_t posted = 0, refused = 0, attempted = 0, want, ran_before;
 	uint64_t stop_posted = 0, stop_refused = 0, refused_at_stop[WORKERS];
 	bool stops_refused;
@@ -188,13 +188,13 @@ static void test_library(void)
 	cfg.n_listen = 1;
 	cfg.port = "0";
 	cfg.threads = WORKERS;
-	cfg.dispatch = "ring";
-	cfg.ring_size = 3;
+	cfg.dispatch = "ring:size=3";
 	rc = mts_new(&srv, &cfg, &h, why, sizeof(why));
 	ok(rc == -EINVAL && strstr(why, "power of two") != NULL,
-	   "ring_size 3: mts_new refuses it (%d: %s)", rc, why);
+	   "ring:size=3: mts_new refuses it (%d: %s)", rc, why);
 
-	cfg.ring_size = RING;
+	snprintf(dispatch, sizeof(dispatch), "ring:size=%d", RING);
+	cfg.dispatch = dispatch;
 	if (mts_new(&srv, &cfg, &h, why, sizeof(why)) != 0)
 		bail(why);
 

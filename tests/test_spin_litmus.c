@@ -115,6 +115,8 @@ int main(void)
 {
 	struct event_base *base;
 	struct inbox_spin *s;
+	struct inbox_spec spec;
+	char why[256];
 	pthread_t producer;
 	unsigned seed = 777, lost = 0, signalled = 0, found = 0, ran = 0;
 	struct timespec t0, t1;
@@ -132,9 +134,10 @@ int main(void)
 		if (CPU_ISSET(c, &allowed))
 			cpu_of[k++] = c;
 	base = event_base_new();
-	if (base == NULL || inbox_new(&ib, INBOX_SPIN, base, nothing, NULL, 64) < 0)
+	/* us=0: before_sleep is the handshake alone, no polling. */
+	if (base == NULL || inbox_spec_parse(&spec, "spin-then-block:us=0", why, sizeof(why)) < 0 ||
+	    inbox_new(&ib, &spec, base, nothing, NULL, 64) < 0)
 		bail("cannot create the inbox");
-	inbox_set_spin_us(ib, 0);	/* before_sleep: the handshake, no polling */
 	s = (struct inbox_spin *)ib;
 	pin(cpu_of[0]);
 	pthread_create(&producer, NULL, producer_main, NULL);

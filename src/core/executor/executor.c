@@ -249,12 +249,9 @@ static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
 	event_config_free(ecfg);
 	if (w->base == NULL)
 		return -ENOMEM;
-	rc = inbox_new_bounded(&w->inbox, ex->cfg.variant, w->base, on_msg, w,
-			       ex->cfg.inbox_budget, ex->cfg.inbox_capacity);
-	if (rc == 0) {
-		inbox_set_spin_us(w->inbox, ex->cfg.spin_us);
+	rc = inbox_new(&w->inbox, &ex->cfg.inbox, w->base, on_msg, w, ex->cfg.inbox_budget);
+	if (rc == 0)
 		rc = inbox_set_retrier(w->inbox, ex->cfg.retrier);
-	}
 	return rc;
 }
 

@@ -64,11 +64,8 @@ typedef void (*exec_call_fn)(struct event_base *base, void *arg, int cancelled);
 
 struct exec_config {
 	unsigned threads;
-	enum inbox_variant variant;
+	struct inbox_spec inbox;	/* each worker's inbox: variant and options */
 	unsigned inbox_budget;
-	unsigned spin_us;		/* spin-then-block's polling time */
-	/* Slots of a bounded variant's inbox (ring); 0: its default. */
-	unsigned inbox_capacity;
 	/* Pays the inboxes' wake-up debts, and posts deferred tasks again. */
 	struct retrier *retrier;
 	/*

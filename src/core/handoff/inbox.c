@@ -97,6 +97,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,84 +109,183 @@
 #include "owed.h"
 #include "retry.h"
 
-static const struct inbox_ops *const variants[INBOX_N_VARIANTS] = {
-	[INBOX_WFCQ] = &inbox_wfcq_ops,
-	[INBOX_MUTEX_EVENTFD] = &inbox_mutex_eventfd_ops,
-	[INBOX_MUTEX_PIPE] = &inbox_mutex_pipe_ops,
-	[INBOX_MUTEX_ELIDE] = &inbox_mutex_elide_ops,
-	[INBOX_WFCQ_ALWAYS] = &inbox_wfcq_always_ops,
-	[INBOX_VYUKOV] = &inbox_vyukov_ops,
-	[INBOX_LLIST] = &inbox_llist_ops,
-	[INBOX_RING] = &inbox_ring_ops,
-	[INBOX_LFQ] = &inbox_lfq_ops,
-	[INBOX_SPIN] = &inbox_spin_ops,
+/*
+ * THE VARIANTS: the one list. A variant is its own file (its struct
+ * inbox_ops, with its name, traits and options) and a line here; the
+ * first is the default.
+ */
+static const struct inbox_ops *const variants[] = {
+	&inbox_wfcq_ops,
+	&inbox_mutex_eventfd_ops,
+	&inbox_mutex_pipe_ops,
+	&inbox_mutex_elide_ops,
+	&inbox_wfcq_always_ops,
+	&inbox_vyukov_ops,
+	&inbox_llist_ops,
+	&inbox_ring_ops,
+	&inbox_lfq_ops,
+	&inbox_spin_ops,
 };
 
-static const char *const variant_names[INBOX_N_VARIANTS] = {
-	[INBOX_WFCQ] = "wfcq",
-	[INBOX_MUTEX_EVENTFD] = "mutex-eventfd",
-	[INBOX_MUTEX_PIPE] = "mutex-pipe",
-	[INBOX_MUTEX_ELIDE] = "mutex-elide",
-	[INBOX_WFCQ_ALWAYS] = "wfcq-always",
-	[INBOX_VYUKOV] = "vyukov",
-	[INBOX_LLIST] = "llist",
-	[INBOX_RING] = "ring",
-	[INBOX_LFQ] = "lfq",
-	[INBOX_SPIN] = "spin-then-block",
-};
+#define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
 
-const char *inbox_variant_name(enum inbox_variant v)
+const struct inbox_ops *inbox_variant_at(unsigned i)
 {
-	return (unsigned)v < INBOX_N_VARIANTS ? variant_names[v] : "?";
+	return i < N_VARIANTS ? variants[i] : NULL;
 }
 
-int inbox_variant_from_name(const char *name)
+const struct inbox_ops *inbox_variant_find(const char *name)
 {
-	for (int v = 0; v < INBOX_N_VARIANTS; v++)
-		if (strcmp(variant_names[v], name) == 0)
-			return v;
-	return -1;
+	for (size_t i = 0; i < N_VARIANTS; i++)
+		if (strcmp(variants[i]->name, name) == 0)
+			return variants[i];
+	return NULL;
 }
 
-const struct inbox_ops *inbox_variant_ops(enum inbox_variant v)
+const char *inbox_variant_name(const struct inbox_ops *v)
 {
-	return (unsigned)v < INBOX_N_VARIANTS ? variants[v] : NULL;
+	return v->name;
+}
+
+void inbox_variant_traits(const struct inbox_ops *v, struct inbox_traits *out)
+{
+	*out = (struct inbox_traits){
+		.elides = !v->every_post_signals,
+		.bounded = v->bounded,
+		.allocates = v->allocates,
+		.needs_rcu = v->needs_rcu,
+	};
+}
+
+const struct inbox_option *inbox_variant_options(const struct inbox_ops *v, unsigned *n)
+{
+	*n = v->n_options;
+	return v->options;
+}
+
+/* ---- a variant's settings ---------------------------------------------- */
+
+void inbox_spec_default(struct inbox_spec *spec, const struct inbox_ops *v)
+{
+	*spec = (struct inbox_spec){ .ops = v };
+	for (unsigned k = 0; k < v->n_options && k < INBOX_MAX_OPTIONS; k++)
+		spec->opt[k] = v->options[k].def;
+}
+
+int inbox_spec_set(struct inbox_spec *spec, const char *key, const char *value, char *why,
+		   size_t why_len)
+{
+	const struct inbox_ops *v = spec->ops;
+	const struct inbox_option *o;
+	unsigned long n;
+	char *end;
+
+	for (unsigned k = 0; k < v->n_options; k++) {
+		o = &v->options[k];
+		if (strcmp(o->key, key) != 0)
+			continue;
+		errno = 0;
+		n = strtoul(value, &end, 10);
+		if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno == ERANGE ||
+		    n < o->min || n > o->max || (o->power_of_two && (n & (n - 1)) != 0)) {
+			snprintf(why, why_len, "%s's %s is %s: it must be a %s from %lu to %lu "
+				 "(%s)", v->name, key, value,
+				 o->power_of_two ? "power of two" : "whole number", o->min,
+				 o->max, o->what);
+			return -EINVAL;
+		}
+		spec->opt[k] = n;
+		return 0;
+	}
+	if (v->n_options == 0)
+		snprintf(why, why_len, "%s takes no option ('%s' given)", v->name, key);
+	else
+		snprintf(why, why_len, "%s has no option '%s' (it has %s%s)", v->name, key,
+			 v->options[0].key, v->n_options > 1 ? " and more" : "");
+	for (size_t i = 0; i < N_VARIANTS; i++)	/* a hint: whose is it? */
+		for (unsigned k = 0; k < variants[i]->n_options; k++)
+			if (strcmp(variants[i]->options[k].key, key) == 0) {
+				size_t len = strlen(why);
+				snprintf(why + len, why_len - len, "; '%s' is %s's", key,
+					 variants[i]->name);
+				return -EINVAL;
+			}
+	return -EINVAL;
+}
+
+int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_t why_len)
+{
+	const char *colon = strchr(text, ':');
+	size_t len = colon ? (size_t)(colon - text) : strlen(text);
+	char name[64], item[64], *eq;
+	const char *p, *next;
+	const struct inbox_ops *v = NULL;
+
+	if (len < sizeof(name)) {
+		memcpy(name, text, len);
+		name[len] = '\0';
+		v = inbox_variant_find(name);
+	}
+	if (v == NULL) {
+		snprintf(why, why_len, "unknown dispatch variant '%.*s'", (int)len, text);
+		return -EINVAL;
+	}
+	inbox_spec_default(spec, v);
+	for (p = colon ? colon + 1 : NULL; p != NULL; p = next) {
+		next = strchr(p, ',');
+		len = next ? (size_t)(next - p) : strlen(p);
+		if (next != NULL)
+			next++;
+		if (len >= sizeof(item) || len == 0) {
+			snprintf(why, why_len, "%s: an empty or too long option in '%s'", v->name,
+				 text);
+			return -EINVAL;
+		}
+		memcpy(item, p, len);
+		item[len] = '\0';
+		if ((eq = strchr(item, '=')) == NULL) {
+			snprintf(why, why_len, "%s: option '%s' has no value (KEY=VALUE)", v->name,
+				 item);
+			return -EINVAL;
+		}
+		*eq = '\0';
+		if (inbox_spec_set(spec, item, eq + 1, why, why_len) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+unsigned long inbox_spec_get(const struct inbox_spec *spec, const char *key,
+			     unsigned long fallback)
+{
+	for (unsigned k = 0; k < spec->ops->n_options; k++)
+		if (strcmp(spec->ops->options[k].key, key) == 0)
+			return spec->opt[k];
+	return fallback;
+}
+
+uint64_t inbox_spec_memory(const struct inbox_spec *spec)
+{
+	return spec->ops->memory != NULL ? spec->ops->memory(spec->opt) : 0;
 }
 
 static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg);
 static void inbox_on_again(evutil_socket_t fd, short what, void *arg);
 
-static int inbox_make(struct inbox **out, const struct inbox_ops *ops,
-		      struct event_base *base, inbox_handler_fn handler, void *arg,
-		      unsigned budget, unsigned capacity);
-
-int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
-	      inbox_handler_fn handler, void *arg, unsigned budget)
-{
-	return inbox_new_bounded(out, variant, base, handler, arg, budget, 0);
-}
-
-int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
-		      struct event_base *base, inbox_handler_fn handler, void *arg,
-		      unsigned budget, unsigned capacity)
-{
-	if ((unsigned)variant >= INBOX_N_VARIANTS)
-		return -EINVAL;
-	return inbox_make(out, variants[variant], base, handler, arg, budget, capacity);
-}
-
 int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
 		       struct event_base *base, inbox_handler_fn handler, void *arg,
 		       unsigned budget)
 {
-	return inbox_make(out, ops, base, handler, arg, budget, 0);
+	struct inbox_spec spec;
+
+	inbox_spec_default(&spec, ops);
+	return inbox_new(out, &spec, base, handler, arg, budget);
 }
 
-/* capacity 0: the ops' own (which may be 0 too: the variant's default). */
-static int inbox_make(struct inbox **out, const struct inbox_ops *ops,
-		      struct event_base *base, inbox_handler_fn handler, void *arg,
-		      unsigned budget, unsigned capacity)
+int inbox_new(struct inbox **out, const struct inbox_spec *spec, struct event_base *base,
+	      inbox_handler_fn handler, void *arg, unsigned budget)
 {
+	const struct inbox_ops *ops = spec->ops;
 	struct inbox *ib;
 	int rc;
 
@@ -198,8 +298,9 @@ static int inbox_make(struct inbox **out, const struct inbox_ops *ops,
 	ib->handler = handler;
 	ib->arg = arg;
 	ib->budget = budget ? budget : 1;
-	ib->capacity = capacity ? capacity : ops->capacity;
 	ib->wake.read_fd = ib->wake.write_fd = -1;
+	if (ops->configure != NULL)
+		ops->configure(ib, spec->opt);
 	if ((rc = ops->init(ib)) < 0) {
 		free(ib);
 		return rc;
@@ -366,11 +467,6 @@ void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg)
 	if (ib->ops->fini != NULL)
 		ib->ops->fini(ib);
 	free(ib);
-}
-
-void inbox_set_spin_us(struct inbox *ib, unsigned us)
-{
-	ib->spin_ns = (uint64_t)us * 1000;
 }
 
 void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st)

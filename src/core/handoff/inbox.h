@@ -58,8 +58,8 @@
  *   [5] inbox_new/free        X   X   X   X   X
  *
  * Which thread may call what:
- *   inbox_new,       before the consumer thread starts running `base`, or on
- *   inbox_new_bounded  that thread
+ *   inbox_new        before the consumer thread starts running `base`, or on
+ *                    that thread
  *   inbox_post,      any thread, any number of them at once, the consumer's
  *   inbox_retry_wakeups  own thread included; neither waits for the consumer
  *                    or for room in the wake-up fd or the queue (the mutex
@@ -85,28 +85,73 @@
 #include <urcu/wfcqueue.h>
 #include <urcu/wfstack.h>
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct event_base;
 struct inbox;
+struct inbox_ops;		/* a variant: inbox_impl.h */
 
-enum inbox_variant {
-	INBOX_WFCQ = 0,
-	INBOX_MUTEX_EVENTFD,
-	INBOX_MUTEX_PIPE,
-	INBOX_MUTEX_ELIDE,
-	INBOX_WFCQ_ALWAYS,
-	INBOX_VYUKOV,
-	INBOX_LLIST,
-	INBOX_RING,
-	INBOX_LFQ,
-	INBOX_SPIN,
-	INBOX_N_VARIANTS
+/*
+ * The variants, in one table (inbox.c); everything else (the server, the
+ * programs, the tests, the benches) learns the list from it. i = 0, 1, ...
+ * until NULL; the first is the default.
+ */
+const struct inbox_ops *inbox_variant_at(unsigned i);
+/* The variant of that name, or NULL. */
+const struct inbox_ops *inbox_variant_find(const char *name);
+/* "wfcq", "mutex-eventfd", ..., "spin-then-block". */
+const char *inbox_variant_name(const struct inbox_ops *v);
+
+/* What a variant is, for programs and tests that treat them alike. */
+struct inbox_traits {
+	bool elides;		/* a post may ride along on another's signal */
+	bool bounded;		/* a post may find it full (-ENOBUFS) */
+	bool allocates;		/* a post allocates (and may be refused) */
+	bool needs_rcu;		/* uses liburcu's RCU (fork: inbox_before_fork) */
+};
+void inbox_variant_traits(const struct inbox_ops *v, struct inbox_traits *out);
+
+/*
+ * A variant's settings: each a whole number in a range, written after the
+ * variant's name as "NAME:KEY=VALUE[,KEY=VALUE]" (ring:size=1024,
+ * spin-then-block:us=0). A variant declares its own (inbox_impl.h);
+ * INBOX_MAX_OPTIONS is the most any declares.
+ */
+#define INBOX_MAX_OPTIONS 2
+
+struct inbox_option {
+	const char *key;
+	unsigned long min, max, def;
+	bool power_of_two;
+	const char *what;	/* one line, for help and messages */
 };
 
-/* "wfcq", "mutex-eventfd", "mutex-pipe", "mutex-elide", "wfcq-always",
- * "vyukov", "llist", "ring", "lfq", "spin-then-block". */
-const char *inbox_variant_name(enum inbox_variant v);
-/* Returns the variant, or -1 for an unknown name. */
-int inbox_variant_from_name(const char *name);
+/* A variant with a value for each of its options. */
+struct inbox_spec {
+	const struct inbox_ops *ops;
+	unsigned long opt[INBOX_MAX_OPTIONS];	/* in the order of its options */
+};
+
+/* v with its defaults. */
+void inbox_spec_default(struct inbox_spec *spec, const struct inbox_ops *v);
+/*
+ * "NAME" or "NAME:KEY=VALUE[,KEY=VALUE]": the named variant, its options
+ * set, the rest at their defaults. 0, or -EINVAL with *why naming what is
+ * wrong (an unknown variant or key, a value out of range).
+ */
+int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_t why_len);
+/* One option, by key, from its text: 0 or -EINVAL with *why. */
+int inbox_spec_set(struct inbox_spec *spec, const char *key, const char *value, char *why,
+		   size_t why_len);
+/* The value of option `key`, or `fallback` if the variant has none. */
+unsigned long inbox_spec_get(const struct inbox_spec *spec, const char *key,
+			     unsigned long fallback);
+/* The variant's options (*n of them), to list or document them. */
+const struct inbox_option *inbox_variant_options(const struct inbox_ops *v, unsigned *n);
+/* The most memory one inbox of this spec may come to hold for messages
+ * beyond its own struct (ring: its slots), in bytes; 0 for the others. */
+uint64_t inbox_spec_memory(const struct inbox_spec *spec);
 
 struct inbox_msg {
 	/* The link; owned by the inbox from post to handler. Each list
@@ -160,23 +205,8 @@ struct inbox_stats {
  * descriptors: one busy inbox cannot starve the connections on the same
  * loop (inbox.c). Returns 0 and sets *out, or a negative errno.
  */
-int inbox_new(struct inbox **out, enum inbox_variant variant, struct event_base *base,
+int inbox_new(struct inbox **out, const struct inbox_spec *spec, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget);
-
-/* The ring's slots when nobody says otherwise. */
-#define INBOX_RING_DEFAULT 4096
-/* The most a ring may hold (and so the most --ring-size accepts). */
-#define INBOX_RING_MAX (1u << 24)
-
-/*
- * inbox_new() with the number of messages a bounded variant (ring) holds at
- * once: a power of two up to INBOX_RING_MAX, or 0 for the variant's default
- * (INBOX_RING_DEFAULT). The unbounded variants ignore it. -EINVAL for any
- * other capacity.
- */
-int inbox_new_bounded(struct inbox **out, enum inbox_variant variant,
-		      struct event_base *base, inbox_handler_fn handler, void *arg,
-		      unsigned budget, unsigned capacity);
 
 /*
  * Posts msg. Everything the poster wrote into the message object before the
@@ -226,13 +256,6 @@ int inbox_set_retrier(struct inbox *ib, struct retrier *r);
  * so their owner can release them: nothing is leaked.
  */
 void inbox_free(struct inbox *ib, inbox_handler_fn dispose, void *arg);
-
-/*
- * spin-then-block: how long the consumer polls its queue before it sleeps
- * (0: it does not poll, only the handshake). The other variants ignore it.
- * Call it before the consumer runs, on the thread that made the inbox.
- */
-void inbox_set_spin_us(struct inbox *ib, unsigned us);
 
 void inbox_get_stats(const struct inbox *ib, struct inbox_stats *st);
 

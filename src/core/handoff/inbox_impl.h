@@ -38,20 +38,31 @@
 #define INBOX_RIDE 0		/* a wake-up is on its way already */
 #define INBOX_SIGNAL 1		/* this post must signal */
 
+/*
+ * A variant: its name, what it is, its options, and its operations. One
+ * table of these (inbox.c) is the list of variants.
+ */
 struct inbox_ops {
+	const char *name;		/* as --dispatch and handoff-bench name it */
 	size_t size;			/* of the variant's struct */
 	enum wakeup_kind wakeup;
 	/* Every post signals (none elides). What the tests expect of the
 	 * statistics depends on it; the round itself goes by next()'s two
 	 * WOULDBLOCKs. */
 	bool every_post_signals;
-	/*
-	 * A bounded variant's slots when inbox_new_bounded() is not told
-	 * (0: the variant's own default). Tests wrap a variant's ops with a
-	 * tiny capacity; unbounded variants ignore it.
-	 */
-	unsigned capacity;
-	/* Prepares the queue (ib->capacity is set); 0 or a negative errno. */
+	bool bounded;			/* enqueue may refuse: full */
+	bool allocates;			/* enqueue allocates: may refuse, no memory */
+	bool needs_rcu;			/* liburcu's RCU: see inbox_lfq.c, FORK */
+	/* Its settings (inbox.h), at most INBOX_MAX_OPTIONS; values reach
+	 * configure() in this order. */
+	const struct inbox_option *options;
+	unsigned n_options;
+	/* Optional: the most memory one inbox may come to hold beyond its
+	 * struct, for these option values (ring: its slots). */
+	uint64_t (*memory)(const unsigned long *opt);
+	/* Optional: takes the option values, before init(). */
+	void (*configure)(struct inbox *ib, const unsigned long *opt);
+	/* Prepares the queue; 0 or a negative errno. */
 	int (*init)(struct inbox *ib);
 	/*
 	 * Any thread. Enqueues, and returns INBOX_SIGNAL when this post must
@@ -109,9 +120,6 @@ struct inbox {
 	atomic_uint_fast64_t writes;
 	/* Posts refused (-ENOBUFS), counted by the refused poster. */
 	atomic_uint_fast64_t refused;
-	/* The bounded variant's slots: written once by inbox_new(), before
-	 * init(); 0 for the unbounded ones. */
-	unsigned capacity;
 
 	/* Consumer thread only; statistics also read (relaxed) by any thread.
 	 * On its own cache line, away from what producers read. */
@@ -120,7 +128,6 @@ struct inbox {
 	inbox_handler_fn handler;
 	void *arg;
 	unsigned budget;
-	uint64_t spin_ns;		/* spin-then-block: how long to poll */
 	atomic_uint_fast64_t handled;
 	atomic_uint_fast64_t wakeups;
 	atomic_uint_fast64_t reads;
@@ -131,16 +138,13 @@ struct inbox {
 };
 
 /*
- * inbox_new() with the variant given as its ops. For tests that wrap a
+ * inbox_new() with ops at their options' defaults. For tests that wrap a
  * variant's operations (delay a producer between its steps, break the
- * round's order on purpose); the server always goes through inbox_new().
+ * round's order on purpose): a spec may name any ops, wrapped or not.
  */
 int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
 		       struct event_base *base, inbox_handler_fn handler, void *arg,
 		       unsigned budget);
-
-/* The ops of a variant, for tests that wrap them; NULL if unknown. */
-const struct inbox_ops *inbox_variant_ops(enum inbox_variant v);
 
 extern const struct inbox_ops inbox_wfcq_ops;
 extern const struct inbox_ops inbox_mutex_eventfd_ops;

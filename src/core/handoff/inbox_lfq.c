@@ -170,6 +170,9 @@ void inbox_after_fork_child(void)
 }
 
 const struct inbox_ops inbox_lfq_ops = {
+	.name = "lfq",
+	.allocates = true,
+	.needs_rcu = true,
 	.size = sizeof(struct inbox_lfq),
 	.wakeup = WAKEUP_EVENTFD,
 	.init = lfq_init,

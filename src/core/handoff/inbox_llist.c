@@ -160,6 +160,7 @@ static struct inbox_msg *llist_leftover(struct inbox *ib)
 
 
 const struct inbox_ops inbox_llist_ops = {
+	.name = "llist",
 	.size = sizeof(struct inbox_llist),
 	.wakeup = WAKEUP_EVENTFD,
 	.init = llist_init,

@@ -180,7 +180,8 @@ static void mutex_fini(struct inbox *ib)
 }
 
 /* The two popping variants differ only in what carries the signal. */
-#define MUTEX_OPS(kind) {			\
+#define MUTEX_OPS(label, kind) {		\
+	.name = (label),			\
 	.size = sizeof(struct inbox_mutex),	\
 	.wakeup = (kind),			\
 	.every_post_signals = true,		\
@@ -191,10 +192,11 @@ static void mutex_fini(struct inbox *ib)
 	.fini = mutex_fini,			\
 }
 
-const struct inbox_ops inbox_mutex_eventfd_ops = MUTEX_OPS(WAKEUP_EVENTFD);
-const struct inbox_ops inbox_mutex_pipe_ops = MUTEX_OPS(WAKEUP_PIPE);
+const struct inbox_ops inbox_mutex_eventfd_ops = MUTEX_OPS("mutex-eventfd", WAKEUP_EVENTFD);
+const struct inbox_ops inbox_mutex_pipe_ops = MUTEX_OPS("mutex-pipe", WAKEUP_PIPE);
 
 const struct inbox_ops inbox_mutex_elide_ops = {
+	.name = "mutex-elide",
 	.size = sizeof(struct inbox_mutex),
 	.wakeup = WAKEUP_EVENTFD,
 	.init = mutex_init,

@@ -180,17 +180,37 @@ _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2 &&
 	       sizeof(_Atomic(struct inbox_msg *)) == sizeof(struct inbox_msg *),
 	       "calloc's zeros are NULL slots only if an atomic pointer is a plain one");
 
+/* Its one option: "size", the slots (ring:size=1024). */
+#define RING_DEFAULT 4096
+#define RING_MAX (1ul << 24)	/* 128 MiB of slots per worker */
+
+static const struct inbox_option ring_options[] = {
+	{ .key = "size", .min = 1, .max = RING_MAX, .def = RING_DEFAULT, .power_of_two = true,
+	  .what = "messages each inbox holds at once; a post to a full ring is refused" },
+};
+
+static void ring_configure(struct inbox *ib, const unsigned long *opt)
+{
+	RING(ib)->cap = opt[0];
+}
+
+/* A slot is a pointer, touched as messages pass: in the end all are. */
+static uint64_t ring_memory(const unsigned long *opt)
+{
+	return (uint64_t)opt[0] * sizeof(_Atomic(struct inbox_msg *));
+}
+
 static int ring_init(struct inbox *ib)
 {
 	struct inbox_ring *r = RING(ib);
-	uint64_t cap = ib->capacity ? ib->capacity : INBOX_RING_DEFAULT;
+	uint64_t cap = r->cap ? r->cap : RING_DEFAULT;	/* set by ring_configure() */
 
-	if (cap > INBOX_RING_MAX || (cap & (cap - 1)) != 0)
+	if (cap > RING_MAX || (cap & (cap - 1)) != 0)
 		return -EINVAL;
 	/*
 	 * calloc, not malloc and atomic_init() on each slot, which would write
 	 * every page and make the whole ring resident at once (128 MiB per
-	 * worker at INBOX_RING_MAX, however little traffic comes). A large
+	 * worker at RING_MAX, however little traffic comes). A large
 	 * calloc is fresh zero pages from mmap, and zero pages cost nothing
 	 * until written: slots are touched as messages pass, in index order,
 	 * so a ring's memory grows to its full size once cap messages have
@@ -206,7 +226,6 @@ static int ring_init(struct inbox *ib)
 		return -ENOMEM;
 	r->cap = cap;
 	r->mask = cap - 1;
-	ib->capacity = (unsigned)cap;
 	atomic_init(&r->prod_pos, 0);
 	atomic_init(&r->cons_pos, 0);
 	count_init(&r->elide);
@@ -289,6 +308,12 @@ static void ring_fini(struct inbox *ib)
 }
 
 const struct inbox_ops inbox_ring_ops = {
+	.name = "ring",
+	.bounded = true,
+	.options = ring_options,
+	.n_options = 1,
+	.memory = ring_memory,
+	.configure = ring_configure,
 	.size = sizeof(struct inbox_ring),
 	.wakeup = WAKEUP_EVENTFD,
 	.init = ring_init,

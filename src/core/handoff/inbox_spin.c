@@ -1,9 +1,10 @@
 /*
  * inbox_spin.c - spin-then-block: wfcq's queue with a different wake-up
  * strategy. When a round finds nothing more, the consumer polls the queue
- * for up to --spin-us microseconds before it sleeps in its loop's poll, and
- * while it is awake no producer writes the eventfd. That needs the consumer
- * to say when it sleeps, in user memory: the `sleeping` flag.
+ * for up to its option "us" microseconds (spin-then-block:us=N) before it
+ * sleeps in its loop's poll, and while it is awake no producer writes the
+ * eventfd. That needs the consumer to say when it sleeps, in user memory:
+ * the `sleeping` flag.
  *
  * THE STEPS
  *
@@ -74,6 +75,18 @@
 
 #include "inbox_spin.h"
 
+/* Its one option: "us", how long a consumer polls (spin-then-block:us=0). */
+static const struct inbox_option spin_options[] = {
+	{ .key = "us", .min = 0, .max = 100000, .def = 10,
+	  .what = "microseconds a worker polls its inbox before it sleeps; 0: it does "
+		  "not poll, and a polling worker serves nothing else" },
+};
+
+static void spin_configure(struct inbox *ib, const unsigned long *opt)
+{
+	((struct inbox_spin *)ib)->spin_ns = (uint64_t)opt[0] * 1000;
+}
+
 static int spin_init(struct inbox *ib)
 {
 	atomic_init(&((struct inbox_spin *)ib)->sleeping, 1);
@@ -87,6 +100,10 @@ static int spin_enqueue(struct inbox *ib, struct inbox_msg *msg)
 }
 
 const struct inbox_ops inbox_spin_ops = {
+	.name = "spin-then-block",
+	.options = spin_options,
+	.n_options = 1,
+	.configure = spin_configure,
 	.size = sizeof(struct inbox_spin),
 	.wakeup = WAKEUP_EVENTFD,
 	.init = spin_init,

@@ -15,6 +15,7 @@
 
 struct inbox_spin {
 	struct inbox_wfcq q;	/* the queue: wfcq's, operated by its ops */
+	uint64_t spin_ns;	/* how long to poll: option "us", set before init */
 	/*
 	 * 1 while the consumer sleeps (or is about to) in its loop's poll;
 	 * 0 while it is awake and will look at the queue again without a
@@ -77,7 +78,8 @@ static inline uint64_t spin_now_ns(void)
  */
 static inline struct inbox_msg *spin_poll(struct inbox *ib)
 {
-	uint64_t deadline = ib->spin_ns ? spin_now_ns() + ib->spin_ns : 0;
+	uint64_t spin_ns = ((struct inbox_spin *)ib)->spin_ns;
+	uint64_t deadline = spin_ns ? spin_now_ns() + spin_ns : 0;
 	struct inbox_msg *m;
 
 	while (deadline != 0) {

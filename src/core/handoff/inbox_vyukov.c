@@ -136,6 +136,7 @@ static struct inbox_msg *vyukov_leftover(struct inbox *ib)
 
 
 const struct inbox_ops inbox_vyukov_ops = {
+	.name = "vyukov",
 	.size = sizeof(struct inbox_vyukov),
 	.wakeup = WAKEUP_EVENTFD,
 	.init = vyukov_init,

@@ -200,6 +200,7 @@ static struct inbox_msg *always_next(struct inbox *ib)
 }
 
 const struct inbox_ops inbox_wfcq_ops = {
+	.name = "wfcq",
 	.size = sizeof(struct inbox_wfcq),
 	.wakeup = WAKEUP_EVENTFD,
 	.init = inbox_wfcq_init,
@@ -210,6 +211,7 @@ const struct inbox_ops inbox_wfcq_ops = {
 };
 
 const struct inbox_ops inbox_wfcq_always_ops = {
+	.name = "wfcq-always",
 	.size = sizeof(struct inbox_wfcq),
 	.wakeup = WAKEUP_EVENTFD,
 	.every_post_signals = true,

@@ -18,7 +18,39 @@
 
 const char *mts_dispatch_name(unsigned i)
 {
-	return i < INBOX_N_VARIANTS ? inbox_variant_name((enum inbox_variant)i) : NULL;
+	const struct inbox_ops *v = inbox_variant_at(i);
+
+	return v != NULL ? inbox_variant_name(v) : NULL;
+}
+
+int mts_dispatch_options(unsigned i, char *buf, size_t len)
+{
+	const struct inbox_ops *v = inbox_variant_at(i);
+	const struct inbox_option *o;
+	unsigned n;
+	size_t at = 0;
+
+	if (v == NULL)
+		return -1;
+	o = inbox_variant_options(v, &n);
+	if (len > 0)
+		buf[0] = '\0';
+	for (unsigned k = 0; k < n && at < len; k++) {
+		int w = snprintf(buf + at, len - at, "%s=%lu  %lu..%lu%s  %s\n", o[k].key, o[k].def,
+				 o[k].min, o[k].max, o[k].power_of_two ? ", a power of two" : "",
+				 o[k].what);
+		if (w < 0)
+			break;
+		at += (size_t)w;
+	}
+	return (int)n;
+}
+
+int mts_dispatch_check(const char *dispatch, char *why, size_t why_len)
+{
+	struct inbox_spec spec;
+
+	return inbox_spec_parse(&spec, dispatch, why, why_len);
 }
 
 const char *mts_accept_name(unsigned i)
@@ -49,12 +81,8 @@ void mts_config_defaults(struct mts_config *cfg)
 		.balance = MTS_BALANCE_RR,
 		.dispatch = DEFAULT_DISPATCH,
 		.accept = DEFAULT_ACCEPT,
-		.spin_us = 10,
 	};
 }
-
-/* The public limit is the handoff layer's. */
-_Static_assert(MTS_RING_SIZE_MAX == INBOX_RING_MAX, "MTS_RING_SIZE_MAX is INBOX_RING_MAX");
 
 /* Writes *why and returns -EINVAL: every refusal of server_check_config(). */
 __attribute__((format(printf, 3, 4)))
@@ -86,25 +114,27 @@ static uint64_t physical_memory(void)
 }
 
 /*
- * The rings must fit: each worker's ring can reach ring_size slots of a
- * pointer each, touched as messages pass (inbox_ring.c). Rings that could
- * never fit in physical memory are refused before anything is allocated;
- * the total is at most 2^32 x 2^24 x 8 bytes, which fits in 64 bits.
+ * The inboxes must fit: a bounded variant's inbox can come to hold its
+ * whole capacity (ring: a pointer per slot, touched as messages pass,
+ * inbox_ring.c). Inboxes that could never fit in physical memory are
+ * refused before anything is allocated; the total is at most 2^32 x 2^24 x
+ * 8 bytes, which fits in 64 bits.
  */
-static int check_ring_memory(const struct mts_config *cfg, char *why, size_t why_len)
+static int check_inbox_memory(const struct mts_config *cfg, const struct inbox_spec *spec,
+			      char *why, size_t why_len)
 {
-	uint64_t need = (uint64_t)cfg->threads * cfg->ring_size * sizeof(void *);
+	uint64_t each = inbox_spec_memory(spec), need = (uint64_t)cfg->threads * each;
 	uint64_t have = physical_memory();
-	char need_s[32], have_s[32];
+	char need_s[32], have_s[32], each_s[32];
 
 	if (have == 0 || need <= have)
 		return 0;
 	format_size(need, need_s, sizeof(need_s));
 	format_size(have, have_s, sizeof(have_s));
-	return invalid(why, why_len, "rings too large: %u threads x ring_size %u x %zu bytes "
+	format_size(each, each_s, sizeof(each_s));
+	return invalid(why, why_len, "inboxes too large: %u threads x %s each (dispatch %s) "
 		       "= %s, more than this machine's memory (%s); use fewer threads or a "
-		       "smaller ring_size", cfg->threads, cfg->ring_size, sizeof(void *),
-		       need_s, have_s);
+		       "smaller size", cfg->threads, each_s, cfg->dispatch, need_s, have_s);
 }
 
 /* A port given by number: 0..65535. A name is for getaddrinfo() to judge. */
@@ -121,7 +151,7 @@ static bool port_out_of_range(const char *port)
 
 /*
  * The configuration mts_new() works from: `in` with its defaults filled in
- * (a NULL string, ring_size 0), every field checked by the rule written
+ * (a NULL string), every field checked by the rule written
  * above struct mts_config (mtserver.h), and the handler's callbacks.
  * Returns 0, or -EINVAL with *why naming the field. The only place that
  * judges a configuration: everything after it may trust *cfg, and
@@ -129,7 +159,7 @@ static bool port_out_of_range(const char *port)
  */
 int server_check_config(const struct mts_config *in, const struct mts_handler *handler,
 			struct mts_config *cfg, const struct accept_strategy **strategy,
-			char *why, size_t why_len)
+			struct inbox_spec *inbox, char *why, size_t why_len)
 {
 	if (in == NULL)
 		return invalid(why, why_len, "cfg is NULL (mts_config_defaults() fills one in)");
@@ -140,7 +170,7 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 			       handler->on_open == NULL ? "on_open" :
 			       handler->on_shutdown == NULL ? "on_shutdown" : "on_close");
 
-	/* A NULL string, or ring_size 0, means its default. */
+	/* A NULL string means its default. */
 	*cfg = *in;
 	if (cfg->port == NULL)
 		cfg->port = DEFAULT_PORT;
@@ -148,8 +178,6 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 		cfg->dispatch = DEFAULT_DISPATCH;
 	if (cfg->accept == NULL)
 		cfg->accept = DEFAULT_ACCEPT;
-	if (cfg->ring_size == 0)
-		cfg->ring_size = INBOX_RING_DEFAULT;
 
 	/* A pointer agrees with its count. */
 	if (cfg->n_listen > 0 && cfg->listen == NULL)
@@ -175,8 +203,8 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 			       DEFAULT_PORT);
 	if (port_out_of_range(cfg->port))
 		return invalid(why, why_len, "port %s is out of range (0..65535)", cfg->port);
-	if (inbox_variant_from_name(cfg->dispatch) < 0)
-		return invalid(why, why_len, "unknown dispatch variant '%s'", cfg->dispatch);
+	if (inbox_spec_parse(inbox, cfg->dispatch, why, why_len) < 0)
+		return -EINVAL;		/* *why names the variant or the option */
 	if ((*strategy = accept_strategy_find(cfg->accept)) == NULL)
 		return invalid(why, why_len, "unknown accept strategy '%s'", cfg->accept);
 
@@ -191,12 +219,6 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 	if (cfg->balance != MTS_BALANCE_RR && cfg->balance != MTS_BALANCE_LEAST)
 		return invalid(why, why_len, "balance is %d: neither MTS_BALANCE_RR nor "
 			       "MTS_BALANCE_LEAST", (int)cfg->balance);
-	if (cfg->ring_size > MTS_RING_SIZE_MAX || (cfg->ring_size & (cfg->ring_size - 1)) != 0)
-		return invalid(why, why_len, "ring_size %u is not a power of two up to %u",
-			       cfg->ring_size, MTS_RING_SIZE_MAX);
-	if (cfg->spin_us > MTS_SPIN_US_MAX)
-		return invalid(why, why_len, "spin_us %u is above %u: a polling worker serves "
-			       "nothing else", cfg->spin_us, MTS_SPIN_US_MAX);
 
 	/* Fields that must agree with each other, or with the machine. */
 	if (!(*strategy)->picks_worker && cfg->balance == MTS_BALANCE_LEAST)
@@ -206,7 +228,5 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 		return invalid(why, why_len, "accept '%s' opens a socket per worker, so it "
 			       "cannot use inherited sockets (listen_fds); use 'handoff' or "
 			       "'shared'", cfg->accept);
-	if (inbox_variant_from_name(cfg->dispatch) == INBOX_RING)
-		return check_ring_memory(cfg, why, why_len);
-	return 0;
+	return check_inbox_memory(cfg, inbox, why, why_len);
 }

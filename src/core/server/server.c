@@ -81,15 +81,14 @@ static int start_accepting(struct mts_server *s)
 /* ---- building and freeing ---------------------------------------------- */
 
 static int set_up(struct mts_server *s, const struct mts_config *cfg,
-		  const struct mts_handler *handler, char *why, size_t why_len)
+		  const struct inbox_spec *inbox, const struct mts_handler *handler, char *why,
+		  size_t why_len)
 {
 	struct fd_budget budget;
 	struct exec_config ecfg = {
 		.threads = cfg->threads,
-		.variant = (enum inbox_variant)inbox_variant_from_name(cfg->dispatch),
+		.inbox = *inbox,
 		.inbox_budget = cfg->inbox_budget,
-		.spin_us = cfg->spin_us,
-		.inbox_capacity = cfg->ring_size,
 		.on_stop = on_worker_stop,
 		.arg = s,
 		.after_first = fd_budget_check,
@@ -146,11 +145,12 @@ int mts_new(struct mts_server **out, const struct mts_config *in,
 	    const struct mts_handler *handler, char *why, size_t why_len)
 {
 	const struct accept_strategy *strategy;
+	struct inbox_spec inbox;
 	struct mts_config cfg;
 	struct mts_server *s;
 	int rc;
 
-	if ((rc = server_check_config(in, handler, &cfg, &strategy, why, why_len)) < 0)
+	if ((rc = server_check_config(in, handler, &cfg, &strategy, &inbox, why, why_len)) < 0)
 		return rc;
 	log_route_libevent();
 	s = calloc(1, sizeof(*s));
@@ -162,7 +162,7 @@ int mts_new(struct mts_server **out, const struct mts_config *in,
 	s->cfg.listen = NULL;		/* only needed while opening the listeners */
 	s->cfg.listen_fds = NULL;
 	s->strategy = strategy;
-	if ((rc = set_up(s, &cfg, handler, why, why_len)) < 0) {
+	if ((rc = set_up(s, &cfg, &inbox, handler, why, why_len)) < 0) {
 		mts_free(s);
 		return rc;
 	}

@@ -57,12 +57,12 @@ struct mts_server {
 	struct workq_list workqs;	/* every work queue made for this server */
 };
 
-/* config.c: fills *cfg from in (defaults for NULL strings and ring_size
- * 0) and judges it by mtserver.h's rules; *strategy is the one it names.
- * 0, or -EINVAL with *why naming the field. */
+/* config.c: fills *cfg from in (defaults for NULL strings) and judges it
+ * by mtserver.h's rules; *strategy and *inbox are what it names. 0, or
+ * -EINVAL with *why naming the field. */
 int server_check_config(const struct mts_config *in, const struct mts_handler *handler,
 			struct mts_config *cfg, const struct accept_strategy **strategy,
-			char *why, size_t why_len);
+			struct inbox_spec *inbox, char *why, size_t why_len);
 
 /* stats.c */
 void stats_log(const struct mts_server *s);
