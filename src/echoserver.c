@@ -9,9 +9,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
@@ -23,8 +23,6 @@
 
 #define MAX_LISTEN 16
 
-/* For the signal handlers only: mts_stop() is async-signal-safe. */
-static struct mts_server *volatile running_server;
 
 static void usage(FILE *out)
 {
@@ -71,42 +69,6 @@ static void usage(FILE *out)
 "\n"
 "Signals: SIGINT, SIGTERM and SIGHUP shut down gracefully; SIGUSR1 prints\n"
 "statistics.\n");
-}
-
-static void on_stop_signal(int sig)
-{
-	if (running_server != NULL)
-		mts_stop(running_server);
-}
-
-static void on_stats_signal(int sig)
-{
-	if (running_server != NULL)
-		mts_request_stats(running_server);
-}
-
-static int install_signals(void)
-{
-	struct sigaction sa = { .sa_flags = SA_RESTART }, old;
-
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_IGN;	/* a write to a closed socket is an error, not a death */
-	if (sigaction(SIGPIPE, &sa, NULL) == -1)
-		return -errno;
-	sa.sa_handler = on_stop_signal;
-	if (sigaction(SIGINT, &sa, NULL) == -1 || sigaction(SIGTERM, &sa, NULL) == -1)
-		return -errno;
-	/* SIGHUP too: a closed terminal stops the server the graceful way,
-	 * rather than by the default action, which loses pending echo. Started
-	 * with it ignored (nohup), the server keeps ignoring it. */
-	if (sigaction(SIGHUP, NULL, &old) == -1)
-		return -errno;
-	if (old.sa_handler != SIG_IGN && sigaction(SIGHUP, &sa, NULL) == -1)
-		return -errno;
-	sa.sa_handler = on_stats_signal;
-	if (sigaction(SIGUSR1, &sa, NULL) == -1)
-		return -errno;
-	return 0;
 }
 
 /* Each connection is a descriptor: allow as many as the hard limit does. */
@@ -202,7 +164,129 @@ enum {
 	OPT_LIST_ACCEPT,
 };
 
-int main(int argc, char **argv)
+/* Everything the command line sets. */
+struct args {
+	struct mts_config cfg;
+	struct echo_config echo;
+	const char *listen[MAX_LISTEN];
+	int inherited[MAX_LISTEN];
+	const char *dispatch;
+	char port[8], spec[256];
+	char extra[128], flags[128];	/* --ring-size, --spin-us: dispatch options */
+	bool port_given;
+	int level;
+};
+
+/* The options that take a number (exits 2 naming the option if it is not
+ * one in range); false if opt is not one of them. */
+static bool number_option(int opt, const char *arg, struct args *a)
+{
+	switch (opt) {
+	case 'p':
+		snprintf(a->port, sizeof(a->port), "%lu", cli_ulong("--port", arg, 0, 65535));
+		a->cfg.port = a->port;
+		a->port_given = true;
+		return true;
+	case 't':
+		a->cfg.threads = (unsigned)cli_ulong("--threads", arg, 1, 1024);
+		return true;
+	case 'b':
+		a->cfg.backlog = (int)cli_ulong("--backlog", arg, 1, INT_MAX);
+		return true;
+	case 'c':
+		a->cfg.max_conns = (unsigned)cli_ulong("--max-conns", arg, 1, UINT_MAX);
+		return true;
+	case OPT_IDLE_TIMEOUT:
+		a->cfg.idle_timeout_s = (unsigned)cli_ulong("--idle-timeout", arg, 0, 86400 * 365);
+		return true;
+	case OPT_MAX_PER_IP:
+		a->cfg.max_conns_per_ip = (unsigned)cli_ulong("--max-conns-per-ip", arg, 1, UINT_MAX);
+		return true;
+	case OPT_GRACE:
+		a->cfg.shutdown_grace_ms = 1000 * (unsigned)cli_ulong("--grace", arg, 0, 3600);
+		a->cfg.linger_ms = a->cfg.shutdown_grace_ms;
+		return true;
+	case OPT_HIGH_WM:
+		a->echo.high_watermark = cli_ulong("--high-watermark", arg, 1, 1ul << 30);
+		return true;
+	case OPT_LOW_WM:
+		a->echo.low_watermark = cli_ulong("--low-watermark", arg, 0, 1ul << 30);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* --ring-size and --spin-us: aliases of a variant's options ("size", "us"). */
+static void alias_option(const char *flag, const char *key, const char *arg, struct args *a)
+{
+	size_t e = strlen(a->extra), f = strlen(a->flags);
+
+	snprintf(a->extra + e, sizeof(a->extra) - e, "%s%s=%s", e ? "," : "", key, arg);
+	snprintf(a->flags + f, sizeof(a->flags) - f, "%s%s %s", f ? " and " : "", flag, arg);
+}
+
+/* The options that name something; exits (0) after --help and the lists. */
+static void named_option(int opt, const char *arg, char **argv, struct args *a)
+{
+	switch (opt) {
+	case 'l':
+		if (a->cfg.n_listen == MAX_LISTEN)
+			cli_usage_error("too many --listen addresses (at most %d)", MAX_LISTEN);
+		if (arg[0] == '\0')
+			cli_usage_error("empty address for --listen");
+		a->listen[a->cfg.n_listen++] = arg;
+		break;
+	case OPT_DISPATCH:
+		a->dispatch = arg;	/* checked once all options are read */
+		break;
+	case OPT_SPIN_US:
+		alias_option("--spin-us", "us", arg, a);
+		break;
+	case OPT_RING_SIZE:
+		alias_option("--ring-size", "size", arg, a);
+		break;
+	case OPT_ACCEPT:
+		a->cfg.accept = pick_name("--accept", arg, mts_accept_name);
+		break;
+	case OPT_BALANCE:	/* mts_new() says whether the strategy has a choice */
+		if (strcmp(arg, "rr") == 0)
+			a->cfg.balance = MTS_BALANCE_RR;
+		else if (strcmp(arg, "least") == 0)
+			a->cfg.balance = MTS_BALANCE_LEAST;
+		else
+			cli_usage_error("unknown --balance '%s' (rr or least)", arg);
+		break;
+	case 'v':
+		if (a->level < MTS_LOG_DEBUG)
+			a->level++;
+		break;
+	case 'q':
+		a->level = MTS_LOG_ERROR;
+		break;
+	case 'V':
+		printf("echoserver %s (libevent %s)\n", PACKAGE_VERSION, event_get_version());
+		exit(0);
+	case 'h':
+		usage(stdout);
+		exit(0);
+	case OPT_LIST_DISPATCH:
+		list_dispatch();
+		exit(0);
+	case OPT_LIST_ACCEPT:
+		list_accept();
+		exit(0);
+	case ':':
+		cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+	default:
+		/* optopt names a bad short option even inside "-vZ". */
+		if (optopt != 0)
+			cli_usage_error("unknown option '-%c'", optopt);
+		cli_usage_error("unknown option '%s'", argv[optind - 1]);
+	}
+}
+
+static void parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -228,177 +312,84 @@ int main(int argc, char **argv)
 		{ "list-accept", no_argument, NULL, OPT_LIST_ACCEPT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *listen[MAX_LISTEN];
-	struct mts_config cfg;
-	struct echo_config echo = {
-		.high_watermark = ECHO_DEFAULT_HIGH_WATERMARK,
-		.low_watermark = ECHO_DEFAULT_LOW_WATERMARK,
+	int opt;
+
+	opterr = 0;	/* we print our own messages, naming the option */
+	while ((opt = getopt_long(argc, argv, ":p:l:t:b:c:vqVh", longopts, NULL)) != -1)
+		if (!number_option(opt, optarg, a))
+			named_option(opt, optarg, argv, a);
+	if (optind < argc)
+		cli_usage_error("unexpected argument '%s'", argv[optind]);
+	a->cfg.dispatch = dispatch_spec(a->dispatch, a->extra, a->flags, a->spec,
+					sizeof(a->spec));
+	if (a->echo.low_watermark > a->echo.high_watermark)
+		cli_usage_error("--low-watermark must not exceed --high-watermark");
+}
+
+/* Socket activation: listen on what systemd (or systemd-socket-activate)
+ * passed, instead of -l/-p, which then make no sense. */
+static void take_inherited(struct args *a)
+{
+	int n = mts_inherited_fds();
+
+	if (n < 0)
+		cli_usage_error("malformed LISTEN_FDS from socket activation");
+	if (n == 0)
+		return;
+	if (a->cfg.n_listen > 0 || a->port_given)
+		cli_usage_error("-l and -p cannot be used with socket activation "
+				"(%d listening sockets were passed in)", n);
+	if (n > MAX_LISTEN)
+		cli_usage_error("too many sockets from socket activation (at most %d)", MAX_LISTEN);
+	for (int i = 0; i < n; i++)
+		a->inherited[i] = 3 + i;	/* sd_listen_fds(3): from 3 on */
+	a->cfg.listen_fds = a->inherited;
+	a->cfg.n_listen_fds = (size_t)n;
+}
+
+int main(int argc, char **argv)
+{
+	static struct args a = {
+		.echo = { .high_watermark = ECHO_DEFAULT_HIGH_WATERMARK,
+			  .low_watermark = ECHO_DEFAULT_LOW_WATERMARK },
+		.dispatch = "wfcq",
+		.level = MTS_LOG_INFO,
 	};
 	struct mts_handler handler;
 	struct mts_server *srv;
-	char port[8], why[256], spec[256], extra[128] = "", flags[128] = "";
-	const char *dispatch = "wfcq";
-	int level = MTS_LOG_INFO;
-	int opt, rc, n_inherited, inherited[MAX_LISTEN];
-	bool balance_given = false, port_given = false;
+	char why[256];
+	int rc;
 
 	cli_set_prog("echoserver");
-	mts_config_defaults(&cfg);
-	cfg.listen = listen;
-	opterr = 0;	/* we print our own messages, naming the option */
-	while ((opt = getopt_long(argc, argv, ":p:l:t:b:c:vqVh", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			snprintf(port, sizeof(port), "%lu", cli_ulong("--port", optarg, 0, 65535));
-			cfg.port = port;
-			port_given = true;
-			break;
-		case 'l':
-			if (cfg.n_listen == MAX_LISTEN)
-				cli_usage_error("too many --listen addresses (at most %d)",
-						MAX_LISTEN);
-			if (optarg[0] == '\0')
-				cli_usage_error("empty address for --listen");
-			listen[cfg.n_listen++] = optarg;
-			break;
-		case 't':
-			cfg.threads = (unsigned)cli_ulong("--threads", optarg, 1, 1024);
-			break;
-		case 'b':
-			cfg.backlog = (int)cli_ulong("--backlog", optarg, 1, INT_MAX);
-			break;
-		case 'c':
-			cfg.max_conns = (unsigned)cli_ulong("--max-conns", optarg, 1, UINT_MAX);
-			break;
-		case OPT_IDLE_TIMEOUT:
-			cfg.idle_timeout_s = (unsigned)cli_ulong("--idle-timeout", optarg, 0, 86400 * 365);
-			break;
-		case OPT_MAX_PER_IP:
-			cfg.max_conns_per_ip = (unsigned)cli_ulong("--max-conns-per-ip", optarg, 1,
-								   UINT_MAX);
-			break;
-		case OPT_GRACE:
-			cfg.shutdown_grace_ms = 1000 * (unsigned)cli_ulong("--grace", optarg, 0, 3600);
-			cfg.linger_ms = cfg.shutdown_grace_ms;
-			break;
-		case OPT_HIGH_WM:
-			echo.high_watermark = cli_ulong("--high-watermark", optarg, 1, 1ul << 30);
-			break;
-		case OPT_LOW_WM:
-			echo.low_watermark = cli_ulong("--low-watermark", optarg, 0, 1ul << 30);
-			break;
-		case OPT_DISPATCH:
-			dispatch = optarg;	/* checked once all options are read */
-			break;
-		case OPT_SPIN_US:
-		case OPT_RING_SIZE: {	/* aliases of a variant's option */
-			size_t e = strlen(extra), f = strlen(flags);
-
-			snprintf(extra + e, sizeof(extra) - e, "%s%s=%s", e ? "," : "",
-				 opt == OPT_SPIN_US ? "us" : "size", optarg);
-			snprintf(flags + f, sizeof(flags) - f, "%s%s %s", f ? " and " : "",
-				 opt == OPT_SPIN_US ? "--spin-us" : "--ring-size", optarg);
-			break;
-		}
-		case OPT_LIST_DISPATCH:
-			list_dispatch();
-			return 0;
-		case OPT_LIST_ACCEPT:
-			list_accept();
-			return 0;
-		case OPT_ACCEPT:
-			cfg.accept = pick_name("--accept", optarg, mts_accept_name);
-			break;
-		case OPT_BALANCE:
-			balance_given = true;
-			if (strcmp(optarg, "rr") == 0)
-				cfg.balance = MTS_BALANCE_RR;
-			else if (strcmp(optarg, "least") == 0)
-				cfg.balance = MTS_BALANCE_LEAST;
-			else
-				cli_usage_error("unknown --balance '%s' (rr or least)", optarg);
-			break;
-		case 'v':
-			if (level < MTS_LOG_DEBUG)
-				level++;
-			break;
-		case 'q':
-			level = MTS_LOG_ERROR;
-			break;
-		case 'V':
-			printf("echoserver %s (libevent %s)\n", PACKAGE_VERSION, event_get_version());
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case ':':
-			cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-			break;
-		default:
-			/* optopt names a bad short option even inside "-vZ". */
-			if (optopt != 0)
-				cli_usage_error("unknown option '-%c'", optopt);
-			cli_usage_error("unknown option '%s'", argv[optind - 1]);
-			break;
-		}
-	}
-	if (optind < argc)
-		cli_usage_error("unexpected argument '%s'", argv[optind]);
-	cfg.dispatch = dispatch_spec(dispatch, extra, flags, spec, sizeof(spec));
-	if (balance_given && strcmp(cfg.accept, "handoff") != 0)
-		cli_usage_error("--balance applies only to --accept handoff: with --accept %s "
-				"the kernel picks the worker", cfg.accept);
-	/* Socket activation: listen on what systemd (or systemd-socket-activate)
-	 * passed, instead of -l/-p, which then make no sense. */
-	n_inherited = mts_inherited_fds();
-	if (n_inherited < 0)
-		cli_usage_error("malformed LISTEN_FDS from socket activation");
-	if (n_inherited > 0) {
-		if (cfg.n_listen > 0 || port_given)
-			cli_usage_error("-l and -p cannot be used with socket activation "
-					"(%d listening sockets were passed in)", n_inherited);
-		if (n_inherited > MAX_LISTEN)
-			cli_usage_error("too many sockets from socket activation (at most %d)",
-					MAX_LISTEN);
-		for (int i = 0; i < n_inherited; i++)
-			inherited[i] = 3 + i;	/* LISTEN_FDS_START */
-		cfg.listen_fds = inherited;
-		cfg.n_listen_fds = (size_t)n_inherited;
-	}
-	if (echo.low_watermark > echo.high_watermark)
-		cli_usage_error("--low-watermark must not exceed --high-watermark");
-
-	mts_log_set_level((enum mts_log_level)level);
+	mts_config_defaults(&a.cfg);
+	a.cfg.listen = a.listen;
+	parse_args(argc, argv, &a);
+	take_inherited(&a);
+	mts_log_set_level((enum mts_log_level)a.level);
 	raise_nofile();
 
-	echo_handler(&handler, &echo);
-	rc = mts_new(&srv, &cfg, &handler, why, sizeof(why));
-	if (rc < 0) {
+	echo_handler(&handler, &a.echo);
+	if ((rc = mts_new(&srv, &a.cfg, &handler, why, sizeof(why))) < 0) {
 		/* -EINVAL: the arguments do not make sense together (2), not the
 		 * system refusing what they ask for (1). */
 		if (rc == -EINVAL)
 			cli_usage_error("%s", why);
 		cli_die("%s", why);
 	}
-	running_server = srv;
-	if ((rc = install_signals()) < 0) {
-		fprintf(stderr, "echoserver: cannot install signal handlers: %s\n", strerror(-rc));
+	if ((rc = mts_handle_signals(srv)) < 0) {
 		mts_free(srv);
-		return 1;
+		cli_die("cannot handle signals: %s", strerror(-rc));
 	}
 	for (size_t i = 0; i < mts_listener_count(srv); i++)
 		printf("echoserver: listening on %s\n", mts_listener_name(srv, i));
 	fflush(stdout);
-	mts_log(MTS_LOG_INFO, "%u worker threads, accept %s, dispatch %s%s", cfg.threads,
-		cfg.accept, cfg.dispatch, n_inherited > 0 ? ", sockets from socket activation" : "");
-
+	mts_log(MTS_LOG_INFO, "%u worker threads, accept %s, dispatch %s%s", a.cfg.threads,
+		a.cfg.accept, a.cfg.dispatch, a.cfg.n_listen_fds > 0 ?
+		", sockets from socket activation" : "");
 	rc = mts_run(srv);
-	running_server = NULL;
 	mts_free(srv);
-	if (rc < 0) {
-		fprintf(stderr, "echoserver: %s\n", strerror(-rc));
-		return 1;
-	}
+	if (rc < 0)
+		cli_die("%s", strerror(-rc));
 	mts_log(MTS_LOG_INFO, "stopped");
 	return 0;
 }

@@ -28,7 +28,9 @@ struct mts_server;
 struct mts_conn;
 
 enum mts_balance {
-	MTS_BALANCE_RR = 0,		/* round-robin */
+	MTS_BALANCE_DEFAULT = 0,	/* round-robin where the server picks the
+					 * worker; nothing where the kernel does */
+	MTS_BALANCE_RR,			/* round-robin */
 	MTS_BALANCE_LEAST,		/* fewest live connections */
 };
 
@@ -75,9 +77,9 @@ struct mts_config {
 					 * a plain close. 16 MiB */
 	unsigned inbox_budget;		/* messages handled per worker loop turn,
 					 * >= 1. 64 */
-	enum mts_balance balance;	/* MTS_BALANCE_RR or MTS_BALANCE_LEAST, the
-					 * latter with accept "handoff" only.
-					 * MTS_BALANCE_RR */
+	enum mts_balance balance;	/* one of the three; RR and LEAST (a
+					 * choice made) with accept "handoff"
+					 * only. MTS_BALANCE_DEFAULT */
 	/*
 	 * The handoff variant and its options: "NAME" or
 	 * "NAME:KEY=VALUE[,KEY=VALUE]", NAME one of mts_dispatch_name(), each
@@ -149,6 +151,19 @@ struct mts_handler {
 	/* Release what on_open acquired; the core then closes the fd. */
 	void (*on_close)(struct mts_conn *c, void *arg);
 	void *arg;
+	/*
+	 * Per-worker state, both optional (NULL: none). worker_init runs on
+	 * worker `worker`'s thread as it starts, before it serves any
+	 * connection or posted call; what it returns is that worker's state,
+	 * which the program owns and mts_worker_state() and
+	 * mts_conn_worker_state() hand back (base is the worker's loop, for
+	 * its own events). worker_fini runs in mts_free(), on that thread,
+	 * once the worker has been joined and every connection it served has
+	 * been closed (on_close ran): it releases what worker_init made, for
+	 * each worker whose worker_init ran.
+	 */
+	void *(*worker_init)(unsigned worker, struct event_base *base, void *arg);
+	void (*worker_fini)(unsigned worker, void *state, void *arg);
 };
 
 /*
@@ -157,7 +172,7 @@ struct mts_handler {
  * ("cannot listen on 127.0.0.1:5555: address already in use"), for the
  * caller's message. -EINVAL means the configuration itself is wrong (a
  * field against the rule above struct mts_config, an unknown dispatch or
- * accept strategy, balance "least" without "handoff", rings too large for
+ * accept strategy, a balance chosen without "handoff", rings too large for
  * this machine's memory, a name that does not resolve, listen addresses
  * that overlap, an inherited descriptor that is not a listening socket);
  * other errors are the system refusing (address in use, out of
@@ -183,6 +198,18 @@ void mts_stop(struct mts_server *s);
 
 /* Asks the main thread to log per-worker statistics. Async-signal-safe; any thread. */
 void mts_request_stats(struct mts_server *s);
+
+/*
+ * What every server program does with signals, on the main thread's
+ * event_base (mts_run's loop): SIGINT, SIGTERM and SIGHUP stop the server
+ * gracefully (mts_stop); SIGUSR1 logs the statistics (mts_request_stats);
+ * SIGPIPE is ignored (a write to a closed socket is an error, not a
+ * death). A SIGHUP that was ignored when this is called (nohup) stays
+ * ignored. Call it after mts_new() and before mts_run(), once per process
+ * (libevent lets one event_base at a time watch signals); mts_free()
+ * gives the signals back to their default actions. 0 or a negative errno.
+ */
+int mts_handle_signals(struct mts_server *s);
 
 /*
  * Frees everything; after mts_run() returned, or instead of it. Not on one
@@ -232,6 +259,10 @@ void mts_after_fork_child(void);
 typedef void (*mts_call_fn)(struct event_base *base, void *arg, int cancelled);
 
 unsigned mts_worker_count(const struct mts_server *s);
+/* Worker `worker`'s state (mts_handler.worker_init), or NULL before it
+ * ran. Any thread, from mts_run() until mts_free(); what it points to is
+ * the program's, and so is the care another thread takes with it. */
+void *mts_worker_state(const struct mts_server *s, unsigned worker);
 
 /*
  * Runs fn on worker `worker`'s thread, through its inbox (the same wait-free
@@ -299,6 +330,8 @@ void mts_workq_free(struct mts_workq *q);
 
 /* The index of the worker a connection lives on (for mts_post, mts_workq). */
 unsigned mts_conn_worker(const struct mts_conn *c);
+/* Its worker's state (mts_handler.worker_init); on that worker. */
+void *mts_conn_worker_state(const struct mts_conn *c);
 
 /* What one worker has done so far; any thread, approximate while it runs. */
 struct mts_worker_stats {

@@ -124,6 +124,15 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
+int new_inbox(struct inbox **out, const struct inbox_ops *ops, struct event_base *base,
+	      inbox_handler_fn handler, void *arg, unsigned budget)
+{
+	struct inbox_spec spec;
+
+	inbox_spec_default(&spec, ops);	/* any ops, wrapped or not */
+	return inbox_new(out, &spec, base, handler, arg, budget);
+}
+
 void consumer_init_ops(struct consumer *c, const struct inbox_ops *ops, unsigned budget)
 {
 	struct timeval tv = { 0, 20000 };
@@ -131,7 +140,7 @@ void consumer_init_ops(struct consumer *c, const struct inbox_ops *ops, unsigned
 	memset(c, 0, sizeof(*c));
 	c->base = event_base_new();
 	if (c->base == NULL ||
-	    inbox_new_with_ops(&c->inbox, ops, c->base, on_msg, c, budget) < 0)
+	    new_inbox(&c->inbox, ops, c->base, on_msg, c, budget) < 0)
 		bail("cannot create the inbox");
 	c->tick = event_new(c->base, -1, EV_PERSIST, on_tick, c);
 	event_add(c->tick, &tv);

@@ -65,6 +65,10 @@ uint64_t now_ms(void);
  * (five times that in sanitizer builds); names the wait for the watchdog. */
 bool wait_until(bool (*done)(void *), void *arg, uint64_t ms, const char *what);
 
+/* inbox_new() with ops (a variant's, or a test's wrapping of them) at its
+ * options' defaults. */
+int new_inbox(struct inbox **out, const struct inbox_ops *ops, struct event_base *base,
+	      inbox_handler_fn handler, void *arg, unsigned budget);
 void consumer_init_ops(struct consumer *c, const struct inbox_ops *ops, unsigned budget);
 void consumer_start(struct consumer *c);
 void consumer_stop(struct consumer *c);

@@ -299,13 +299,18 @@ static void test_numbers(void)
 	accepted(&cfg, "inbox_budget UINT_MAX");
 
 	cfg = base();
-	cfg.balance = (enum mts_balance)2;
-	refused(&cfg, &handler, "balance", "balance 2");
+	cfg.balance = (enum mts_balance)3;
+	refused(&cfg, &handler, "balance", "balance 3");
 	cfg.balance = (enum mts_balance)-1;
 	refused(&cfg, &handler, "balance", "balance -1");
 	cfg.balance = MTS_BALANCE_LEAST;
 	cfg.accept = "shared";
 	refused(&cfg, &handler, "balance", "balance least with accept shared");
+	cfg.balance = MTS_BALANCE_RR;
+	cfg.accept = "reuseport";
+	refused(&cfg, &handler, "balance", "balance rr (a choice made) with accept reuseport");
+	cfg.balance = MTS_BALANCE_DEFAULT;
+	accepted(&cfg, "balance MTS_BALANCE_DEFAULT with accept reuseport");
 
 	/* A variant's options: its own, in range, KEY=VALUE. */
 	cfg = base();
@@ -441,7 +446,7 @@ int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(56);
+	tap_plan(58);
 	test_defaults();
 	test_pointers();
 	test_strings();

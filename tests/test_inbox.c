@@ -66,7 +66,7 @@ static const struct inbox_ops *variant(const char *name)
 }
 
 /* v's ops, wrapped, with its one option's default set to `value` (the
- * ring's size, spin-then-block's polling time): inbox_new_with_ops() then
+ * ring's size, spin-then-block's polling time): new_inbox() then
  * gives the inbox that value. */
 static const struct inbox_ops *with_option(struct wrapped *w, struct inbox_option *o,
 					   const struct inbox_ops *v, unsigned long value)

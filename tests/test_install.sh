@@ -40,7 +40,7 @@ rc=$?
 [ $rc -eq 0 ] || sed 's/^/# /' "$root/run.log"
 report $rc "and runs: its own protocol, mts_post_all, mts_stop"
 
-${EXAMPLE_CC:-cc} ${EXAMPLE_CFLAGS:-} -o "$root/chatserver" "$src/examples/chatserver.c" "$src/examples/chat_log.c" \
+${EXAMPLE_CC:-cc} ${EXAMPLE_CFLAGS:-} -o "$root/chatserver" "$src/examples/chatserver.c" "$src/examples/chat_client.c" "$src/examples/chat_room.c" "$src/examples/chat_log.c" \
     $(pkg-config --cflags mtserver) $(pkg-config --libs mtserver) > "$root/cc2.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || sed 's/^/# /' "$root/cc2.log"

@@ -94,12 +94,22 @@ static void *fresh_poster(void *arg)
 	return NULL;
 }
 
+/* An lfq inbox, at its defaults. */
+static int lfq_inbox(struct inbox **out, struct event_base *base, inbox_handler_fn handler,
+		     unsigned budget)
+{
+	struct inbox_spec spec;
+
+	inbox_spec_default(&spec, &inbox_lfq_ops);
+	return inbox_new(out, &spec, base, handler, NULL, budget);
+}
+
 static void test_sections(void)
 {
 	struct event_base *base = event_base_new();
 	pthread_t t;
 
-	if (base == NULL || inbox_new_with_ops(&section_ib, &inbox_lfq_ops, base, count_handled, NULL, 16) < 0)
+	if (base == NULL || lfq_inbox(&section_ib, base, count_handled, 16) < 0)
 		bail("cannot create the lfq inbox");
 	/* A thread that never used RCU: its first post registers it. */
 	pthread_create(&t, NULL, fresh_poster, NULL);
@@ -152,7 +162,7 @@ static int child_grace(void)
 	struct inbox_msg m = { .kind = 1 };
 	pthread_t t;
 
-	if (base == NULL || inbox_new_with_ops(&ib, &inbox_lfq_ops, base, nothing, NULL, 64) < 0)
+	if (base == NULL || lfq_inbox(&ib, base, nothing, 64) < 0)
 		return 3;
 	lq = (struct inbox_lfq *)ib;
 	inbox_post(ib, &m);			/* its node X is the tail now */

@@ -5,35 +5,13 @@
  * MESSAGES THAT MUST ARRIVE
  *
  * A worker's inbox may be a bounded ring, which refuses a post when it is
- * full (-ENOBUFS), and a post must never wait for room: a worker posting to
- * its own full inbox would wait for itself. Most posts hand the refusal to
- * their caller (exec_post). A few messages have no caller that could do
- * anything else but try again: the stop, a work queue's completion, the
- * accept side's resume. Those go through post_or_defer(): a refused one
- * joins the worker's `deferred` list, and the retrier (retry.h, the one
- * thread that pays what is owed) posts the list again, oldest first, until
- * it is empty (exec_retry). No thread waits and none loops.
- *
- * Order: while a worker's list is not empty, every deferring post joins its
- * end instead of trying the inbox, so messages posted through this path by
- * one thread keep their order. The emptiness test is an atomic count,
- * `n_deferred`, so the common case takes no lock: whoever posts a deferred
- * message decrements it (release) only after the message is in the inbox,
- * and a poster that reads 0 (acquire) posts after it. A poster that reads 0
- * and is refused takes the lock and appends. Messages posted with plain
- * exec_post() may overtake deferred ones: those were refused back to their
- * caller, and kept no place.
- *
- * Who posts the list, oldest first, under the lock (post_deferred):
- *   - the worker itself, each time it has taken a message from its inbox
- *     (on_msg): that freed a slot of its ring, so the list drains as fast
- *     as the worker frees room, with no thread woken and no back-off;
- *   - the retrier, kicked by the append, for the case the worker cannot
- *     see: a refusal that raced with the worker taking the ring's last
- *     messages, so that no message is left to take and make it look.
- * A full ring means a worker with messages to take, so the first path does
- * the work; the retrier, which backs off from 1 to 100 ms, is the net under
- * it.
+ * full, and a post must never wait for room. A few messages have no caller
+ * that could do anything but try again (the stop, a work queue's
+ * completion, the accept side's resume): exec_post_or_defer() keeps a
+ * refused one in the worker's deferred list (deferred.c says how the list
+ * keeps their order), which the worker posts again each time it takes a
+ * message (on_msg: that freed a slot), and the retrier too, as the net
+ * under it (exec_retry).
  *
  * CLOSING AGAINST POSTERS
  *
@@ -62,6 +40,7 @@
 
 #include <event2/event.h>
 
+#include "deferred.h"
 #include "executor.h"
 #include "fault.h"
 #include "log.h"
@@ -83,15 +62,7 @@ struct exec_worker {
 	struct event_base *base;
 	struct inbox *inbox;
 	struct inbox_msg stop_msg;	/* preallocated: stopping cannot fail */
-	/*
-	 * Refused messages that must still arrive, oldest first, linked
-	 * through their msg.node.next (a message the inbox refused is not
-	 * linked anywhere else). Under `defer_lock`; `n_deferred` counts them
-	 * for the lock-free emptiness test (see the head of this file).
-	 */
-	pthread_mutex_t defer_lock;
-	struct cds_wfcq_node *deferred, **deferred_tail;
-	atomic_uint n_deferred;
+	struct deferred deferred;	/* refused messages that must arrive */
 	/* Posters inside exec_post() or exec_post_or_defer() for this worker
 	 * now: announced before they look at `closed` (CLOSING AGAINST
 	 * POSTERS). A line of its own: every poster to this worker writes it. */
@@ -115,8 +86,6 @@ struct call {
 	void *arg;
 };
 
-static void refill(struct exec_worker *w);
-
 static void on_msg(struct inbox_msg *msg, void *arg)
 {
 	struct exec_worker *w = arg;
@@ -131,9 +100,10 @@ static void on_msg(struct inbox_msg *msg, void *arg)
 
 		t->run(t, w->base, w->id);
 	}
-	/* Taking msg freed a slot: the oldest deferred message may have it. */
-	if (atomic_load_explicit(&w->n_deferred, memory_order_relaxed) != 0)
-		refill(w);
+	/* Taking msg freed a slot: the oldest deferred message may have it
+	 * (what does not fit waits for the next slot). */
+	if (deferred_any(&w->deferred))
+		(void)deferred_flush(&w->deferred, w->inbox);
 }
 
 /* exec_close(): a task that never ran is cancelled, its other way to end. */
@@ -145,67 +115,6 @@ static void on_leftover(struct inbox_msg *msg, void *arg)
 	}
 }
 
-/* ---- messages that must arrive ---------------------------------------- */
-
-static void defer_append(struct exec_worker *w, struct inbox_msg *msg)
-{
-	msg->node.next = NULL;
-	*w->deferred_tail = &msg->node;
-	w->deferred_tail = &msg->node.next;
-	atomic_fetch_add_explicit(&w->n_deferred, 1, memory_order_relaxed);
-}
-
-/* Posts msg to w, or keeps it for the retrier if the inbox is full. */
-static void post_or_defer(struct executor *ex, struct exec_worker *w, struct inbox_msg *msg)
-{
-	/* Acquire: pairs with post_deferred's decrement, after its post. */
-	if (atomic_load_explicit(&w->n_deferred, memory_order_acquire) == 0 &&
-	    inbox_post(w->inbox, msg) != -ENOBUFS)
-		return;		/* queued (a failed wake-up is the inbox's debt) */
-	pthread_mutex_lock(&w->defer_lock);
-	/* The list may have emptied meanwhile; then the inbox is tried again,
-	 * so that a lone refused message does not wait for the retrier. */
-	if (w->deferred != NULL || inbox_post(w->inbox, msg) == -ENOBUFS)
-		defer_append(w, msg);
-	else
-		msg = NULL;
-	pthread_mutex_unlock(&w->defer_lock);
-	if (msg != NULL)
-		retrier_kick(ex->cfg.retrier);	/* after the append: retry.c */
-}
-
-/*
- * Posts w's deferred messages, oldest first, until its inbox refuses one:
- * 0 when the list is empty, -EAGAIN when messages are left. Under
- * defer_lock.
- */
-static int post_deferred(struct exec_worker *w)
-{
-	while (w->deferred != NULL) {
-		struct cds_wfcq_node *node = w->deferred, *next = node->next;
-
-		/* `next` is read first: once posted, the message is the
-		 * worker's, which may run and free it at once. */
-		fault_gate(GATE_EXEC_REFILL);	/* tests widen the window here */
-		if (inbox_post(w->inbox, caa_container_of(node, struct inbox_msg, node)) == -ENOBUFS)
-			return -EAGAIN;		/* still full */
-		w->deferred = next;
-		if (next == NULL)
-			w->deferred_tail = &w->deferred;
-		/* Release: a poster that reads the new count posts after this. */
-		atomic_fetch_sub_explicit(&w->n_deferred, 1, memory_order_release);
-	}
-	return 0;
-}
-
-/* The worker's side, in on_msg: it just freed a slot of its inbox. */
-static void refill(struct exec_worker *w)
-{
-	pthread_mutex_lock(&w->defer_lock);
-	(void)post_deferred(w);		/* what does not fit waits for the next slot */
-	pthread_mutex_unlock(&w->defer_lock);
-}
-
 /* The retrier's side: every worker's list. 0 when all are empty. */
 static int exec_retry(void *arg)
 {
@@ -215,12 +124,8 @@ static int exec_retry(void *arg)
 	for (unsigned i = 0; i < ex->n; i++) {
 		struct exec_worker *w = &ex->workers[i];
 
-		if (atomic_load_explicit(&w->n_deferred, memory_order_relaxed) == 0)
-			continue;
-		pthread_mutex_lock(&w->defer_lock);
-		if (post_deferred(w) < 0)
+		if (deferred_any(&w->deferred) && deferred_flush(&w->deferred, w->inbox) < 0)
 			rc = -EAGAIN;	/* the next pass */
-		pthread_mutex_unlock(&w->defer_lock);
 	}
 	return rc;
 }
@@ -234,8 +139,7 @@ static int worker_init(struct executor *ex, struct exec_worker *w, unsigned id)
 	w->id = id;
 	snprintf(w->tag, sizeof(w->tag), "w%u", id);
 	w->stop_msg.kind = MSG_STOP;
-	pthread_mutex_init(&w->defer_lock, NULL);
-	w->deferred_tail = &w->deferred;
+	deferred_init(&w->deferred);
 	/*
 	 * This event_base belongs to the worker thread alone: it is made here,
 	 * before the thread starts, and from exec_start() on no other thread
@@ -332,6 +236,8 @@ static void *worker_main(void *arg)
 	current_executor = w->ex;
 	log_set_thread_tag(w->tag);
 	log_debug("worker started");
+	if (w->ex->cfg.on_start != NULL)
+		w->ex->cfg.on_start(w->id, w->ex->cfg.arg);
 	/* Runs until the "stop" message has made the worker leave. */
 	event_base_dispatch(w->base);
 	log_debug("worker leaving");
@@ -363,12 +269,16 @@ void exec_stop(struct executor *ex)
 	 * before. Its wake-up cannot be lost: a failed one is the retrier's
 	 * debt, and the join below waits for the worker however late it comes.
 	 * Nor can the stop itself: a full ring's refusal makes it the
-	 * retrier's to post again (post_or_defer), and then it arrives behind
+	 * retrier's to post again (deferred.c), and then it arrives behind
 	 * what got in meanwhile.
 	 */
 	for (unsigned i = 0; i < ex->n; i++)
-		if (ex->workers[i].started)
-			post_or_defer(ex, &ex->workers[i], &ex->workers[i].stop_msg);
+		if (ex->workers[i].started) {
+			struct exec_worker *w = &ex->workers[i];
+
+			if (deferred_post(&w->deferred, w->inbox, &w->stop_msg))
+				retrier_kick(ex->cfg.retrier);	/* after the append */
+		}
 	for (unsigned i = 0; i < ex->n; i++)
 		if (ex->workers[i].started) {
 			pthread_join(ex->workers[i].thread, NULL);
@@ -395,18 +305,11 @@ void exec_close(struct executor *ex)
 	ex->retrying = false;
 	for (unsigned i = 0; i < ex->n; i++) {
 		struct exec_worker *w = &ex->workers[i];
-		struct cds_wfcq_node *node, *next;
 
 		inbox_free(w->inbox, on_leftover, w);
 		w->inbox = NULL;
 		/* Deferred ones came after what the inbox held: cancelled next. */
-		for (node = w->deferred; node != NULL; node = next) {
-			next = node->next;
-			on_leftover(caa_container_of(node, struct inbox_msg, node), w);
-		}
-		w->deferred = NULL;
-		w->deferred_tail = &w->deferred;
-		atomic_store_explicit(&w->n_deferred, 0, memory_order_relaxed);
+		deferred_drain(&w->deferred, on_leftover, w);
 	}
 }
 
@@ -421,7 +324,7 @@ void exec_free(struct executor *ex)
 		if (ex->workers[i].base != NULL)
 			event_base_free(ex->workers[i].base);
 		if (ex->workers[i].ex != NULL)	/* worker_init() began */
-			pthread_mutex_destroy(&ex->workers[i].defer_lock);
+			deferred_destroy(&ex->workers[i].deferred);
 	}
 	free(ex->workers);
 	free(ex);
@@ -480,7 +383,8 @@ int exec_post_or_defer(struct executor *ex, unsigned worker, struct exec_task *t
 	if (!post_enter(ex, w))
 		return -ESHUTDOWN;
 	t->msg.kind = MSG_TASK;
-	post_or_defer(ex, w, &t->msg);
+	if (deferred_post(&w->deferred, w->inbox, &t->msg))
+		retrier_kick(ex->cfg.retrier);	/* after the append: retry.c */
 	post_leave(w);
 	return 0;
 }

@@ -74,6 +74,8 @@ struct exec_config {
 	 * on that thread). NULL: it leaves at once.
 	 */
 	void (*on_stop)(unsigned worker, void *arg);
+	/* On worker `worker`'s thread before its loop runs anything; or NULL. */
+	void (*on_start)(unsigned worker, void *arg);
 	void *arg;
 	/*
 	 * Once worker 0 is made, before the others (NULL: none): a nonzero

@@ -272,16 +272,6 @@ uint64_t inbox_spec_memory(const struct inbox_spec *spec)
 static void inbox_on_wakeup(evutil_socket_t fd, short what, void *arg);
 static void inbox_on_again(evutil_socket_t fd, short what, void *arg);
 
-int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
-		       struct event_base *base, inbox_handler_fn handler, void *arg,
-		       unsigned budget)
-{
-	struct inbox_spec spec;
-
-	inbox_spec_default(&spec, ops);
-	return inbox_new(out, &spec, base, handler, arg, budget);
-}
-
 int inbox_new(struct inbox **out, const struct inbox_spec *spec, struct event_base *base,
 	      inbox_handler_fn handler, void *arg, unsigned budget)
 {

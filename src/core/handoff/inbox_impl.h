@@ -137,14 +137,6 @@ struct inbox {
 	atomic_uint_fast64_t wouldblock_batch;
 };
 
-/*
- * inbox_new() with ops at their options' defaults. For tests that wrap a
- * variant's operations (delay a producer between its steps, break the
- * round's order on purpose): a spec may name any ops, wrapped or not.
- */
-int inbox_new_with_ops(struct inbox **out, const struct inbox_ops *ops,
-		       struct event_base *base, inbox_handler_fn handler, void *arg,
-		       unsigned budget);
 
 extern const struct inbox_ops inbox_wfcq_ops;
 extern const struct inbox_ops inbox_mutex_eventfd_ops;

@@ -78,7 +78,7 @@ void mts_config_defaults(struct mts_config *cfg)
 		.linger_ms = 2000,
 		.linger_bytes = 16u << 20,
 		.inbox_budget = 64,
-		.balance = MTS_BALANCE_RR,
+		.balance = MTS_BALANCE_DEFAULT,
 		.dispatch = DEFAULT_DISPATCH,
 		.accept = DEFAULT_ACCEPT,
 	};
@@ -216,14 +216,16 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 	if (cfg->inbox_budget < 1)
 		return invalid(why, why_len, "inbox_budget is 0: a worker must handle at least "
 			       "one message per loop turn");
-	if (cfg->balance != MTS_BALANCE_RR && cfg->balance != MTS_BALANCE_LEAST)
-		return invalid(why, why_len, "balance is %d: neither MTS_BALANCE_RR nor "
-			       "MTS_BALANCE_LEAST", (int)cfg->balance);
+	if (cfg->balance != MTS_BALANCE_DEFAULT && cfg->balance != MTS_BALANCE_RR &&
+	    cfg->balance != MTS_BALANCE_LEAST)
+		return invalid(why, why_len, "balance is %d: not MTS_BALANCE_DEFAULT, "
+			       "MTS_BALANCE_RR or MTS_BALANCE_LEAST", (int)cfg->balance);
 
 	/* Fields that must agree with each other, or with the machine. */
-	if (!(*strategy)->picks_worker && cfg->balance == MTS_BALANCE_LEAST)
-		return invalid(why, why_len, "balance 'least' needs accept 'handoff': with '%s' "
-			       "the kernel picks the worker", cfg->accept);
+	if (!(*strategy)->picks_worker && cfg->balance != MTS_BALANCE_DEFAULT)
+		return invalid(why, why_len, "balance '%s' needs accept 'handoff': with '%s' "
+			       "the kernel picks the worker", cfg->balance == MTS_BALANCE_RR ?
+			       "rr" : "least", cfg->accept);
 	if ((*strategy)->socket_per_worker && cfg->n_listen_fds > 0)
 		return invalid(why, why_len, "accept '%s' opens a socket per worker, so it "
 			       "cannot use inherited sockets (listen_fds); use 'handoff' or "

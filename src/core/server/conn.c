@@ -25,6 +25,10 @@
 
 void *mts_conn_data(struct mts_conn *c) { return c->data; }
 unsigned mts_conn_worker(const struct mts_conn *c) { return c->home->id; }
+void *mts_conn_worker_state(const struct mts_conn *c)
+{
+	return atomic_load_explicit(&c->home->state, memory_order_relaxed);	/* its own */
+}
 int mts_conn_fd(const struct mts_conn *c) { return c->fd; }
 struct event_base *mts_conn_base(const struct mts_conn *c) { return c->home->base; }
 const struct timeval *mts_conn_idle_timeout(const struct mts_conn *c) { return c->home->idle_tv; }

@@ -60,6 +60,12 @@ struct conn_home {
 	char *scratch;
 	size_t scratch_len;
 
+	/* The protocol's per-worker state (mts_handler.worker_init): written
+	 * by the worker before it serves anything, read by it and (atomic)
+	 * by mts_worker_state() on any thread. */
+	_Atomic(void *) state;
+	bool state_made;		/* worker_init ran: worker_fini is owed */
+
 	/* Worker thread only. */
 	TAILQ_HEAD(, mts_conn) conns;
 	bool stopping;

@@ -61,6 +61,40 @@ static void on_slot_freed(void *arg)
 	s->strategy->slot_freed(s);
 }
 
+/* The executor's on_start hook, on worker `i` before it serves anything:
+ * the protocol's per-worker state. */
+static void on_worker_start(unsigned i, void *arg)
+{
+	struct mts_server *s = arg;
+	struct conn_home *h = &s->homes[i];
+
+	if (s->sh.handler.worker_init == NULL)
+		return;
+	atomic_store_explicit(&h->state, s->sh.handler.worker_init(i, h->base,
+								  s->sh.handler.arg),
+			      memory_order_release);	/* mts_worker_state() acquires */
+	h->state_made = true;
+}
+
+void *mts_worker_state(const struct mts_server *s, unsigned worker)
+{
+	if (worker >= s->n_workers)
+		return NULL;
+	return atomic_load_explicit(&s->homes[worker].state, memory_order_acquire);
+}
+
+/* mts_free(): the workers joined, every connection closed. */
+static void release_worker_states(struct mts_server *s)
+{
+	for (unsigned i = 0; s->homes != NULL && i < s->n_workers; i++) {
+		struct conn_home *h = &s->homes[i];
+
+		if (h->state_made && s->sh.handler.worker_fini != NULL)
+			s->sh.handler.worker_fini(i, atomic_load(&h->state), s->sh.handler.arg);
+		h->state_made = false;
+	}
+}
+
 /* The executor's on_stop hook, on worker `i`: stop accepting, then finish
  * the connections (the worker leaves when they are gone). */
 static void on_worker_stop(unsigned i, void *arg)
@@ -90,6 +124,7 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 		.inbox = *inbox,
 		.inbox_budget = cfg->inbox_budget,
 		.on_stop = on_worker_stop,
+		.on_start = on_worker_start,
 		.arg = s,
 		.after_first = fd_budget_check,
 		.after_first_arg = &budget,
@@ -233,9 +268,12 @@ void mts_free(struct mts_server *s)
 	workq_free_all(&s->workqs);
 	for (unsigned i = 0; s->homes != NULL && i < s->n_workers; i++)
 		conn_home_destroy(&s->homes[i]);
+	/* Every connection closed (on_close ran), the bases still here. */
+	release_worker_states(s);
 	exec_free(s->ex);		/* the workers' bases, after everything on them */
 	free(s->homes);
 	iplimit_free(s->iplimit);	/* every connection has released its entry */
+	signals_release(s);		/* the events on the main base, first */
 	control_destroy(&s->control);	/* before the retrier it is registered with */
 	retrier_free(s->retrier);	/* nothing is left to kick it */
 	if (s->base != NULL)
