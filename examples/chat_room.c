@@ -87,6 +87,8 @@ static void unhold(struct event_base *base, void *arg, int cancelled)
 	if (cancelled)
 		return;		/* the clients are gone */
 	room = mts_worker_state(chat_server, (unsigned)(uintptr_t)arg);	/* this one's */
+	if (room == NULL)
+		return;		/* no room here: worker_init ran out of memory */
 	TAILQ_FOREACH(cl, &room->clients, link)
 		if (cl->held) {
 			cl->held = false;

@@ -136,12 +136,20 @@ static const char *dispatch_spec(const char *dispatch, const char *extra, const 
 	char name[64], why[256];
 	size_t n = strcspn(dispatch, ":");
 
+	int w;
+
+	if (n >= sizeof(name))
+		cli_usage_error("unknown --dispatch '%.*s...' (--list-dispatch names them)", 32,
+				dispatch);
 	snprintf(name, sizeof(name), "%.*s", (int)n, dispatch);
 	pick_name("--dispatch", name, mts_dispatch_name);
 	if (extra[0] != '\0')
-		snprintf(buf, len, "%s%s%s", dispatch, dispatch[n] == ':' ? "," : ":", extra);
+		w = snprintf(buf, len, "%s%s%s", dispatch, dispatch[n] == ':' ? "," : ":", extra);
 	else
-		snprintf(buf, len, "%s", dispatch);
+		w = snprintf(buf, len, "%s", dispatch);
+	if (w < 0 || (size_t)w >= len)
+		cli_usage_error("--dispatch and its options are too long (at most %zu characters)",
+				len - 1);
 	if (mts_dispatch_check(buf, why, sizeof(why)) < 0) {
 		cli_usage_error("invalid --dispatch '%s'%s%s%s: %s", buf, flags[0] ? " (from " : "",
 				flags, flags[0] ? ")" : "", why);
@@ -221,9 +229,13 @@ static bool number_option(int opt, const char *arg, struct args *a)
 static void alias_option(const char *flag, const char *key, const char *arg, struct args *a)
 {
 	size_t e = strlen(a->extra), f = strlen(a->flags);
+	int we = snprintf(a->extra + e, sizeof(a->extra) - e, "%s%s=%s", e ? "," : "", key, arg);
+	int wf = snprintf(a->flags + f, sizeof(a->flags) - f, "%s%s %s", f ? " and " : "", flag,
+			  arg);
 
-	snprintf(a->extra + e, sizeof(a->extra) - e, "%s%s=%s", e ? "," : "", key, arg);
-	snprintf(a->flags + f, sizeof(a->flags) - f, "%s%s %s", f ? " and " : "", flag, arg);
+	if (we < 0 || (size_t)we >= sizeof(a->extra) - e || wf < 0 ||
+	    (size_t)wf >= sizeof(a->flags) - f)
+		cli_usage_error("too many --ring-size and --spin-us values (%s)", flag);
 }
 
 /* The options that name something; exits (0) after --help and the lists. */

@@ -114,7 +114,8 @@ const char *mts_dispatch_name(unsigned i);
  * it has, or -1 past the last variant.
  */
 int mts_dispatch_options(unsigned i, char *buf, size_t len);
-/* Is `dispatch` one mts_new() accepts? 0, or -EINVAL with *why saying why. */
+/* Is `dispatch` one mts_new() accepts (NULL: the default, as there)? 0,
+ * or -EINVAL with *why saying why. */
 int mts_dispatch_check(const char *dispatch, char *why, size_t why_len);
 
 /*
@@ -200,14 +201,14 @@ void mts_stop(struct mts_server *s);
 void mts_request_stats(struct mts_server *s);
 
 /*
- * What every server program does with signals, on the main thread's
- * event_base (mts_run's loop): SIGINT, SIGTERM and SIGHUP stop the server
- * gracefully (mts_stop); SIGUSR1 logs the statistics (mts_request_stats);
- * SIGPIPE is ignored (a write to a closed socket is an error, not a
- * death). A SIGHUP that was ignored when this is called (nohup) stays
- * ignored. Call it after mts_new() and before mts_run(), once per process
- * (libevent lets one event_base at a time watch signals); mts_free()
- * gives the signals back to their default actions. 0 or a negative errno.
+ * What every server program does with signals: SIGINT, SIGTERM and SIGHUP
+ * stop the server gracefully (mts_stop); SIGUSR1 logs the statistics
+ * (mts_request_stats); SIGPIPE is ignored (a write to a closed socket is
+ * an error, not a death). A SIGHUP that was ignored when this is called
+ * (nohup) stays ignored. Call it after mts_new(), for one server per
+ * process at a time (-EBUSY for a second). The handlers stay installed
+ * after mts_free(), doing nothing: a stop signal that comes while the
+ * program finishes does not kill it. 0 or a negative errno.
  */
 int mts_handle_signals(struct mts_server *s);
 

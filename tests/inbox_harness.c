@@ -384,6 +384,29 @@ static bool reached(void *arg)
 	       st.wouldblock_batch >= w->wouldblock_batch;
 }
 
+/* The round counted in rounds `from` on has ended (a round counts itself
+ * last, inbox.c): waits up to 5 s; false if none ended. A WOULDBLOCK is
+ * counted inside its round, so "rounds while caught" must start after this,
+ * or that very round would count as one more. */
+struct rounds_from {
+	struct consumer *c;
+	uint64_t from;
+};
+
+static bool rounds_past(void *arg)
+{
+	struct rounds_from *r = arg;
+
+	return stats(r->c).rounds > r->from;
+}
+
+static bool round_ended(struct consumer *c, uint64_t from)
+{
+	struct rounds_from r = { .c = c, .from = from };
+
+	return wait_until(rounds_past, &r, 5000, "the end of the round that met the WOULDBLOCK");
+}
+
 bool caught_in_splice(const struct inbox_ops *ops, uint64_t *rounds_while_caught)
 {
 	struct consumer c;
@@ -399,10 +422,12 @@ bool caught_in_splice(const struct inbox_ops *ops, uint64_t *rounds_while_caught
 	if (old != empty_tail(c.inbox))
 		bail("half_enqueue: the queue was not empty");
 	/* A wake-up from earlier (its message long taken) runs a round now. */
-	wakeup_signal(&c.inbox->wake);
-	if (!wait_until(reached, &w, 5000, "a round that meets the caught producer"))
-		bail("the round never reported the WOULDBLOCK");
 	before = stats(&c).rounds;
+	wakeup_signal(&c.inbox->wake);
+	if (!wait_until(reached, &w, 5000, "a round that meets the caught producer") ||
+	    !round_ended(&c, before))
+		bail("the round never reported the WOULDBLOCK");
+	before = stats(&c).rounds;	/* from the end of the round that met it */
 	usleep(50000);
 	*rounds_while_caught = stats(&c).rounds - before;
 	finish_enqueue(c.inbox, old, &m);	/* P1b */
@@ -428,8 +453,10 @@ static bool caught_behind(const struct inbox_ops *ops, bool signals, uint64_t *r
 	old = half_enqueue(c.inbox, &m[1]);
 	if (old != tail_of(c.inbox, &m[0]))
 		bail("half_enqueue: m0 is not the tail");
+	before = stats(&c).rounds;
 	consumer_start(&c);
-	if (!wait_until(reached, &w, 5000, "a round that meets the producer caught behind m0")) {
+	if (!wait_until(reached, &w, 5000, "a round that meets the producer caught behind m0") ||
+	    !round_ended(&c, before)) {
 		/* The round hid the WOULDBLOCK: it neither re-armed nor counted
 		 * it. m1's producer finishes; nothing should be stuck. */
 		finish_enqueue(c.inbox, old, &m[1]);
@@ -438,7 +465,7 @@ static bool caught_behind(const struct inbox_ops *ops, bool signals, uint64_t *r
 		*rounds_while_caught = 0;
 		return false;
 	}
-	before = stats(&c).rounds;
+	before = stats(&c).rounds;	/* from the end of the round that met it */
 	usleep(50000);
 	*rounds_while_caught = stats(&c).rounds - before;
 	finish_enqueue(c.inbox, old, &m[1]);	/* P1b */
@@ -558,4 +585,93 @@ bool posted_in_handshake(const struct inbox_ops *ops, enum handshake_point where
 bool spin_asleep(struct consumer *c)
 {
 	return spin_asleep_flag(c->inbox);
+}
+
+/* ---- what the inbox tests share --------------------------------------- */
+
+/* Every post signals, or only the one that found the queue empty. */
+bool elides(const struct inbox_ops *v)
+{
+	return !v->every_post_signals;
+}
+
+/* May refuse a post (-ENOBUFS) when full. */
+bool bounded(const struct inbox_ops *v)
+{
+	return v->bounded;
+}
+
+void consumer_init(struct consumer *c, const struct inbox_ops *v, unsigned budget)
+{
+	consumer_init_ops(c, v, budget);
+}
+
+void run(const struct inbox_ops *v, unsigned np, uint32_t count, bool jitter,
+		unsigned budget, struct run_result *r)
+{
+	struct run_shape shape = { .jitter = jitter };
+
+	run_ops(v, np, count, &shape, budget, 10000, r);
+}
+
+/* The library's variant of that name (a test that names one needs it). */
+const struct inbox_ops *variant(const char *name)
+{
+	const struct inbox_ops *v = inbox_variant_find(name);
+
+	if (v == NULL) {
+		fprintf(stderr, "no variant '%s' in the library\n", name);
+		bail("a variant this test names is missing");
+	}
+	return v;
+}
+
+/* v's ops, wrapped, with its one option's default set to `value` (the
+ * ring's size, spin-then-block's polling time): new_inbox() then
+ * gives the inbox that value. */
+const struct inbox_ops *with_option(struct wrapped *w, struct inbox_option *o,
+					   const struct inbox_ops *v, unsigned long value)
+{
+	wrap(w, v);
+	*o = v->options[0];
+	o->def = value;
+	w->ops.options = o;
+	return &w->ops;
+}
+
+bool handled_at_least(void *arg)
+{
+	struct count_of *w = arg;
+
+	return handled(w->c) >= w->want;
+}
+
+bool chosen(const struct inbox_ops *v)
+{
+	const char *list = getenv("INBOX_VARIANTS"), *name = inbox_variant_name(v), *p;
+	size_t len = strlen(name);
+
+	if (list == NULL)
+		return true;
+	for (p = strstr(list, name); p != NULL; p = strstr(p + 1, name))
+		if ((p == list || p[-1] == ' ') && (p[len] == '\0' || p[len] == ' '))
+			return true;
+	return false;
+}
+
+void dispose_in_order(struct inbox_msg *msg, void *arg)
+{
+	struct disposed *d = arg;
+	struct tmsg *t = (struct tmsg *)msg;
+
+	d->in_order = d->in_order && t->seq == d->next;
+	d->next = t->seq + 1;
+	d->count++;
+}
+
+void free_by_hand(struct consumer *c, inbox_handler_fn dispose, void *arg)
+{
+	inbox_free(c->inbox, dispose, arg);
+	event_free(c->tick);
+	event_base_free(c->base);
 }

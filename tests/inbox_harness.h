@@ -170,4 +170,47 @@ bool posted_in_handshake(const struct inbox_ops *ops, enum handshake_point where
 
 bool spin_asleep(struct consumer *c);
 
+
+/* ---- what the inbox tests share --------------------------------------- */
+
+/* Every post signals (false), or only the one that found the queue empty. */
+bool elides(const struct inbox_ops *v);
+/* May refuse a post (-ENOBUFS) when full. */
+bool bounded(const struct inbox_ops *v);
+void consumer_init(struct consumer *c, const struct inbox_ops *v, unsigned budget);
+/* run_ops() with jitter or not, 10 s without progress a stall. */
+void run(const struct inbox_ops *v, unsigned np, uint32_t count, bool jitter,
+	 unsigned budget, struct run_result *r);
+/* The library's variant of that name (a test that names one needs it:
+ * bails out if it is missing). */
+const struct inbox_ops *variant(const char *name);
+/* v's ops, wrapped in w, with its one option's default set to `value` (o
+ * holds the option): new_inbox() then gives the inbox that value. */
+const struct inbox_ops *with_option(struct wrapped *w, struct inbox_option *o,
+				    const struct inbox_ops *v, unsigned long value);
+/* For wait_until(): has consumer c handled `want` messages? */
+struct count_of {
+	struct consumer *c;
+	uint64_t want;
+};
+bool handled_at_least(void *arg);
+/*
+ * INBOX_VARIANTS="vyukov ring" runs only those variants' checks, in the
+ * tests that check every variant: for a developer at work on one, and for
+ * a mutant of one (tests/mutants/). make check sets nothing: every variant.
+ */
+bool chosen(const struct inbox_ops *v);
+
+/* What inbox_free() hands to dispose_in_order(): tmsgs of one producer,
+ * checked to come in sequence from `next` on. */
+struct disposed {
+	uint32_t next;		/* the seq expected next */
+	uint32_t count;
+	bool in_order;
+};
+void dispose_in_order(struct inbox_msg *msg, void *arg);
+/* Stops nothing (c's loop never ran, or stopped): frees c's inbox, giving
+ * what it still holds to dispose(arg), and c's base. */
+void free_by_hand(struct consumer *c, inbox_handler_fn dispose, void *arg);
+
 #endif

@@ -38,6 +38,7 @@ static const struct bad_case bad[] = {
 	{ { "--balance", "rr", "--accept", "reuseport" }, "balance" },
 	{ { "--dispatch", "ring:size=3" }, "size" },
 	{ { "--dispatch", "wfcq:size=64" }, "wfcq" },
+	{ { "--dispatch", "ring:size=8", "--ring-size", "16" }, "twice" },
 	{ { "--spin-us", "-5", "--dispatch", "spin-then-block" }, "--spin-us" },
 	{ { "--spin-us", "10" }, "spin-then-block" },
 	{ { "--dispatch", "ring", "--ring-size", "1000" }, "--ring-size" },

@@ -345,7 +345,7 @@ static void test_numbers(void)
 	cfg.dispatch = "spin-then-block:us=0";
 	accepted(&cfg, "dispatch spin-then-block:us=0 (no polling)");
 	cfg.dispatch = "spin-then-block:us=5,us=7";
-	accepted(&cfg, "dispatch spin-then-block:us=5,us=7 (the last one given counts)");
+	refused(&cfg, &handler, "twice", "dispatch spin-then-block:us=5,us=7 (an option twice)");
 
 	/* Every value means something: 0 (off, unlimited, a plain close)
 	 * and the largest are both accepted. */

@@ -172,6 +172,16 @@ void inbox_spec_default(struct inbox_spec *spec, const struct inbox_ops *v)
 		spec->opt[k] = v->options[k].def;
 }
 
+/* The index of v's option `key`, or -1. A variant declares at most
+ * INBOX_MAX_OPTIONS (test_inbox checks every one): the rest are ignored. */
+static int find_option(const struct inbox_ops *v, const char *key)
+{
+	for (unsigned k = 0; k < v->n_options && k < INBOX_MAX_OPTIONS; k++)
+		if (strcmp(v->options[k].key, key) == 0)
+			return (int)k;
+	return -1;
+}
+
 int inbox_spec_set(struct inbox_spec *spec, const char *key, const char *value, char *why,
 		   size_t why_len)
 {
@@ -179,11 +189,10 @@ int inbox_spec_set(struct inbox_spec *spec, const char *key, const char *value, 
 	const struct inbox_option *o;
 	unsigned long n;
 	char *end;
+	int k = find_option(v, key);
 
-	for (unsigned k = 0; k < v->n_options; k++) {
+	if (k >= 0) {
 		o = &v->options[k];
-		if (strcmp(o->key, key) != 0)
-			continue;
 		errno = 0;
 		n = strtoul(value, &end, 10);
 		if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno == ERANGE ||
@@ -203,13 +212,14 @@ int inbox_spec_set(struct inbox_spec *spec, const char *key, const char *value, 
 		snprintf(why, why_len, "%s has no option '%s' (it has %s%s)", v->name, key,
 			 v->options[0].key, v->n_options > 1 ? " and more" : "");
 	for (size_t i = 0; i < N_VARIANTS; i++)	/* a hint: whose is it? */
-		for (unsigned k = 0; k < variants[i]->n_options; k++)
-			if (strcmp(variants[i]->options[k].key, key) == 0) {
-				size_t len = strlen(why);
+		if (find_option(variants[i], key) >= 0) {
+			size_t len = strlen(why);
+
+			if (len < why_len)
 				snprintf(why + len, why_len - len, "; '%s' is %s's", key,
 					 variants[i]->name);
-				return -EINVAL;
-			}
+			break;
+		}
 	return -EINVAL;
 }
 
@@ -220,6 +230,8 @@ int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_
 	char name[64], item[64], *eq;
 	const char *p, *next;
 	const struct inbox_ops *v = NULL;
+	unsigned given = 0;	/* a bit per option set: each at most once */
+	int k;
 
 	if (len < sizeof(name)) {
 		memcpy(name, text, len);
@@ -249,8 +261,14 @@ int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_
 			return -EINVAL;
 		}
 		*eq = '\0';
+		if ((k = find_option(v, item)) >= 0 && (given & (1u << k)) != 0) {
+			snprintf(why, why_len, "%s's %s is given twice in '%s'", v->name, item,
+				 text);
+			return -EINVAL;
+		}
 		if (inbox_spec_set(spec, item, eq + 1, why, why_len) < 0)
 			return -EINVAL;
+		given |= k >= 0 ? 1u << k : 0;
 	}
 	return 0;
 }
@@ -258,10 +276,9 @@ int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_
 unsigned long inbox_spec_get(const struct inbox_spec *spec, const char *key,
 			     unsigned long fallback)
 {
-	for (unsigned k = 0; k < spec->ops->n_options; k++)
-		if (strcmp(spec->ops->options[k].key, key) == 0)
-			return spec->opt[k];
-	return fallback;
+	int k = find_option(spec->ops, key);
+
+	return k >= 0 ? spec->opt[k] : fallback;
 }
 
 uint64_t inbox_spec_memory(const struct inbox_spec *spec)

@@ -16,6 +16,12 @@
 #include "server.h"
 #include "strategy.h"
 
+/* The string fields' defaults: mts_config_defaults() fills them in, and
+ * server_check_config() reads a NULL as them. */
+#define DEFAULT_PORT "5555"
+#define DEFAULT_DISPATCH "wfcq"
+#define DEFAULT_ACCEPT "handoff"	/* accept_strategy_at(0) */
+
 const char *mts_dispatch_name(unsigned i)
 {
 	const struct inbox_ops *v = inbox_variant_at(i);
@@ -50,7 +56,8 @@ int mts_dispatch_check(const char *dispatch, char *why, size_t why_len)
 {
 	struct inbox_spec spec;
 
-	return inbox_spec_parse(&spec, dispatch, why, why_len);
+	return inbox_spec_parse(&spec, dispatch != NULL ? dispatch : DEFAULT_DISPATCH, why,
+				why_len);
 }
 
 const char *mts_accept_name(unsigned i)
@@ -60,11 +67,6 @@ const char *mts_accept_name(unsigned i)
 	return st != NULL ? st->name : NULL;
 }
 
-/* The string fields' defaults: mts_config_defaults() fills them in, and
- * server_check_config() reads a NULL as them. */
-#define DEFAULT_PORT "5555"
-#define DEFAULT_DISPATCH "wfcq"
-#define DEFAULT_ACCEPT "handoff"	/* accept_strategy_at(0) */
 
 void mts_config_defaults(struct mts_config *cfg)
 {

@@ -248,7 +248,15 @@ void mts_free(struct mts_server *s)
 		exec_stop(s->ex);	/* no-op after mts_run() */
 		workq_workers_stopped(&s->workqs);
 	}
-	/* The workers are joined, the main loop is done: nothing accepts. */
+	/* The workers are joined, the main loop is done: stop every accept
+	 * unit and close the listening sockets now, so that while the rest is
+	 * torn down (a pool job may take long) new connections are refused,
+	 * not completed by the kernel into a backlog nobody reads. The units
+	 * themselves go later, with the strategy's state (destroy). */
+	s->strategy->stop_main(s);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		s->strategy->stop_worker(s, i);
+	listen_close(&s->ls);
 	if (s->accept_ready)
 		pthread_mutex_destroy(&s->accept_sh.log_lock);
 	/* No pool thread posts any more (a pool the program left running, or
@@ -262,7 +270,6 @@ void mts_free(struct mts_server *s)
 	/* After the close: a cancelled connection frees its slot, and the
 	 * strategy's slot_freed may still touch its state. */
 	s->strategy->destroy(s);
-	listen_close(&s->ls);
 	/* After the close (cancelled dones touch a queue), and once no thread
 	 * is inside mts_workq_free(). */
 	workq_free_all(&s->workqs);

@@ -31,8 +31,6 @@ enum control_reason {
 	WAKE_SLOT_FREED = 1u << 2,	/* the strategy's resume_main (strategy.h) */
 };
 
-#define SERVER_SIGNALS 4		/* INT, TERM, HUP: stop; USR1: statistics */
-
 struct mts_server {
 	struct mts_config cfg;		/* cfg.listen and listen_fds: NULL after mts_new */
 	const struct accept_strategy *strategy;	/* strategy.h */
@@ -55,7 +53,6 @@ struct mts_server {
 	 * accepting) until mts_stop(). */
 	struct event_base *base;
 	struct control control;
-	struct event *signals[SERVER_SIGNALS];	/* mts_handle_signals(); or NULL */
 
 	struct workq_list workqs;	/* every work queue made for this server */
 };
@@ -67,7 +64,7 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 			struct mts_config *cfg, const struct accept_strategy **strategy,
 			struct inbox_spec *inbox, char *why, size_t why_len);
 
-/* signals.c: what mts_handle_signals() added, removed (mts_free). */
+/* signals.c: no signal handler reaches s any more (mts_free). */
 void signals_release(struct mts_server *s);
 
 /* stats.c */

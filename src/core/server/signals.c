@@ -1,36 +1,47 @@
 /*
  * signals.c - mts_handle_signals(): the signals every server program
- * handles the same way, watched by the main thread's event_base (libevent
- * turns a signal into an event of that loop, so the callbacks below are
- * ordinary code on the main thread, not signal handlers).
+ * handles the same way.
+ *
+ * The handlers do what mts_stop() and mts_request_stats() do: set a reason
+ * bit and signal the control channel (control.c), both async-signal-safe.
+ * They are plain sigaction() handlers, not libevent signal events, on
+ * purpose: libevent gives a signal back its old action when its event is
+ * freed, so a second SIGTERM arriving while the program finishes (after
+ * mts_free(), before exit) would kill it by the default action, and a
+ * graceful stop would end as a death by signal. Here the handlers stay
+ * installed, and do nothing once their server is freed.
+ *
+ * Which server a handler reaches: `target`, set by mts_handle_signals()
+ * and cleared by mts_free(), which must not free the server while a
+ * handler, on some thread, is still using it. A handler announces itself
+ * in `in_handler` before it loads `target`; mts_free() clears `target`,
+ * then waits for `in_handler` to be 0. All four are seq_cst: in their one
+ * order, a handler that loaded the server did so before the clear, so its
+ * announcement came before the clear too, and the wait sees it.
  */
 #include <config.h>
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 
-#include <event2/event.h>
-
 #include "server.h"
 
-/* What mts_stop() and mts_request_stats() do, through the control channel. */
-static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+static _Atomic(struct mts_server *) target;
+static atomic_int in_handler;
+
+static void on_signal(int sig)
 {
-	struct mts_server *s = arg;
+	int saved = errno;
+	struct mts_server *s;
 
-	(void)sig;
-	(void)what;
-	control_wake(&s->control, WAKE_STOP);
-}
-
-static void on_stats_signal(evutil_socket_t sig, short what, void *arg)
-{
-	struct mts_server *s = arg;
-
-	(void)sig;
-	(void)what;
-	control_wake(&s->control, WAKE_STATS);
+	atomic_fetch_add(&in_handler, 1);
+	s = atomic_load(&target);
+	if (s != NULL)
+		control_wake(&s->control, sig == SIGUSR1 ? WAKE_STATS : WAKE_STOP);
+	atomic_fetch_sub(&in_handler, 1);
+	errno = saved;
 }
 
 /* Was sig ignored when the program started (nohup ignores SIGHUP)? */
@@ -43,36 +54,32 @@ static bool ignored(int sig)
 
 int mts_handle_signals(struct mts_server *s)
 {
-	static const struct {
-		int sig;
-		event_callback_fn fn;
-	} handled[SERVER_SIGNALS] = {
-		{ SIGINT, on_stop_signal },
-		{ SIGTERM, on_stop_signal },
-		{ SIGHUP, on_stop_signal },	/* a closed terminal: stop, flushing echo */
-		{ SIGUSR1, on_stats_signal },
-	};
-	struct sigaction sa = { .sa_handler = SIG_IGN };
+	static const int stops[] = { SIGINT, SIGTERM, SIGHUP };	/* HUP: a closed terminal */
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+	struct mts_server *none = NULL;
 
+	if (!atomic_compare_exchange_strong(&target, &none, s))
+		return none == s ? 0 : -EBUSY;	/* one server per process */
+	sigemptyset(&ign.sa_mask);
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGPIPE, &sa, NULL) == -1)
+	if (sigaction(SIGPIPE, &ign, NULL) == -1)
 		return -errno;
-	for (unsigned i = 0; i < SERVER_SIGNALS; i++) {
-		if (s->signals[i] != NULL || (handled[i].sig == SIGHUP && ignored(SIGHUP)))
-			continue;
-		s->signals[i] = evsignal_new(s->base, handled[i].sig, handled[i].fn, s);
-		if (s->signals[i] == NULL || event_add(s->signals[i], NULL) == -1)
-			return -ENOMEM;
-	}
+	for (unsigned i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		if (!(stops[i] == SIGHUP && ignored(SIGHUP)) && sigaction(stops[i], &sa, NULL) == -1)
+			return -errno;
+	if (sigaction(SIGUSR1, &sa, NULL) == -1)
+		return -errno;
 	return 0;
 }
 
-/* mts_free(): the signals go back to what they were before. */
+/* mts_free(): no handler reaches s from here on. */
 void signals_release(struct mts_server *s)
 {
-	for (unsigned i = 0; i < SERVER_SIGNALS; i++)
-		if (s->signals[i] != NULL) {
-			event_free(s->signals[i]);
-			s->signals[i] = NULL;
-		}
+	struct mts_server *mine = s;
+
+	if (!atomic_compare_exchange_strong(&target, &mine, NULL))
+		return;		/* not the server the handlers reach */
+	while (atomic_load(&in_handler) != 0)
+		sched_yield();	/* a handler is a few instructions: short */
 }

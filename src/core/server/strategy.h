@@ -21,6 +21,10 @@
  *                the main thread's units.
  *   stop_worker  on worker `i`, when it is told to stop: no new
  *                connection from its units (its connections finish after).
+ *                Both stops are called again by mts_free() once the workers
+ *                are joined (on its thread, the loops no longer running),
+ *                before the listening sockets close: they must be
+ *                idempotent, and safe on a unit whose start failed.
  *   unit_stats   any thread: worker i's accept counters (zeros if the
  *                worker has no unit of its own).
  *   destroy      mts_free(), once every worker has been joined.
