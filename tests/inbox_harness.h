@@ -6,10 +6,14 @@
  * wrapped) only to place a post or a pause at a step, never to change what
  * the variant does. Every wait here is bounded and fails with a message.
  *
- *   test_inbox        each variant: delivery, order, elision, the budget,
- *                     the WOULDBLOCK paths, posts inside the round
- *   test_inbox_delay  producers delayed between enqueue and signal
- *   test_spin_litmus  spin-then-block's handshake, without system calls
+ *   test_inbox            each variant: delivery, order, elision, the budget,
+ *                         posts inside the round, what free disposes
+ *   test_inbox_wouldblock the WOULDBLOCK paths: producers held between steps
+ *   test_inbox_spin       spin-then-block's handshake, step by step
+ *   test_inbox_ring       the bounded ring, tiny, by hand and under stress
+ *   test_inbox_retry      wake-up debts paid exactly once (fault injection)
+ *   test_inbox_delay      producers delayed between enqueue and signal
+ *   test_spin_litmus      spin-then-block's handshake, without system calls
  */
 #ifndef ECHOSERVER_INBOX_HARNESS_H
 #define ECHOSERVER_INBOX_HARNESS_H

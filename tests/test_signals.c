@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mtserver.h"
@@ -38,6 +39,35 @@ static void handler_of(int sig, void (**out)(int))
 
 	sigaction(sig, NULL, &sa);
 	*out = sa.sa_handler;
+}
+
+/* In a child of fork(), the parent's server is not there: the child's own
+ * server must be able to take the signals. */
+static bool child_takes_signals(void)
+{
+	struct mts_handler h = { .on_open = on_open, .on_shutdown = on_shutdown,
+				 .on_close = on_close };
+	struct mts_config cfg;
+	pid_t pid;
+	int status;
+
+	mts_before_fork();
+	pid = fork();
+	if (pid == 0) {
+		struct mts_server *mine;
+		char why[256];
+
+		mts_after_fork_child();
+		mts_config_defaults(&cfg);
+		cfg.port = "0";
+		cfg.threads = 1;
+		if (mts_new(&mine, &cfg, &h, why, sizeof(why)) < 0)
+			_exit(3);
+		_exit(mts_handle_signals(mine) == 0 ? 0 : 4);
+	}
+	mts_after_fork_parent();
+	return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0;
 }
 
 /* Stopped by `sig`, sent to the process: mts_run() returns. */
@@ -73,6 +103,8 @@ static void stops_on(int sig, const char *name)
 		ok(hup_during == SIG_IGN, "a SIGHUP ignored before (nohup) stays ignored");
 		ok(mts_handle_signals(other) == -EBUSY,
 		   "a second server cannot take the signals while the first has them (-EBUSY)");
+		ok(child_takes_signals(),
+		   "a child of fork() (with the fork hooks) can give its own server the signals");
 	}
 	mts_free(s);
 	mts_free(other);
@@ -86,7 +118,7 @@ int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(9);
+	tap_plan(10);
 	stops_on(SIGTERM, "SIGTERM");
 	stops_on(SIGINT, "SIGINT");
 	stops_on(SIGHUP, "SIGHUP");

@@ -190,7 +190,12 @@ int inbox_spec_set(struct inbox_spec *spec, const char *key, const char *value, 
 	unsigned long n;
 	char *end;
 	int k = find_option(v, key);
+	char none[1];
 
+	if (why == NULL || why_len == 0) {	/* nowhere to say why: say it nowhere */
+		why = none;
+		why_len = sizeof(none);
+	}
 	if (k >= 0) {
 		o = &v->options[k];
 		errno = 0;
@@ -227,12 +232,16 @@ int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_
 {
 	const char *colon = strchr(text, ':');
 	size_t len = colon ? (size_t)(colon - text) : strlen(text);
-	char name[64], item[64], *eq;
+	char name[64], item[64], *eq, none[1];
 	const char *p, *next;
 	const struct inbox_ops *v = NULL;
 	unsigned given = 0;	/* a bit per option set: each at most once */
 	int k;
 
+	if (why == NULL || why_len == 0) {	/* nowhere to say why: say it nowhere */
+		why = none;
+		why_len = sizeof(none);
+	}
 	if (len < sizeof(name)) {
 		memcpy(name, text, len);
 		name[len] = '\0';

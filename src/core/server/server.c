@@ -338,6 +338,7 @@ void mts_after_fork_parent(void)
 
 void mts_after_fork_child(void)
 {
+	signals_after_fork_child();
 	inbox_after_fork_child();
 }
 

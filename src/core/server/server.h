@@ -66,6 +66,7 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 
 /* signals.c: no signal handler reaches s any more (mts_free). */
 void signals_release(struct mts_server *s);
+void signals_after_fork_child(void);
 
 /* stats.c */
 void stats_log(const struct mts_server *s);

@@ -59,18 +59,30 @@ int mts_handle_signals(struct mts_server *s)
 	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	struct mts_server *none = NULL;
 
+	int rc = 0;
+
 	if (!atomic_compare_exchange_strong(&target, &none, s))
 		return none == s ? 0 : -EBUSY;	/* one server per process */
 	sigemptyset(&ign.sa_mask);
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGPIPE, &ign, NULL) == -1)
-		return -errno;
-	for (unsigned i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		rc = -errno;
+	for (unsigned i = 0; rc == 0 && i < sizeof(stops) / sizeof(stops[0]); i++)
 		if (!(stops[i] == SIGHUP && ignored(SIGHUP)) && sigaction(stops[i], &sa, NULL) == -1)
-			return -errno;
-	if (sigaction(SIGUSR1, &sa, NULL) == -1)
-		return -errno;
-	return 0;
+			rc = -errno;
+	if (rc == 0 && sigaction(SIGUSR1, &sa, NULL) == -1)
+		rc = -errno;
+	if (rc < 0)
+		atomic_store(&target, NULL);	/* what was installed reaches nothing */
+	return rc;
+}
+
+/* In a child of fork(): the parent's server is not this process's (its
+ * threads stayed behind), and no handler is under way in this thread. */
+void signals_after_fork_child(void)
+{
+	atomic_store(&target, NULL);
+	atomic_store(&in_handler, 0);
 }
 
 /* mts_free(): no handler reaches s from here on. */
