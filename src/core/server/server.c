@@ -280,7 +280,7 @@ void mts_free(struct mts_server *s)
 	exec_free(s->ex);		/* the workers' bases, after everything on them */
 	free(s->homes);
 	iplimit_free(s->iplimit);	/* every connection has released its entry */
-	signals_release(s);		/* the events on the main base, first */
+	signals_release(s);		/* no handler reaches s; before the control channel */
 	control_destroy(&s->control);	/* before the retrier it is registered with */
 	retrier_free(s->retrier);	/* nothing is left to kick it */
 	if (s->base != NULL)
