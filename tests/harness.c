@@ -209,37 +209,36 @@ long srv_rss_kb(const struct srv *s)
 	return kb;
 }
 
-int srv_stderr_count(const struct srv *s, const char *needle)
+const char *srv_stderr_text(const struct srv *s)
 {
 	static char buf[1 << 20];
 	size_t n;
-	int count = 0;
 	FILE *f = fopen(s->err_path, "r");
 
 	if (f == NULL)
-		return 0;
+		return NULL;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	for (const char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+	return buf;
+}
+
+int srv_stderr_count(const struct srv *s, const char *needle)
+{
+	const char *buf = srv_stderr_text(s);
+	int count = 0;
+
+	for (const char *p = buf; p != NULL && (p = strstr(p, needle)) != NULL; p++)
 		count++;
 	return count;
 }
 
 bool srv_stderr_number_after(const struct srv *s, const char *needle, unsigned *value)
 {
-	static char buf[1 << 20];
-	const char *p;
+	const char *buf = srv_stderr_text(s), *p;
 	char *end;
-	size_t n;
-	FILE *f = fopen(s->err_path, "r");
 
-	if (f == NULL)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if ((p = strstr(buf, needle)) == NULL)
+	if (buf == NULL || (p = strstr(buf, needle)) == NULL)
 		return false;
 	*value = (unsigned)strtoul(p + strlen(needle), &end, 10);
 	return end != p + strlen(needle);

@@ -373,17 +373,11 @@ static unsigned greeted(int fd)
 static bool cut_logged(const struct srv *s, unsigned id, unsigned *waits, unsigned *ms)
 {
 	static const char waited[] = "the senders waited for it ", last[] = "the last for ";
-	static char log[1 << 20];
+	const char *log = srv_stderr_text(s), *line, *eol, *w, *t;
 	char needle[64];
-	const char *line, *eol, *w, *t;
-	size_t n;
-	FILE *f = fopen(s->err_path, "r");
 
-	if (f == NULL)
+	if (log == NULL)
 		return false;
-	n = fread(log, 1, sizeof(log) - 1, f);
-	fclose(f);
-	log[n] = '\0';
 	snprintf(needle, sizeof(needle), "#%u disconnected: send queue exceeded", id);
 	if ((line = strstr(log, needle)) == NULL)
 		return false;

@@ -282,14 +282,6 @@ int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_
 	return 0;
 }
 
-unsigned long inbox_spec_get(const struct inbox_spec *spec, const char *key,
-			     unsigned long fallback)
-{
-	int k = find_option(spec->ops, key);
-
-	return k >= 0 ? spec->opt[k] : fallback;
-}
-
 uint64_t inbox_spec_memory(const struct inbox_spec *spec)
 {
 	return spec->ops->memory != NULL ? spec->ops->memory(spec->opt) : 0;

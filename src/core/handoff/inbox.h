@@ -144,9 +144,6 @@ int inbox_spec_parse(struct inbox_spec *spec, const char *text, char *why, size_
 /* One option, by key, from its text: 0 or -EINVAL with *why. */
 int inbox_spec_set(struct inbox_spec *spec, const char *key, const char *value, char *why,
 		   size_t why_len);
-/* The value of option `key`, or `fallback` if the variant has none. */
-unsigned long inbox_spec_get(const struct inbox_spec *spec, const char *key,
-			     unsigned long fallback);
 /* The variant's options (*n of them), to list or document them. */
 const struct inbox_option *inbox_variant_options(const struct inbox_ops *v, unsigned *n);
 /* The most memory one inbox of this spec may come to hold for messages
