@@ -34,10 +34,10 @@ bool srv_alive(struct srv *s);
  * safe, for the watchdog (tap_on_watchdog(harness_kill_children)). */
 void harness_kill_children(void);
 long srv_rss_kb(const struct srv *s);
-/* Whether the server's stderr so far contains `needle`; how many times. */
 /* The server's stderr so far (its first MiB), NUL-terminated, in a buffer
  * the next call overwrites; NULL if it cannot be read. */
 const char *srv_stderr_text(const struct srv *s);
+/* Whether the server's stderr so far contains `needle`; how many times. */
 bool srv_stderr_has(const struct srv *s, const char *needle);
 int srv_stderr_count(const struct srv *s, const char *needle);
 /* The number right after the first `needle` in its stderr, if there is one. */
