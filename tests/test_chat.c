@@ -660,6 +660,13 @@ static void test_small_things(const char *chat)
 	signal(SIGHUP, SIG_DFL);	/* not inherited as ignored (nohup) */
 	if (srv_start(&s, false, NULL) != 0)
 		bail("cannot start chatserver");
+	/* SIGUSR1: the library's statistics, a line per worker (chatserver.1). */
+	kill(s.pid, SIGUSR1);
+	tap_waiting("chatserver's statistics after SIGUSR1");
+	for (int i = 0; i < 10000 && !srv_stderr_has(&s, "wakeups_sent"); i++)
+		usleep(1000);
+	ok(srv_stderr_has(&s, "wakeups_sent") && srv_alive(&s),
+	   "SIGUSR1: the statistics are logged, and the server goes on");
 	rc = srv_stop(&s, SIGHUP, 10000);
 	ok(rc == 0, "SIGHUP: a graceful stop, exit %d", rc);
 	ok(srv_stderr_has(&s, "chatserver[main]") && !srv_stderr_has(&s, "echoserver["),
@@ -698,7 +705,7 @@ int main(void)
 	 * test_install.sh: a build from outside that works; the rest of the
 	 * chat's behaviour is checked here, on the tree's own build). */
 	basic = getenv("CHAT_BASIC") != NULL;
-	tap_plan(basic ? 10 : 15 + 6);
+	tap_plan(basic ? 10 : 15 + 7);
 	if (srv_start(&s, false, args) != 0)
 		bail("cannot start chatserver");
 	ok(strstr(s.banner, "chatserver: listening on 127.0.0.1:") != NULL,

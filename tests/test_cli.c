@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "mtserver.h"
 #include "tap.h"
 
 struct bad_case {
@@ -74,7 +75,7 @@ static void test_help_version(void)
 	static const char *const opts[] = { "--port", "--listen", "--threads", "--backlog",
 		"--max-conns", "--idle-timeout", "--dispatch", "--spin-us", "--ring-size", "--balance",
 		"--verbose",
-		"--quiet", "--version", "--help", NULL };
+		"--quiet", "--version", "--help", "--list-dispatch", "--list-accept", NULL };
 	const char *help[] = { "--help", NULL }, *version[] = { "-V", NULL };
 	char out[8192];
 	bool all = true;
@@ -85,6 +86,71 @@ static void test_help_version(void)
 	ok(all, "--help lists every option");
 	ok(run_capture(version, out, sizeof(out), 5000) == 0 && strstr(out, PACKAGE_VERSION),
 	   "--version prints %s", PACKAGE_VERSION);
+}
+
+/* --list-dispatch and --list-accept print the library's lists, one name
+ * per line, the default first (bench/run reads them): each option of a
+ * variant on an indented line after it. */
+static bool lists(const char *opt, const char *(*name)(unsigned))
+{
+	const char *args[] = { opt, NULL };
+	char out[8192], *line, *save;
+	unsigned i = 0;
+	bool same = run_capture(args, out, sizeof(out), 5000) == 0;
+
+	for (line = strtok_r(out, "\n", &save); same && line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char want[64];
+
+		if (line[0] == ' ')
+			continue;	/* an option of the variant above */
+		snprintf(want, sizeof(want), "%s%s", name(i) ? name(i) : "(none)",
+			 i == 0 ? " (default)" : "");
+		same = strcmp(line, want) == 0;
+		i++;
+	}
+	return same && name(i) == NULL;
+}
+
+static void test_lists(void)
+{
+	const char *args[] = { "--list-dispatch", NULL };
+	char out[8192];
+
+	ok(lists("--list-dispatch", mts_dispatch_name),
+	   "--list-dispatch: exit 0, every variant mts_dispatch_name() names, in its order, "
+	   "the first marked default");
+	ok(run_capture(args, out, sizeof(out), 5000) == 0 && strstr(out, "\nring\n    size=4096 ") &&
+	   strstr(out, "\nspin-then-block\n    us=10 "),
+	   "--list-dispatch: a variant's options indented under it, with their defaults");
+	ok(lists("--list-accept", mts_accept_name),
+	   "--list-accept: exit 0, every strategy mts_accept_name() names, the first default");
+}
+
+/* What echoserver would have to cut short, it refuses. */
+static void test_too_long(void)
+{
+	static char spec[400];
+	const char *one[] = { "--dispatch", spec, NULL };
+	const char *many[48];
+	char out[4096];
+	int rc;
+
+	snprintf(spec, sizeof(spec), "ring:size=1");
+	while (strlen(spec) + 8 < sizeof(spec))
+		strcat(spec, ",size=1");
+	rc = run_capture(one, out, sizeof(out), 5000);
+	ok(rc == 2 && strstr(out, "too long") != NULL,
+	   "--dispatch of %zu characters: exit %d (2 expected), refused as too long, not cut",
+	   strlen(spec), rc);
+	for (int i = 0; i < 46; i += 2) {
+		many[i] = "--ring-size";
+		many[i + 1] = "16";
+	}
+	many[46] = NULL;
+	rc = run_capture(many, out, sizeof(out), 5000);
+	ok(rc == 2 && strstr(out, "too many --ring-size") != NULL,
+	   "23 times --ring-size: exit %d (2 expected), refused as too many, not cut", rc);
 }
 
 static void test_address_in_use(void)
@@ -343,9 +409,11 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 2 + 4 + 3 + 1 + 2);
+	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 3 + 2 + 2 + 4 + 3 + 1 + 2);
 	test_bad_args();
 	test_help_version();
+	test_lists();
+	test_too_long();
 	test_address_in_use();
 	test_listen_lines();
 	test_listen_conflicts();

@@ -346,6 +346,15 @@ static void test_numbers(void)
 	accepted(&cfg, "dispatch spin-then-block:us=0 (no polling)");
 	cfg.dispatch = "spin-then-block:us=5,us=7";
 	refused(&cfg, &handler, "twice", "dispatch spin-then-block:us=5,us=7 (an option twice)");
+	{
+		char why[256] = "";
+
+		ok(mts_dispatch_check(NULL, why, sizeof(why)) == 0 &&
+		   mts_dispatch_check("ring:size=3", why, sizeof(why)) == -EINVAL &&
+		   strstr(why, "size") != NULL,
+		   "mts_dispatch_check: NULL is the default, as in mts_new; ring:size=3 is "
+		   "-EINVAL naming size (\"%s\")", why);
+	}
 
 	/* Every value means something: 0 (off, unlimited, a plain close)
 	 * and the largest are both accepted. */
@@ -446,7 +455,7 @@ int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(58);
+	tap_plan(59);
 	test_defaults();
 	test_pointers();
 	test_strings();
