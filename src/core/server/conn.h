@@ -64,7 +64,9 @@ struct conn_home {
 	 * by the worker before it serves anything, read by it and (atomic)
 	 * by mts_worker_state() on any thread. */
 	_Atomic(void *) state;
-	bool state_made;		/* worker_init ran: worker_fini is owed */
+	bool state_made;		/* worker_init ran: worker_fini is owed;
+					 * the worker writes it, mts_free() reads
+					 * it after the join, which orders the two */
 
 	/* Worker thread only. */
 	TAILQ_HEAD(, mts_conn) conns;
