@@ -40,9 +40,14 @@ for v in mutex-pipe mutex-eventfd wfcq-always; do
     check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) == 1) }"' \
           "$v: exactly one wake-up write per message under burst"
 done
+# How many writes elision saves depends on the scheduler (a consumer that
+# keeps up finds the queue empty at every post), so it is a figure of the
+# benchmark, not a check; that a post into a non-empty queue writes nothing
+# is checked where it is deterministic (test_inbox: 1000 posts into a
+# sleeping inbox, one wake-up). Here: never more than one write a message.
 for v in wfcq mutex-elide vyukov llist ring; do
-    check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) < 0.5) }"' \
-          "$v under burst: notify elision saves most wake-up writes"
+    check 'awk "BEGIN { exit !($(col $v burst writes_per_msg) <= 1) }"' \
+          "$v under burst: at most one wake-up write per message"
 done
 check 'awk "BEGIN { exit !($(col floor-eventfd idle writes_per_msg) == 1) }"' \
       "floor-eventfd: one write per message (counted by the producer)"
@@ -73,8 +78,8 @@ check '[ $rc -eq 0 ] && [ "$(named spin_us "$out")" = "spin-then-block=0 spin-th
 "$bench" --seconds 0.05 --warmup 0.01 --repeat 1 --mode idle --variant wfcq,spin-then-block --spin-us 0 --csv > "$out" 2> "$err"
 check '[ "$(named spin_us "$out")" = "spin-then-block=0 wfcq=- " ]' \
       "--spin-us sets spin-then-block's polling time; other rows say '-'"
-# With a 100 us poll and a 20 us gap the worker never sleeps: no wake-up
-# write at all (a count, not a time).
+# With a 100 ms poll and a 20 us gap the worker sleeps only if it lost its
+# CPU for 100 ms: (almost) no wake-up write (a count, not a time).
 "$bench" --seconds 0.1 --warmup 0.01 --repeat 1 --mode idle --variant spin-then-block --spin-us 100000 --csv > "$out" 2> "$err"
 check 'awk -F, "NR == 2 { exit !(\$23 < 0.01) }" "$out"' \
       "spin-then-block polling longer than the gap: (almost) no wake-up writes"

@@ -211,10 +211,16 @@ static void test_variant(const struct inbox_ops *v)
 	     (unsigned long long)r.stats.wakeups, (unsigned long long)r.stats.full,
 	     (unsigned long long)r.stats.largest_batch, (unsigned long long)r.stats.wouldblock,
 	     (unsigned long long)r.stats.wouldblock_batch);
+	/* How many wake-ups elision saves here is the scheduler's business (a
+	 * consumer that keeps up finds the queue empty at every post): a
+	 * figure, not a check. test_elision_and_budget() checks elision where
+	 * it is deterministic; here, no more signals than posts. */
 	if (elides(v))
-		ok(r.stats.wakeups_saved > 0 && r.stats.wakeups < r.posted / 2,
-		   "%s: notify elision under load (%llu wake-ups for %llu messages)",
-		   name, (unsigned long long)r.stats.wakeups, (unsigned long long)r.posted);
+		ok(r.stats.wakeups + r.stats.full <= r.posted,
+		   "%s: at most one signal per post (%llu drained + %llu found the fd full, "
+		   "for %llu; %llu rode along)", name, (unsigned long long)r.stats.wakeups,
+		   (unsigned long long)r.stats.full, (unsigned long long)r.posted,
+		   (unsigned long long)r.stats.wakeups_saved);
 	else
 		ok(r.stats.wakeups + r.stats.full == r.posted,
 		   "%s: one signal per post (%llu drained + %llu found the fd full, for %llu)",
