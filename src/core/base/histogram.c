@@ -20,6 +20,20 @@ static unsigned bucket_of(uint64_t v)
 	       (unsigned)((v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1));
 }
 
+/* The largest value bucket i holds. */
+static uint64_t top_of(unsigned i)
+{
+	unsigned e, sub;
+	uint64_t width;
+
+	if (i < HIST_SUB)
+		return i;
+	e = (i - HIST_SUB) / HIST_SUB + HIST_SUB_BITS;
+	sub = (i - HIST_SUB) % HIST_SUB;
+	width = 1ull << (e - HIST_SUB_BITS);
+	return (1ull << e) + sub * width + (width - 1);
+}
+
 /* The middle of bucket i's range. */
 static uint64_t value_of(unsigned i)
 {
@@ -46,6 +60,7 @@ void hist_record(struct histogram *h, uint64_t value)
 
 	counter_add(b, 1);
 	counter_add(&h->count, 1);
+	counter_add(&h->sum, value);
 	if (value > counter_get(&h->max))
 		counter_set(&h->max, value);
 }
@@ -55,6 +70,7 @@ void hist_merge(struct histogram *dst, const struct histogram *src)
 	for (unsigned i = 0; i < HIST_BUCKETS; i++)
 		counter_add(&dst->bucket[i], counter_get(&src->bucket[i]));
 	counter_add(&dst->count, counter_get(&src->count));
+	counter_add(&dst->sum, counter_get(&src->sum));
 	if (counter_get(&src->max) > counter_get(&dst->max))
 		counter_set(&dst->max, counter_get(&src->max));
 }
@@ -67,6 +83,29 @@ uint64_t hist_count(const struct histogram *h)
 uint64_t hist_max(const struct histogram *h)
 {
 	return counter_get(&h->max);
+}
+
+uint64_t hist_sum(const struct histogram *h)
+{
+	return counter_get(&h->sum);
+}
+
+void hist_cumulative(const struct histogram *h, const uint64_t *bounds, size_t n,
+		     uint64_t *at_most, uint64_t *total)
+{
+	uint64_t seen = 0;
+	size_t j = 0;
+
+	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+		/* Bucket i is the first with values above bounds[j]: what was
+		 * seen before it is the count at most bounds[j]. */
+		while (j < n && top_of(i) > bounds[j])
+			at_most[j++] = seen;
+		seen += counter_get(&h->bucket[i]);
+	}
+	while (j < n)
+		at_most[j++] = seen;
+	*total = seen;
 }
 
 uint64_t hist_quantile(const struct histogram *h, double q)

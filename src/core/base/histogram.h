@@ -12,6 +12,7 @@
 #define MTS_HISTOGRAM_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -22,6 +23,7 @@
 struct histogram {
 	atomic_uint_fast64_t count;
 	atomic_uint_fast64_t max;
+	atomic_uint_fast64_t sum;	/* of the values recorded (wraps after 2^64) */
 	atomic_uint_fast64_t bucket[HIST_BUCKETS];
 };
 
@@ -32,6 +34,18 @@ void hist_record(struct histogram *h, uint64_t value);
 void hist_merge(struct histogram *dst, const struct histogram *src);
 uint64_t hist_count(const struct histogram *h);
 uint64_t hist_max(const struct histogram *h);
+uint64_t hist_sum(const struct histogram *h);
+/*
+ * Cumulative counts at the ascending bounds[0..n): at_most[i] counts the
+ * values recorded in buckets that hold nothing above bounds[i], and
+ * *total every value. Each bucket is read once, so the figures agree with
+ * each other (at_most[] never decreases, and never passes *total) even
+ * while the writer records. A bound that is not a bucket's edge leaves
+ * the bucket it cuts to the next bound: a value up to 0.4% below a bound
+ * may be counted above it, never the reverse.
+ */
+void hist_cumulative(const struct histogram *h, const uint64_t *bounds, size_t n,
+		     uint64_t *at_most, uint64_t *total);
 /* The value at quantile q (0 < q <= 1), e.g. 0.999; 0 when empty. */
 uint64_t hist_quantile(const struct histogram *h, double q);
 
