@@ -73,6 +73,7 @@ static void start_backoff(struct accept_unit *u, int err)
 	struct timeval tv;
 
 	if (u->backoff_ms == 0) {
+		atomic_fetch_add_explicit(&u->sh->pauses_resources, 1, memory_order_relaxed);
 		log_warn("accept: %s; pausing new connections (will retry)", strerror(err));
 		u->backoff_ms = BACKOFF_MIN_MS;
 	} else if (u->backoff_ms < BACKOFF_MAX_MS) {
@@ -102,6 +103,7 @@ static void pause_full(struct accept_unit *u)
 		return;
 	u->paused_full = true;
 	u->paused_at_ms = now_ms();
+	atomic_fetch_add_explicit(&u->sh->pauses_full, 1, memory_order_relaxed);
 	pthread_mutex_lock(&u->sh->log_lock);
 	/* Only the first unit to pause makes it the server's pause. */
 	u->pause_logged = u->sh->paused++ == 0 &&
@@ -122,6 +124,7 @@ static void refuse(struct accept_unit *u, int fd, const struct sockaddr *peer)
 	bool allowed;
 
 	close(fd);
+	atomic_fetch_add_explicit(&u->sh->refused_per_ip, 1, memory_order_relaxed);
 	pthread_mutex_lock(&u->sh->log_lock);
 	allowed = log_limit_allow(&u->sh->refused_log, now_ms(), LIMIT_LOG_MS, &skipped);
 	pthread_mutex_unlock(&u->sh->log_lock);

@@ -63,6 +63,12 @@ struct accept_shared {
 	unsigned paused;		/* units paused at --max-conns now */
 	struct log_limit pause_log;	/* server pauses: no unit paused -> one */
 	struct log_limit refused_log;	/* max_per_ip refusals */
+
+	/* Events every unit counts, read by any thread (the metrics). Several
+	 * units may write: relaxed fetch-adds, on these rare paths only. */
+	atomic_uint_fast64_t refused_per_ip;	/* closed at once: max_per_ip */
+	atomic_uint_fast64_t pauses_full;	/* unit pauses at --max-conns */
+	atomic_uint_fast64_t pauses_resources;	/* back-off episodes (EMFILE...) */
 };
 
 /* Sets up sh (limit and iplimit must outlive it). */
