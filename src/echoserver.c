@@ -60,6 +60,10 @@ static void usage(FILE *out)
 "      --spin-us N          the same as the option us=N of spin-then-block\n"
 "      --balance rr|least   worker choice for --accept handoff: round-robin\n"
 "                           (default) or fewest live connections\n"
+"      --metrics-listen HOST:PORT  serve Prometheus metrics at\n"
+"                           http://HOST:PORT/metrics ([::1]:PORT for IPv6;\n"
+"                           default: off; under socket activation, a socket\n"
+"                           named \"metrics\" instead)\n"
 "  -v, --verbose            more log output (repeat for debug)\n"
 "  -q, --quiet              only errors\n"
 "      --list-dispatch      print the dispatch variants and their options\n"
@@ -170,6 +174,7 @@ enum {
 	OPT_RING_SIZE,
 	OPT_LIST_DISPATCH,
 	OPT_LIST_ACCEPT,
+	OPT_METRICS_LISTEN,
 };
 
 /* Everything the command line sets. */
@@ -258,6 +263,11 @@ static void named_option(int opt, const char *arg, char **argv, struct args *a)
 	case OPT_RING_SIZE:
 		alias_option("--ring-size", "size", arg, a);
 		break;
+	case OPT_METRICS_LISTEN:	/* mts_new() checks and opens it */
+		if (arg[0] == '\0')
+			cli_usage_error("empty address for --metrics-listen");
+		a->cfg.metrics_listen = arg;
+		break;
 	case OPT_ACCEPT:
 		a->cfg.accept = pick_name("--accept", arg, mts_accept_name);
 		break;
@@ -322,6 +332,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{ "help", no_argument, NULL, 'h' },
 		{ "list-dispatch", no_argument, NULL, OPT_LIST_DISPATCH },
 		{ "list-accept", no_argument, NULL, OPT_LIST_ACCEPT },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
@@ -338,11 +349,32 @@ static void parse_args(int argc, char **argv, struct args *a)
 		cli_usage_error("--low-watermark must not exceed --high-watermark");
 }
 
+/*
+ * Is inherited socket i named "metrics" (FileDescriptorName=metrics in the
+ * socket unit)? names is LISTEN_FDNAMES, colon-separated, one per socket.
+ */
+static bool named_metrics(const char *names, int i)
+{
+	const char *p = names;
+
+	for (int k = 0; p != NULL && k < i; k++)
+		if ((p = strchr(p, ':')) != NULL)
+			p++;
+	return p != NULL && strncmp(p, "metrics", 7) == 0 && (p[7] == ':' || p[7] == '\0');
+}
+
 /* Socket activation: listen on what systemd (or systemd-socket-activate)
- * passed, instead of -l/-p, which then make no sense. */
+ * passed, instead of -l/-p, which then make no sense; a socket named
+ * "metrics" serves the metrics instead (--metrics-listen cannot reach out
+ * of a unit with PrivateNetwork=yes). */
 static void take_inherited(struct args *a)
 {
-	int n = mts_inherited_fds();
+	const char *env = getenv("LISTEN_FDNAMES");
+	char names[512];
+	int n;
+
+	snprintf(names, sizeof(names), "%s", env != NULL ? env : "");
+	n = mts_inherited_fds();	/* which unsets LISTEN_FDNAMES */
 
 	if (n < 0)
 		cli_usage_error("malformed LISTEN_FDS from socket activation");
@@ -353,10 +385,20 @@ static void take_inherited(struct args *a)
 				"(%d listening sockets were passed in)", n);
 	if (n > MAX_LISTEN)
 		cli_usage_error("too many sockets from socket activation (at most %d)", MAX_LISTEN);
-	for (int i = 0; i < n; i++)
-		a->inherited[i] = 3 + i;	/* sd_listen_fds(3): from 3 on */
+	for (int i = 0; i < n; i++) {
+		if (!named_metrics(names, i)) {
+			a->inherited[a->cfg.n_listen_fds++] = 3 + i;	/* from 3 on */
+		} else if (a->cfg.metrics_fd > 0 || a->cfg.metrics_listen != NULL) {
+			cli_usage_error("two metrics endpoints: --metrics-listen or a second "
+					"socket named \"metrics\" from socket activation");
+		} else {
+			a->cfg.metrics_fd = 3 + i;
+		}
+	}
+	if (a->cfg.n_listen_fds == 0)
+		cli_usage_error("socket activation passed only the metrics socket: "
+				"nothing to echo on");
 	a->cfg.listen_fds = a->inherited;
-	a->cfg.n_listen_fds = (size_t)n;
 }
 
 int main(int argc, char **argv)
@@ -394,6 +436,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < mts_listener_count(srv); i++)
 		printf("echoserver: listening on %s\n", mts_listener_name(srv, i));
+	for (size_t i = 0; mts_metrics_name(srv, i) != NULL; i++)
+		printf("echoserver: metrics on http://%s/metrics\n", mts_metrics_name(srv, i));
 	fflush(stdout);
 	mts_log(MTS_LOG_INFO, "%u worker threads, accept %s, dispatch %s%s", a.cfg.threads,
 		a.cfg.accept, a.cfg.dispatch, a.cfg.n_listen_fds > 0 ?

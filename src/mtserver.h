@@ -102,6 +102,16 @@ struct mts_config {
 	 */
 	const int *listen_fds;
 	size_t n_listen_fds;
+	/*
+	 * Prometheus metrics over HTTP (GET /metrics), served on the main
+	 * thread: "HOST:PORT" ("[::1]:9100" for an IPv6 literal; port 0:
+	 * ephemeral, see mts_metrics_name()), or metrics_fd, a listening
+	 * stream socket the program already has (taken over: closed by
+	 * mts_free(), or by mts_new() if it fails), which wins. doc/API.md
+	 * lists what is served. NULL and 0 (fd 0 cannot be one): off.
+	 */
+	const char *metrics_listen;
+	int metrics_fd;
 };
 
 void mts_config_defaults(struct mts_config *cfg);
@@ -185,6 +195,9 @@ int mts_new(struct mts_server **out, const struct mts_config *cfg,
 /* The listening addresses, as "127.0.0.1:5555" or "[::1]:5555". */
 size_t mts_listener_count(const struct mts_server *s);
 const char *mts_listener_name(const struct mts_server *s, size_t i);
+/* The address of the metrics endpoint's socket i ("127.0.0.1:9100"), or
+ * NULL past the last or when metrics are off. */
+const char *mts_metrics_name(const struct mts_server *s, size_t i);
 
 /*
  * Starts the workers, then runs the server's control loop on the calling

@@ -213,13 +213,7 @@ static int resolve_all(const struct mts_config *cfg, struct candidate **out, cha
 	return n;
 }
 
-/*
- * An inherited descriptor (socket activation), listen_fds[i], must be a
- * listening stream socket; it is made non-blocking and close-on-exec like
- * our own.
- */
-static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
-			   size_t why_len)
+int listen_adopt(int fd, const char *what, char *why, size_t why_len)
 {
 	int type = 0, listening = 0, fl;
 	socklen_t len = sizeof(type);
@@ -228,8 +222,8 @@ static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
 	    (len = sizeof(listening),
 	     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1) ||
 	    !listening) {
-		snprintf(why, why_len, "inherited descriptor %d (listen_fds[%zu]) is not a "
-			 "listening stream socket", fd, i);
+		snprintf(why, why_len, "inherited descriptor %d (%s) is not a listening stream "
+			 "socket", fd, what);
 		return -EINVAL;
 	}
 	fl = fcntl(fd, F_GETFL);
@@ -237,10 +231,23 @@ static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
 		int err = errno;	/* before snprintf, which may change it */
 
-		snprintf(why, why_len, "inherited descriptor %d (listen_fds[%zu]): %s", fd, i,
+		snprintf(why, why_len, "inherited descriptor %d (%s): %s", fd, what,
 			 strerror(err));
 		return -err;
 	}
+	return 0;
+}
+
+/* An inherited descriptor (socket activation), listen_fds[i]. */
+static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
+			   size_t why_len)
+{
+	char what[48];	/* "listen_fds[" + 20 digits + "]" */
+	int rc;
+
+	snprintf(what, sizeof(what), "listen_fds[%zu]", i);
+	if ((rc = listen_adopt(fd, what, why, why_len)) < 0)
+		return rc;
 	if (add_listener(set, fd) < 0) {
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;

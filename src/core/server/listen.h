@@ -42,6 +42,12 @@ struct listen_set {
 int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned copies,
 		bool reuseport, char *why, size_t why_len);
 void listen_close(struct listen_set *set);
+/*
+ * An inherited descriptor must be a listening stream socket: checks fd,
+ * and makes it non-blocking and close-on-exec like the server's own. 0,
+ * or a negative errno with *why naming fd as `what` ("listen_fds[0]").
+ */
+int listen_adopt(int fd, const char *what, char *why, size_t why_len);
 
 static inline size_t listen_addresses(const struct listen_set *set)
 {

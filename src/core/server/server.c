@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -149,6 +150,9 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 		return -ENOMEM;
 	if ((rc = control_init(&s->control, s->base, s->retrier, on_control, s)) < 0)
 		return rc;
+	s->metrics_fd_taken = true;
+	if ((rc = metrics_new(&s->metrics, s, cfg, why, why_len)) < 0)
+		return rc;
 
 	ecfg.retrier = s->retrier;
 	fd_budget_begin(&budget, cfg->threads);
@@ -190,14 +194,21 @@ int mts_new(struct mts_server **out, const struct mts_config *in,
 	log_route_libevent();
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
+		if (cfg.metrics_fd > 0)
+			close(cfg.metrics_fd);	/* taken over, whatever happens */
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
 	s->cfg = cfg;
 	s->cfg.listen = NULL;		/* only needed while opening the listeners */
 	s->cfg.listen_fds = NULL;
+	s->cfg.metrics_listen = NULL;	/* only needed while metrics_new() opens it */
 	s->strategy = strategy;
 	if ((rc = set_up(s, &cfg, &inbox, handler, why, why_len)) < 0) {
+		/* metrics_new() takes metrics_fd, and closes it if it fails;
+		 * set_up() may have failed before that. */
+		if (!s->metrics_fd_taken && cfg.metrics_fd > 0)
+			close(cfg.metrics_fd);
 		mts_free(s);
 		return rc;
 	}
@@ -208,6 +219,11 @@ int mts_new(struct mts_server **out, const struct mts_config *in,
 size_t mts_listener_count(const struct mts_server *s)
 {
 	return listen_addresses(&s->ls);
+}
+
+const char *mts_metrics_name(const struct mts_server *s, size_t i)
+{
+	return metrics_name(s->metrics, i);
 }
 
 const char *mts_listener_name(const struct mts_server *s, size_t i)
@@ -257,6 +273,8 @@ void mts_free(struct mts_server *s)
 	for (unsigned i = 0; i < s->n_workers; i++)
 		s->strategy->stop_worker(s, i);
 	listen_close(&s->ls);
+	metrics_free(s->metrics);	/* its connections too: the loop is done */
+	s->metrics = NULL;
 	if (s->accept_ready)
 		pthread_mutex_destroy(&s->accept_sh.log_lock);
 	/* No pool thread posts any more (a pool the program left running, or

@@ -18,6 +18,7 @@
 #include "executor.h"
 #include "iplimit.h"
 #include "listen.h"
+#include "metrics.h"
 #include "mtserver.h"
 #include "retry.h"
 #include "strategy.h"
@@ -53,6 +54,8 @@ struct mts_server {
 	 * accepting) until mts_stop(). */
 	struct event_base *base;
 	struct control control;
+	struct metrics *metrics;	/* GET /metrics on base, or NULL */
+	bool metrics_fd_taken;		/* metrics_new() owns cfg.metrics_fd */
 
 	struct workq_list workqs;	/* every work queue made for this server */
 };

@@ -1,0 +1,688 @@
+/*
+ * metrics.c - GET /metrics: the server's statistics in Prometheus's text
+ * exposition format (version 0.0.4), served by libevent's own evhttp on
+ * the main thread's base: no second HTTP stack and no thread of its own.
+ *
+ * What a scrape reads, and why it does not disturb the workers. Every
+ * figure has one writer (counter.h): a worker's connection home and inbox
+ * count on the worker, an accept unit on its thread, and a scrape loads
+ * each with a relaxed load, as SIGUSR1's line does (stats.c). No lock is
+ * taken and nothing is written that a worker reads, so a worker never
+ * waits for a scrape, nor a scrape for a worker. The price: the figures
+ * are not one snapshot. Each is some value it had during the scrape, and
+ * each counter only grows, so successive scrapes never see one go back.
+ * The handoff histogram is made consistent with itself: its buckets are
+ * read once each (hist_cumulative()), and _count is their sum, not the
+ * separately kept count, so the +Inf bucket equals _count and the buckets
+ * never decrease, as Prometheus requires; _sum is read beside them and may
+ * be a few values ahead or behind.
+ *
+ * The endpoint must not become a way to hurt the echo path. It runs on
+ * the main thread, which with --accept handoff also accepts connections:
+ * a scrape costs it a few microseconds per worker. Scrape connections
+ * hold descriptors the echo path needs, so they are bounded
+ * (METRICS_MAX_CONNS; more are closed at once) and so is their life: a
+ * request must arrive whole within METRICS_DEADLINE_S of the connection
+ * or of the previous answer (a slowloris that trickles a header byte by
+ * byte is cut there; evhttp's own timeout only bounds each read). Only GET
+ * and HEAD are answered (others get 405), headers are capped at 8 KiB, a
+ * request body is refused (413), and paths other than /metrics and / get
+ * 404.
+ *
+ * How the connections are counted: libevent 2.1's evhttp has no limit of
+ * its own and tells nobody when it frees a connection. It does let us make
+ * each connection's bufferevent (evhttp_set_bevcb()), so we keep a
+ * reference to it. When evhttp is done it frees the bufferevent, which
+ * clears its callbacks (bufferevent_free() does that first, in every
+ * libevent 2 release) and closes the socket (we did not ask for
+ * BEV_OPT_CLOSE_ON_FREE, so evhttp closes it itself); our reference keeps
+ * the object alive until the sweep below sees the callbacks gone and lets
+ * it go. A connection over the limit or past its deadline is shut down
+ * (shutdown(2), not close: the descriptor stays evhttp's), evhttp reads
+ * the end of the stream and frees it. All of this runs on the main
+ * thread, so a bufferevent whose callbacks are still set is one evhttp
+ * still holds, and its descriptor is still the connection's.
+ */
+#include <config.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "counter.h"
+#include "histogram.h"
+#include "listen.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+#define METRICS_MAX_LISTENERS 4		/* addresses one HOST may resolve to */
+
+/* One scrape connection, from evhttp_set_bevcb() until evhttp frees it. */
+struct scrape_conn {
+	struct bufferevent *bev;	/* our reference keeps it until the sweep */
+	uint64_t deadline_ms;		/* its request must be in by then */
+	bool over_limit;		/* to be closed: METRICS_MAX_CONNS were open */
+	bool shut;			/* shutdown() done; evhttp will free it */
+};
+
+struct metrics {
+	struct mts_server *s;
+	struct evhttp *http;
+	struct event *sweep;		/* every second while connections exist */
+	struct scrape_conn *conns;
+	size_t n, cap;
+	char names[METRICS_MAX_LISTENERS][64];
+	size_t n_listeners;
+	/* The endpoint's own counts (main thread only). */
+	uint64_t closed_limit, closed_deadline;
+};
+
+static uint64_t mono_ms(void)
+{
+	return clock_now_ns() / 1000000u;
+}
+
+/* ---- the exposition format --------------------------------------------- */
+
+/* "# HELP" and "# TYPE" of one metric family. */
+static void family(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample of a per-worker family. */
+static void per_worker(struct evbuffer *b, const char *name, unsigned w, uint64_t v)
+{
+	evbuffer_add_printf(b, "%s{worker=\"%u\"} %llu\n", name, w, (unsigned long long)v);
+}
+
+/* The per-worker counters of struct mts_worker_stats, by field. */
+static const struct {
+	const char *name, *type, *help;
+	size_t field;			/* offsetof a uint64_t in mts_worker_stats */
+} worker_figures[] = {
+#define FIELD(f) offsetof(struct mts_worker_stats, f)
+	{ "mtserver_connections_accepted_total", "counter",
+	  "Connections the worker took on.", FIELD(accepted) },
+	{ "mtserver_received_bytes_total", "counter",
+	  "Bytes received from clients, as the protocol counted them.", FIELD(bytes_in) },
+	{ "mtserver_sent_bytes_total", "counter",
+	  "Bytes sent to clients, as the protocol counted them.", FIELD(bytes_out) },
+	{ "mtserver_inbox_wakeups_total", "counter",
+	  "Wake-up signals the worker's inbox drained.", FIELD(wakeups) },
+	{ "mtserver_inbox_wakeups_saved_total", "counter",
+	  "Messages that rode along on another message's wake-up.", FIELD(wakeups_saved) },
+	{ "mtserver_inbox_rounds_total", "counter",
+	  "Inbox rounds: wake-ups plus re-arms.", FIELD(rounds) },
+	{ "mtserver_inbox_wouldblock_total", "counter",
+	  "Inbox rounds that met a producer in the middle of an enqueue.", FIELD(wouldblock) },
+	{ "mtserver_inbox_refused_total", "counter",
+	  "Posts the inbox refused: a full ring, or no memory for a node.", FIELD(refused) },
+	{ "mtserver_inbox_largest_batch", "gauge",
+	  "Most messages the inbox handled in one round.", FIELD(largest_batch) },
+	{ "mtserver_accept_wakeups_total", "counter",
+	  "Accept events the worker handled (accept reuseport or shared; else 0).",
+	  FIELD(accept_wakeups) },
+	{ "mtserver_accept_empty_total", "counter",
+	  "Accept events that found no connection waiting (the thundering herd).",
+	  FIELD(accept_empty) },
+#undef FIELD
+};
+
+/* Bucket bounds of the handoff histogram, in nanoseconds (1 us to 1 s). */
+static const uint64_t handoff_bounds_ns[] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 25000000, 50000000, 100000000,
+	250000000, 500000000, 1000000000,
+};
+#define N_HANDOFF_BOUNDS (sizeof(handoff_bounds_ns) / sizeof(handoff_bounds_ns[0]))
+
+static void handoff_histogram(struct evbuffer *b, const struct mts_server *s)
+{
+	uint64_t at[N_HANDOFF_BOUNDS], total;
+	const char *n = "mtserver_handoff_latency_seconds";
+
+	family(b, n, "histogram",
+	       "From accept() to the worker taking the connection on (its handoff).");
+	for (unsigned w = 0; w < s->n_workers; w++) {
+		const struct histogram *h = &s->homes[w].handoff_ns;
+
+		hist_cumulative(h, handoff_bounds_ns, N_HANDOFF_BOUNDS, at, &total);
+		for (size_t i = 0; i < N_HANDOFF_BOUNDS; i++)
+			evbuffer_add_printf(b, "%s_bucket{worker=\"%u\",le=\"%g\"} %llu\n", n, w,
+					    (double)handoff_bounds_ns[i] / 1e9,
+					    (unsigned long long)at[i]);
+		evbuffer_add_printf(b, "%s_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", n, w,
+				    (unsigned long long)total);
+		evbuffer_add_printf(b, "%s_sum{worker=\"%u\"} %.9f\n", n, w,
+				    (double)hist_sum(h) / 1e9);
+		evbuffer_add_printf(b, "%s_count{worker=\"%u\"} %llu\n", n, w,
+				    (unsigned long long)total);
+	}
+}
+
+/* Every per-worker family, each with every worker's sample (the format
+ * wants a family's samples together). -ENOMEM, or 0. */
+static int worker_families(struct evbuffer *b, const struct mts_server *s)
+{
+	struct mts_worker_stats *st = calloc(s->n_workers, sizeof(*st));
+
+	if (st == NULL)
+		return -ENOMEM;
+	for (unsigned w = 0; w < s->n_workers; w++)
+		mts_worker_stats(s, w, &st[w]);
+	family(b, "mtserver_connections_open", "gauge", "Connections the worker serves now.");
+	for (unsigned w = 0; w < s->n_workers; w++)
+		per_worker(b, "mtserver_connections_open", w, st[w].live);
+	for (size_t k = 0; k < sizeof(worker_figures) / sizeof(worker_figures[0]); k++) {
+		family(b, worker_figures[k].name, worker_figures[k].type, worker_figures[k].help);
+		for (unsigned w = 0; w < s->n_workers; w++) {
+			uint64_t v;
+
+			memcpy(&v, (const char *)&st[w] + worker_figures[k].field, sizeof(v));
+			per_worker(b, worker_figures[k].name, w, v);
+		}
+	}
+	free(st);
+	handoff_histogram(b, s);
+	return 0;
+}
+
+/* What the accept units count together, and the endpoint's own counts. */
+static void server_families(struct evbuffer *b, const struct metrics *m)
+{
+	const struct mts_server *s = m->s;
+	uint64_t inbox_full = 0;
+
+	for (unsigned w = 0; w < s->n_workers; w++)
+		inbox_full += counter_get(&s->homes[w].refused);
+	family(b, "mtserver_build_info", "gauge",
+	       "The server's version and configuration, as labels; always 1.");
+	evbuffer_add_printf(b, "mtserver_build_info{version=\"%s\",dispatch=\"%s\",accept=\"%s\","
+			    "libevent=\"%s\"} 1\n", PACKAGE_VERSION, s->cfg.dispatch,
+			    s->cfg.accept, event_get_version());
+	family(b, "mtserver_workers", "gauge", "Worker threads.");
+	evbuffer_add_printf(b, "mtserver_workers %u\n", s->n_workers);
+	family(b, "mtserver_connections_refused_total", "counter",
+	       "Connections closed at once: over max_conns_per_ip, or a full inbox.");
+	evbuffer_add_printf(b, "mtserver_connections_refused_total{reason=\"per_ip\"} %llu\n"
+			    "mtserver_connections_refused_total{reason=\"inbox_full\"} %llu\n",
+			    (unsigned long long)atomic_load_explicit(&s->accept_sh.refused_per_ip,
+								     memory_order_relaxed),
+			    (unsigned long long)inbox_full);
+	family(b, "mtserver_accept_pauses_total", "counter",
+	       "Times an accept loop stopped accepting: at max_conns (newcomers wait in "
+	       "the backlog), or out of descriptors or memory (it retries).");
+	evbuffer_add_printf(b, "mtserver_accept_pauses_total{reason=\"max_conns\"} %llu\n"
+			    "mtserver_accept_pauses_total{reason=\"resources\"} %llu\n",
+			    (unsigned long long)atomic_load_explicit(&s->accept_sh.pauses_full,
+								     memory_order_relaxed),
+			    (unsigned long long)atomic_load_explicit(
+				    &s->accept_sh.pauses_resources, memory_order_relaxed));
+	family(b, "mtserver_metrics_connections_closed_total", "counter",
+	       "Scrape connections this endpoint closed: over its limit of open ones, or "
+	       "a request not in by its deadline.");
+	evbuffer_add_printf(b, "mtserver_metrics_connections_closed_total{reason=\"limit\"} %llu\n"
+			    "mtserver_metrics_connections_closed_total{reason=\"deadline\"} %llu\n",
+			    (unsigned long long)m->closed_limit,
+			    (unsigned long long)m->closed_deadline);
+}
+
+/* A number from a /proc file: the one after the first `key` in path, or
+ * with key NULL the n-th space-separated field of /proc/self/stat. */
+static bool proc_field(const char *path, const char *key, unsigned n, unsigned long long *out)
+{
+	char buf[4096], *p;
+	size_t len;
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL)
+		return false;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	if (key != NULL) {
+		p = strstr(buf, key);
+		return p != NULL && sscanf(p + strlen(key), "%llu", out) == 1;
+	}
+	/* The command name (field 2) may hold spaces: count from the ')'
+	 * that ends it. */
+	if ((p = strrchr(buf, ')')) == NULL)
+		return false;
+	for (unsigned field = 2; field < n; field++)
+		if ((p = strchr(p + 1, ' ')) == NULL)
+			return false;
+	return sscanf(p + 1, "%llu", out) == 1;
+}
+
+static unsigned open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	if (d == NULL)
+		return 0;
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n > 3 ? n - 3 : 0;	/* less ".", ".." and this DIR's own */
+}
+
+/* The process collector's usual names, as Prometheus's client libraries
+ * spell them, so existing dashboards work. Linux's /proc; a figure it
+ * cannot give is left out. */
+static void process_families(struct evbuffer *b)
+{
+	unsigned long long start_ticks, boot_s, rss_pages;
+	long hz = sysconf(_SC_CLK_TCK);
+	struct rusage ru;
+	struct rlimit rl;
+
+	if (hz > 0 && proc_field("/proc/self/stat", NULL, 22, &start_ticks) &&
+	    proc_field("/proc/stat", "btime ", 0, &boot_s)) {
+		family(b, "process_start_time_seconds", "gauge",
+		       "Start time of the process since the Unix epoch, in seconds.");
+		evbuffer_add_printf(b, "process_start_time_seconds %.2f\n",
+				    (double)boot_s + (double)start_ticks / (double)hz);
+	}
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		family(b, "process_cpu_seconds_total", "counter",
+		       "User and system CPU time spent, in seconds.");
+		evbuffer_add_printf(b, "process_cpu_seconds_total %.6f\n",
+				    (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+					    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
+	}
+	/* statm: "size resident ...", in pages. */
+	if (proc_field("/proc/self/statm", " ", 0, &rss_pages)) {
+		family(b, "process_resident_memory_bytes", "gauge", "Resident memory, in bytes.");
+		evbuffer_add_printf(b, "process_resident_memory_bytes %llu\n",
+				    rss_pages * (unsigned long long)sysconf(_SC_PAGESIZE));
+	}
+	family(b, "process_open_fds", "gauge", "Open file descriptors.");
+	evbuffer_add_printf(b, "process_open_fds %u\n", open_fds());
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		family(b, "process_max_fds", "gauge", "The limit on open file descriptors.");
+		evbuffer_add_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+	}
+}
+
+/* ---- the scrape connections -------------------------------------------- */
+
+static void arm_sweep(struct metrics *m)
+{
+	const struct timeval second = { 1, 0 };
+
+	if (!evtimer_pending(m->sweep, NULL))
+		evtimer_add(m->sweep, &second);
+}
+
+/* Lets go of the connections evhttp has freed (the header comment says
+ * why a bufferevent whose callbacks are still set is evhttp's). */
+static void collect_freed(struct metrics *m)
+{
+	bufferevent_data_cb read_cb;
+
+	for (size_t i = 0; i < m->n;) {
+		bufferevent_getcb(m->conns[i].bev, &read_cb, NULL, NULL, NULL);
+		if (read_cb == NULL) {
+			bufferevent_decref(m->conns[i].bev);
+			m->conns[i] = m->conns[--m->n];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* Shuts down the connections over the limit or past their deadline;
+ * evhttp reads the end of the stream and frees them. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics *m = arg;
+	uint64_t now = mono_ms();
+
+	(void)fd;
+	(void)what;
+	collect_freed(m);
+	for (size_t i = 0; i < m->n; i++) {
+		struct scrape_conn *c = &m->conns[i];
+
+		if (!c->shut && (c->over_limit || now >= c->deadline_ms)) {
+			shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+			c->shut = true;
+			if (c->over_limit)
+				m->closed_limit++;
+			else
+				m->closed_deadline++;
+		}
+	}
+	if (m->n > 0)
+		arm_sweep(m);
+}
+
+/* evhttp's new connection: its bufferevent, which we keep a reference to. */
+static struct bufferevent *new_scrape_conn(struct event_base *base, void *arg)
+{
+	struct metrics *m = arg;
+	struct bufferevent *bev;
+	size_t open = 0;
+
+	/* Without BEV_OPT_CLOSE_ON_FREE evhttp closes the socket itself
+	 * (evhttp_connection_free()), when it frees the bufferevent. */
+	if ((bev = bufferevent_socket_new(base, -1, 0)) == NULL)
+		return NULL;	/* evhttp tries its own, likely failing too */
+	collect_freed(m);
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 2 * METRICS_MAX_CONNS;
+		struct scrape_conn *c = realloc(m->conns, cap * sizeof(*c));
+
+		if (c == NULL)
+			return bev;	/* served, uncounted: only under ENOMEM */
+		m->conns = c;
+		m->cap = cap;
+	}
+	/* Open: not freed by evhttp, and not being closed by us. */
+	for (size_t i = 0; i < m->n; i++)
+		open += !m->conns[i].shut && !m->conns[i].over_limit;
+	bufferevent_incref(bev);
+	m->conns[m->n++] = (struct scrape_conn){
+		.bev = bev,
+		.deadline_ms = mono_ms() + METRICS_DEADLINE_S * 1000u,
+		.over_limit = open >= METRICS_MAX_CONNS,
+	};
+	if (open >= METRICS_MAX_CONNS)
+		event_active(m->sweep, EV_TIMEOUT, 0);	/* closed on this loop pass */
+	else
+		arm_sweep(m);
+	return bev;
+}
+
+/* An answer went out on req's connection: its next request gets a new
+ * deadline. */
+static void renew_deadline(struct metrics *m, struct evhttp_request *req)
+{
+	struct bufferevent *bev =
+		evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->conns[i].bev == bev)
+			m->conns[i].deadline_ms = mono_ms() + METRICS_DEADLINE_S * 1000u;
+}
+
+/* ---- the requests ------------------------------------------------------ */
+
+static void send_text(struct evhttp_request *req, int code, const char *reason,
+		      const char *content_type, struct evbuffer *body)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
+	evhttp_send_reply(req, code, reason, body);
+}
+
+/* Only GET and HEAD read anything here: any other method gets 405 and
+ * the methods that would work (RFC 9110, 15.5.6). false if it got that. */
+static bool readable(struct evhttp_request *req)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+		return true;
+	struct evbuffer *body = evbuffer_new();
+
+	/* Not evhttp_send_error(), which drops the headers set before it. */
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+	if (body != NULL)
+		evbuffer_add_printf(body, "only GET and HEAD\n");
+	send_text(req, 405, "Method Not Allowed", "text/plain; charset=utf-8", body);
+	if (body != NULL)
+		evbuffer_free(body);
+	return false;
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+	struct metrics *m = arg;
+	struct evbuffer *body;
+
+	renew_deadline(m, req);
+	if (!readable(req))
+		return;
+	body = evbuffer_new();
+	if (body == NULL || worker_families(body, m->s) < 0) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+	} else {
+		server_families(body, m);
+		process_families(body);
+		send_text(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+	}
+	if (body != NULL)
+		evbuffer_free(body);
+}
+
+/* "/" says where the metrics are; anything else is 404. */
+static void on_other(struct evhttp_request *req, void *arg)
+{
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	bool root = path != NULL && strcmp(path, "/") == 0;
+	struct evbuffer *body;
+
+	renew_deadline(arg, req);
+	if (!readable(req))
+		return;
+	if ((body = evbuffer_new()) == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	evbuffer_add_printf(body, "%s%s: Prometheus metrics at /metrics\n", root ? "" :
+			    "not found; ", program_invocation_short_name);
+	send_text(req, root ? HTTP_OK : HTTP_NOTFOUND, root ? "OK" : "Not Found",
+		  "text/plain; charset=utf-8", body);
+	evbuffer_free(body);
+}
+
+/* ---- listening --------------------------------------------------------- */
+
+static void on_listen_again(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(arg);
+}
+
+
+/*
+ * accept() failed for lack of descriptors (or worse): left alone, the
+ * listener would stay readable and the main loop spin, logging. Pause it
+ * for a second. evhttp owns the listener, so this callback's argument is
+ * the evhttp, not our struct: the pause is a one-shot event on the base,
+ * which is safe because the base is never run again once metrics_free()
+ * has freed the listener (mts_free() frees the base right after).
+ */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	const struct timeval second = { 1, 0 };
+
+	(void)arg;
+	log_warn("metrics: accept: %s; pausing the metrics endpoint for a second",
+		 strerror(EVUTIL_SOCKET_ERROR()));
+	if (event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, on_listen_again, l,
+			    &second) == 0)
+		evconnlistener_disable(l);
+}
+
+/* Hands the listening socket fd to evhttp (which then owns it). */
+static int serve_on(struct metrics *m, int fd, char *why, size_t why_len)
+{
+	struct evhttp_bound_socket *bound;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char *name;
+
+	if (m->n_listeners == METRICS_MAX_LISTENERS) {
+		close(fd);
+		snprintf(why, why_len, "metrics: more than %d addresses", METRICS_MAX_LISTENERS);
+		return -EINVAL;
+	}
+	name = m->names[m->n_listeners];
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		listen_format_addr((struct sockaddr *)&ss, name, sizeof(m->names[0]));
+	else
+		snprintf(name, sizeof(m->names[0]), "fd %d", fd);
+	if ((bound = evhttp_accept_socket_with_handle(m->http, fd)) == NULL) {
+		close(fd);
+		snprintf(why, why_len, "metrics: cannot serve on %s", name);
+		return -ENOMEM;
+	}
+	m->n_listeners++;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), on_accept_error);
+	log_info("metrics on http://%s/metrics", name);
+	return 0;
+}
+
+/*
+ * Splits "HOST:PORT" ("[::1]:9100" for an IPv6 literal) into host and
+ * port, in buf. -EINVAL if it is not of that form.
+ */
+static int split_host_port(const char *spec, char *buf, size_t len, const char **host,
+			   const char **port)
+{
+	char *colon;
+
+	if (strlen(spec) >= len)
+		return -EINVAL;
+	strcpy(buf, spec);
+	if ((colon = strrchr(buf, ':')) == NULL || colon == buf || colon[1] == '\0')
+		return -EINVAL;
+	*colon = '\0';
+	*port = colon + 1;
+	*host = buf;
+	if (buf[0] == '[') {
+		if (colon[-1] != ']')
+			return -EINVAL;
+		colon[-1] = '\0';
+		*host = buf + 1;
+	} else if (strchr(buf, ':') != NULL) {
+		return -EINVAL;		/* an IPv6 literal needs its brackets */
+	}
+	return **host != '\0' ? 0 : -EINVAL;
+}
+
+/* Opens a listening socket on every address spec resolves to. */
+static int listen_on(struct metrics *m, const char *spec, char *why, size_t why_len)
+{
+	const struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+					.ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res, *ai;
+	const char *host, *port;
+	char buf[256], name[64];
+	int rc, fd, one = 1;
+
+	if (split_host_port(spec, buf, sizeof(buf), &host, &port) < 0) {
+		snprintf(why, why_len, "metrics address '%s' is not HOST:PORT (an IPv6 literal "
+			 "in brackets: [::1]:9100)", spec);
+		return -EINVAL;
+	}
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0) {
+		snprintf(why, why_len, "metrics address '%s': %s", spec, gai_strerror(rc));
+		return -EINVAL;
+	}
+	rc = 0;
+	for (ai = res; ai != NULL && rc == 0; ai = ai->ai_next) {
+		listen_format_addr(ai->ai_addr, name, sizeof(name));
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd == -1 ||
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+		    (ai->ai_family == AF_INET6 &&
+		     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
+		    bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, 16) == -1) {
+			rc = -errno;
+			snprintf(why, why_len, "metrics: cannot listen on %s (%s): %s", name, spec,
+				 strerror(errno));
+			if (fd != -1)
+				close(fd);
+		} else {
+			rc = serve_on(m, fd, why, why_len);
+		}
+	}
+	freeaddrinfo(res);
+	return rc;
+}
+
+int metrics_new(struct metrics **out, struct mts_server *s, const struct mts_config *cfg,
+		char *why, size_t why_len)
+{
+	struct metrics *m;
+	int rc;
+
+	*out = NULL;
+	if (cfg->metrics_fd <= 0 && cfg->metrics_listen == NULL)
+		return 0;
+	snprintf(why, why_len, "metrics: out of memory");
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (m->http = evhttp_new(s->base)) == NULL ||
+	    (m->sweep = evtimer_new(s->base, on_sweep, m)) == NULL ||
+	    evhttp_set_cb(m->http, "/metrics", on_metrics, m) != 0) {
+		if (cfg->metrics_fd > 0)
+			close(cfg->metrics_fd);		/* taken over, whatever happens */
+		metrics_free(m);
+		return -ENOMEM;
+	}
+	*out = m;	/* from here metrics_free() closes what serve_on() took */
+	m->s = s;
+	/* Every method reaches the callbacks, which answer 405 where evhttp
+	 * would say 501 (not implemented) of a method it knows. */
+	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+				   EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_max_headers_size(m->http, 8192);
+	evhttp_set_max_body_size(m->http, 0);
+	/* evhttp's own timeout bounds each read and write; ours (the sweep)
+	 * comes first for a request that does not come, so that what is
+	 * closed is counted, and evhttp's is left for a client that stops
+	 * reading its answer. */
+	evhttp_set_timeout(m->http, 3 * METRICS_DEADLINE_S);
+	evhttp_set_bevcb(m->http, new_scrape_conn, m);
+	evhttp_set_gencb(m->http, on_other, m);
+	if (cfg->metrics_fd <= 0)
+		return listen_on(m, cfg->metrics_listen, why, why_len);
+	if ((rc = listen_adopt(cfg->metrics_fd, "metrics_fd", why, why_len)) < 0) {
+		close(cfg->metrics_fd);
+		return rc;
+	}
+	return serve_on(m, cfg->metrics_fd, why, why_len);
+}
+
+void metrics_free(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	/* evhttp_free() frees the connections it holds (closing their
+	 * sockets) and its listeners; then our references go. */
+	if (m->http != NULL)
+		evhttp_free(m->http);
+	for (size_t i = 0; i < m->n; i++)
+		bufferevent_decref(m->conns[i].bev);
+	free(m->conns);
+	if (m->sweep != NULL)
+		event_free(m->sweep);
+	free(m);
+}
+
+const char *metrics_name(const struct metrics *m, size_t i)
+{
+	return m != NULL && i < m->n_listeners ? m->names[i] : NULL;
+}
