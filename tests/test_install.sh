@@ -10,7 +10,7 @@ root=$(mktemp -d)
 trap 'watchdog_off; rm -rf "$root"' EXIT
 . "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
 watchdog 300
-echo "1..7"
+echo "1..9"
 n=0
 report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
@@ -53,3 +53,17 @@ LD_LIBRARY_PATH="$(dirname "$so")" CHATSERVER="$root/chatserver" CHAT_BASIC=1 \
 rc=$?
 [ $rc -eq 0 ] || grep -v '^ok' "$root/chat.log" | sed 's/^/# /'
 report $rc "and passes the basic checks of tests/test_chat as built from outside"
+
+# The reference a user of the installed library reads: mtserver(3) and
+# API.md, each naming every function mtserver.h declares.
+man3=$(find "$root" -path '*/man3/mtserver.3' | head -1)
+api=$(find "$root" -path '*/doc/echoserver/API.md' | head -1)
+[ -n "$man3" ] && [ -n "$api" ] && [ -n "$(find "$root" -path '*/doc/echoserver/HANDOFF.md')" ]
+report $? "it installs mtserver(3), and API.md and HANDOFF.md in the documentation directory"
+missing=""
+for f in $(sed -n 's/^[a-z].*[ *]\(mts_[a-z_]*\)(.*/\1/p' "$src/src/mtserver.h" | sort -u); do
+    grep -qw "$f" "$src/doc/mtserver.3" || missing="$missing $f(3)"
+    grep -qw "$f" "$src/doc/API.md" || missing="$missing $f(API.md)"
+done
+[ -z "$missing" ]
+report $? "mtserver(3) and API.md name every function of mtserver.h${missing:+ (not:$missing)}"
