@@ -31,8 +31,9 @@ static void usage(FILE *out)
 "A multithreaded echo server (RFC 862): every byte received is sent back.\n"
 "\n"
 "  -p, --port N             TCP port (default 5555; 0 picks a free one)\n"
-"  -l, --listen ADDR        address or host name to listen on; repeatable\n"
-"                           (default: localhost, IPv4 and IPv6 where available)\n"
+"  -l, --listen ADDR        address or host name to listen on; repeatable, up\n"
+"                           to 16 (default: localhost, IPv4 and IPv6 where\n"
+"                           available)\n"
 "  -t, --threads N          worker threads (default: online CPUs)\n"
 "  -b, --backlog N          listen backlog (default 1024)\n"
 "  -c, --max-conns N        at most N connections at once; more wait in the\n"
@@ -40,7 +41,8 @@ static void usage(FILE *out)
 "      --max-conns-per-ip N at most N connections from one address (an IPv6\n"
 "                           /64); more are closed at once (default: no limit)\n"
 "      --idle-timeout SECS  close connections idle that long (default 0: never)\n"
-"      --grace SECS         on SIGTERM/SIGINT, how long pending echo is flushed;\n"
+"      --grace SECS         on SIGTERM/SIGINT/SIGHUP, how long pending echo is\n"
+"                           flushed;\n"
 "                           also how long a closing connection waits for its\n"
 "                           client to close (default 2)\n"
 "      --high-watermark BYTES  stop reading from a client with this much\n"
@@ -72,7 +74,13 @@ static void usage(FILE *out)
 "  -h, --help               print this help and exit\n"
 "\n"
 "Signals: SIGINT, SIGTERM and SIGHUP shut down gracefully; SIGUSR1 prints\n"
-"statistics.\n");
+"statistics.\n"
+"Socket activation: started with listening sockets from systemd (LISTEN_FDS),\n"
+"it serves on those (-l and -p are then refused); a socket named \"metrics\"\n"
+"serves the metrics.\n"
+"Exit status: 0 after a graceful shutdown, 1 if the server cannot start (an\n"
+"address in use or not on this host), 2 for invalid arguments.\n"
+"Full reference: man echoserver.\n");
 }
 
 /* Each connection is a descriptor: allow as many as the hard limit does. */
