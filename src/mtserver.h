@@ -204,6 +204,16 @@ const char *mts_metrics_name(const struct mts_server *s, size_t i);
  * thread (and, with accept "handoff", accepts there) until mts_stop(): then
  * stops accepting, posts "stop" to every worker, joins them and returns 0
  * (or a negative errno if the server could not start).
+ *
+ * A service manager named by the environment (NOTIFY_SOCKET, systemd's
+ * Type=notify; sd_notify(3)) is told READY=1 once the workers are started
+ * (the sockets listen since mts_new()), STOPPING=1 as the loop ends, and,
+ * if it asks (WATCHDOG_USEC, and WATCHDOG_PID naming this process),
+ * WATCHDOG=1 every half of that interval while the loop runs. A send waits
+ * while the manager's queue is full; one that fails is logged, and the
+ * server runs on. NOTIFY_SOCKET is read at each message: unset it before
+ * mts_run() for none. A child of fork() that called mts_after_fork_child()
+ * sends none.
  */
 int mts_run(struct mts_server *s);
 
@@ -256,6 +266,8 @@ void mts_free(struct mts_server *s);
  * server in the child waits for ever). Not registered with
  * pthread_atfork(): liburcu advises against it, since lfq's deferred frees
  * call the allocator. A program that execs after fork() needs none of this.
+ * A child's servers tell the service manager nothing (mts_run()): speaking
+ * for the service is the parent's part.
  */
 void mts_before_fork(void);
 void mts_after_fork_parent(void);

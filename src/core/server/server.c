@@ -3,8 +3,9 @@
  * main thread's control channel asks it to do, and the public entry points
  * that the layers below implement (mts_post, mts_workq_*, mts_log). The
  * configuration's rules are config.c's; how connections reach workers is
- * the accept strategy's (strategy.h); socket activation is activation.c's
- * and the descriptor budget fd_budget.c's.
+ * the accept strategy's (strategy.h); socket activation is activation.c's,
+ * the descriptor budget fd_budget.c's, and what the service manager is
+ * told notify.c's.
  *
  * Layers (doc/ARCHITECTURE.md): this file is the top of the core. It calls
  * down into the executor (workers, tasks) and the handoff layer (retrier,
@@ -231,16 +232,34 @@ const char *mts_listener_name(const struct mts_server *s, size_t i)
 	return i < listen_addresses(&s->ls) ? s->ls.l[i * s->ls.copies].name : NULL;
 }
 
+/* "serving on 127.0.0.1:5555 [::1]:5555 with 4 workers", for READY=1. */
+static void ready_status(const struct mts_server *s, char *buf, size_t len)
+{
+	size_t at = (size_t)snprintf(buf, len, "serving on");
+
+	for (size_t i = 0; i < mts_listener_count(s) && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, " %s", mts_listener_name(s, i));
+	if (at < len)
+		snprintf(buf + at, len - at, " with %u worker%s", s->n_workers,
+			 s->n_workers == 1 ? "" : "s");
+}
+
 int mts_run(struct mts_server *s)
 {
+	char status[256];
 	int rc = exec_start(s->ex);
 
 	if (rc < 0) {
 		log_error("cannot start the workers: %s", strerror(-rc));
 	} else {
+		/* Ready: the sockets listen (since mts_new) and every worker
+		 * has started; from here on a connection is served. */
+		ready_status(s, status, sizeof(status));
+		notify_ready(&s->notify, s->base, status);
 		/* The control channel (and what the strategy put on the main
 		 * thread's base) until mts_stop(). */
 		event_base_dispatch(s->base);
+		notify_stopping(&s->notify);	/* the graceful stop begins */
 		log_info("stopping: no longer accepting; finishing connections");
 	}
 	/* "stop" reaches each worker behind what was posted before; a worker
@@ -299,6 +318,7 @@ void mts_free(struct mts_server *s)
 	free(s->homes);
 	iplimit_free(s->iplimit);	/* every connection has released its entry */
 	signals_release(s);		/* no handler reaches s; before the control channel */
+	notify_destroy(&s->notify);	/* its pings ran on s->base */
 	control_destroy(&s->control);	/* before the retrier it is registered with */
 	retrier_free(s->retrier);	/* nothing is left to kick it */
 	if (s->base != NULL)
@@ -357,6 +377,7 @@ void mts_after_fork_parent(void)
 void mts_after_fork_child(void)
 {
 	signals_after_fork_child();
+	notify_after_fork_child();
 	inbox_after_fork_child();
 }
 

@@ -20,6 +20,7 @@
 #include "listen.h"
 #include "metrics.h"
 #include "mtserver.h"
+#include "notify.h"
 #include "retry.h"
 #include "strategy.h"
 #include "wakeup.h"
@@ -56,6 +57,7 @@ struct mts_server {
 	struct control control;
 	struct metrics *metrics;	/* GET /metrics on base, or NULL */
 	bool metrics_fd_taken;		/* metrics_new() owns cfg.metrics_fd */
+	struct notify notify;		/* the service manager's view (notify.h) */
 
 	struct workq_list workqs;	/* every work queue made for this server */
 };
