@@ -2,9 +2,10 @@
 # Socket activation: systemd-socket-activate (from Debian's systemd
 # package) listens, and on the first connection execs echoserver with the
 # socket as fd 3 (LISTEN_FDS=1, LISTEN_PID=its pid). echoserver must serve
-# on that socket, not open its own; stop gracefully on SIGTERM; refuse
-# -l/-p and --accept reuseport alongside it with exit 2, naming the
-# conflict. Loopback only; every wait is bounded.
+# on that socket, not open its own, and on both sockets when it is passed
+# two (127.0.0.1 and ::1, as echoserver.socket does); stop gracefully on
+# SIGTERM; refuse -l/-p and --accept reuseport alongside it with exit 2,
+# naming the conflict. Loopback only; every wait is bounded.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 server=${ECHOSERVER:-./echoserver}
@@ -13,7 +14,7 @@ if [ -z "$activate" ]; then
     echo "1..0 # SKIP systemd-socket-activate not installed (Debian: apt-get install systemd)"
     exit 0
 fi
-echo "1..6"
+echo "1..7"
 n=0; failed=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; waiting "the step after check $n ($2)"; }
 tmp=$(mktemp -d)
@@ -22,11 +23,14 @@ trap 'watchdog_off; [ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EX
 . "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
 watchdog 120
 
-# Starts systemd-socket-activate on a free loopback port; sets pid and port.
+# Starts systemd-socket-activate on a free loopback port (on 127.0.0.1,
+# and on [::1] too when $also_v6 is set); sets pid and port.
+also_v6=
 start() {
     for try in 1 2 3 4 5 6 7 8 9 10; do
         port=$((20000 + RANDOM % 30000))
-        "$activate" -l "127.0.0.1:$port" "$server" "$@" > "$tmp/out" 2> "$tmp/err" &
+        "$activate" -l "127.0.0.1:$port" ${also_v6:+-l "[::1]:$port"} "$server" "$@" \
+            > "$tmp/out" 2> "$tmp/err" &
         pid=$!
         for i in $(seq 50); do
             grep -q "Listening on" "$tmp/err" 2>/dev/null && return 0
@@ -38,10 +42,11 @@ start() {
     return 1
 }
 
-# One line through the server; prints what came back.
+# One line through the server (at $host, 127.0.0.1 unless set); prints
+# what came back.
 echo_line() {
     local line=""
-    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    exec 3<>"/dev/tcp/${host:-127.0.0.1}/$port" || return 1
     printf '%s\n' "$1" >&3
     IFS= read -r -t 5 line <&3
     exec 3>&-
@@ -69,6 +74,18 @@ for accept in handoff shared; do
     [ "$rc" = 0 ] && grep -q "info: stopped" "$tmp/err"
     check $? "--accept $accept: SIGTERM stops it gracefully (exit $rc)"
 done
+
+# Two sockets, as echoserver.socket passes them: both served, both named.
+also_v6=1
+start -t 2 || { echo "Bail out! cannot start $activate on 127.0.0.1 and [::1]"; exit 1; }
+also_v6=
+got4=$(echo_line "hello, IPv4")
+got6=$(host=::1 echo_line "hello, IPv6")
+[ "$got4" = "hello, IPv4" ] && [ "$got6" = "hello, IPv6" ] &&
+    grep -q "listening on 127.0.0.1:$port" "$tmp/out" && grep -q "listening on \[::1\]:$port" "$tmp/out"
+check $? "two sockets passed in (127.0.0.1 and [::1], port $port): echoes on both"
+kill -TERM $pid
+wait_exit
 
 # -p and socket activation together: exit 2 on the first connection, named.
 start -t 1 -p 7007 || { echo "Bail out! cannot start $activate"; exit 1; }
