@@ -27,8 +27,8 @@
  * main process only (NotifyAccess=main, the default for Type=notify; a
  * child's are refused with a warning in the journal), and where it takes
  * them from all (NotifyAccess=all) one child's READY=1 or STOPPING=1 would
- * speak for the whole service. For the same reason no MAINPID=: the
- * manager knows the process it started, and that is the one sending.
+ * speak for the whole service. Nor is MAINPID= sent: the manager knows
+ * the process it started, and that is the one sending.
  *
  * WHAT A SEND MAY WAIT FOR
  *
@@ -50,9 +50,9 @@
  * interval, as sd_watchdog_enabled(3) advises, from a timer on the loop of
  * the thread in mts_run(). What a ping proves is that this loop turns: the
  * control channel (stop, statistics, a freed slot) and, with accept
- * "handoff", the acceptor. A worker stuck inside a callback is not seen;
- * proving every worker's loop would take a call posted to each per ping,
- * which is more machinery than a restart on a stuck main loop is worth.
+ * "handoff", the acceptor. A worker stuck inside a callback is not seen:
+ * proving every worker's loop would take a call posted to each of them
+ * per ping, and an answer from all before the next.
  */
 #include <config.h>
 
