@@ -7,16 +7,19 @@
 # executable and that each man: page in Documentation= exists); both name
 # man:echoserver(1); the service is Type=notify (tests/test_notify checks
 # what echoserver tells the manager); the socket unit listens where
-# echoserver does by default. SKIP, saying why, without systemd-analyze.
+# echoserver does by default; the metrics socket unit names its socket
+# "metrics" (what echoserver serves the metrics on) and the service takes
+# it. SKIP, saying why, without systemd-analyze.
 set -u
 top_build=${TOP_BUILDDIR:-.}
 top_src=${TOP_SRCDIR:-$(dirname "$0")/..}
 service=$top_build/systemd/echoserver.service
 socket=$top_build/systemd/echoserver.socket
+msocket=$top_build/systemd/echoserver-metrics.socket
 server=${ECHOSERVER:-$top_build/echoserver}
 max_exposure=1.5
 
-echo "1..6"
+echo "1..8"
 n=0; failed=0
 say() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
@@ -25,15 +28,16 @@ trap 'watchdog_off; rm -rf "$tmp"' EXIT
 . "$top_src/tests/watchdog.sh"
 watchdog 120
 
-if [ ! -f "$service" ] || [ ! -f "$socket" ]; then
-    echo "Bail out! $service or $socket not built (make builds them)"
+if [ ! -f "$service" ] || [ ! -f "$socket" ] || [ ! -f "$msocket" ]; then
+    echo "Bail out! $service, $socket or $msocket not built (make builds them)"
     exit 1
 fi
 
-# Documentation=man:echoserver(1) in both; Type=notify in the service.
+# Documentation=man:echoserver(1) in each; Type=notify in the service.
 grep -qx 'Documentation=man:echoserver(1)' "$service" &&
-    grep -qx 'Documentation=man:echoserver(1)' "$socket"
-say $? "both units name man:echoserver(1) in Documentation="
+    grep -qx 'Documentation=man:echoserver(1)' "$socket" &&
+    grep -qx 'Documentation=man:echoserver(1)' "$msocket"
+say $? "the three units name man:echoserver(1) in Documentation="
 grep -qx 'Type=notify' "$service"
 say $? "echoserver.service is Type=notify"
 
@@ -44,12 +48,22 @@ listens=$(sed -n 's/^ListenStream=//p' "$socket" | tr '\n' ' ')
 [ -n "$port" ] && [ "$listens" = "127.0.0.1:$port [::1]:$port " ]
 say $? "echoserver.socket listens where echoserver does by default: $listens(port ${port:-?})"
 
+# The metrics socket: named "metrics" (echoserver serves the metrics on a
+# socket of that name), for this service, which takes it with the echo
+# sockets; on loopback.
+grep -qx 'FileDescriptorName=metrics' "$msocket" && grep -qx 'Service=echoserver.service' "$msocket" &&
+    grep -qx 'Sockets=echoserver.socket echoserver-metrics.socket' "$service" &&
+    [ "$(sed -n 's/^ListenStream=//p' "$msocket")" = "127.0.0.1:9555" ] &&
+    ! grep -q '^FileDescriptorName=' "$socket"
+say $? "echoserver-metrics.socket passes 127.0.0.1:9555 named metrics to the service, which takes it"
+
 analyze=$(command -v systemd-analyze)
 if [ -z "$analyze" ]; then
     why="systemd-analyze not installed (Debian: apt-get install systemd)"
     skip "exposure of echoserver.service: $why"
     skip "systemd-analyze verify echoserver.service: $why"
     skip "systemd-analyze verify echoserver.socket: $why"
+    skip "systemd-analyze verify echoserver-metrics.socket: $why"
     exit $failed
 fi
 
@@ -73,6 +87,7 @@ mkdir -p "$tmp/units" "$tmp/man/man1"
 sed "s|^ExecStart=[^ ]*|ExecStart=$(cd "$(dirname "$server")" && pwd)/$(basename "$server")|" \
     "$service" > "$tmp/units/echoserver.service"
 cp "$socket" "$tmp/units/echoserver.socket"
+cp "$msocket" "$tmp/units/echoserver-metrics.socket"
 cp "$top_src/doc/echoserver.1" "$tmp/man/man1/"
 man_check=--man=yes
 command -v man > /dev/null || man_check=--man=no	# nothing to look the page up with
@@ -84,9 +99,10 @@ if ! "$analyze" verify --man=no "$tmp/units/probe.service" > "$tmp/probe" 2>&1; 
     why="systemd-analyze verify fails even on a minimal unit here: $(head -1 "$tmp/probe")"
     skip "systemd-analyze verify echoserver.service: $why"
     skip "systemd-analyze verify echoserver.socket: $why"
+    skip "systemd-analyze verify echoserver-metrics.socket: $why"
     exit $failed
 fi
-for unit in echoserver.service echoserver.socket; do
+for unit in echoserver.service echoserver.socket echoserver-metrics.socket; do
     MANPATH=$tmp/man "$analyze" verify "$man_check" "$tmp/units/$unit" > "$tmp/verify" 2>&1 &&
         ! [ -s "$tmp/verify" ]
     say $? "systemd-analyze verify $man_check accepts $unit, without a warning"
