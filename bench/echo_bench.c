@@ -570,6 +570,7 @@ static void usage(FILE *out)
 "      --no-verify        do not check the echoed bytes\n"
 "      --csv              one CSV line (with a header line)\n"
 "  -q, --quiet            no progress line\n"
+"  -V, --version          print the version and exit\n"
 "  -h, --help             this help\n"
 "\n"
 "Exit status 0 if every message came back intact; 1 on any error.\n");
@@ -592,13 +593,14 @@ static void parse(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, O_NOVERIFY },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":H:p:c:T:m:s:S:d:t:r:qh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":H:p:c:T:m:s:S:d:t:r:qVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'H': opt.host = optarg; break;
 		case 'p': cli_ulong("--port", optarg, 1, 65535); opt.port = optarg; break;
@@ -619,6 +621,7 @@ static void parse(int argc, char **argv)
 		case O_NOVERIFY: opt.verify = false; break;
 		case O_CSV: opt.csv = true; break;
 		case 'q': opt.quiet = true; break;
+		case 'V': printf("echo-bench (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		case ':': cli_bad("option (needs a value)", argv[optind - 1]);
 		default: cli_bad("option", argv[optind - 1]);

@@ -10,7 +10,7 @@ pids=""
 trap 'watchdog_off; for p in $pids; do kill $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
 . "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
 watchdog 300
-echo "1..11"
+echo "1..14"
 n=0
 report() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
@@ -47,6 +47,28 @@ awk -F, 'NR == 1 { nh = NF; for (i = 1; i <= NF; i++) c[$i] = i }
                         $c["size_max"] == 20000 && NF == nh }
          END { exit !ok }' "$tmp/eb.csv"
 report $? "--csv: size and size_max columns (1 and 20000), a field for every header name"
+
+# The version, from config.h as configure wrote it; nothing else happens.
+version=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"$/\1/p' "${TOP_BUILDDIR:-.}/config.h")
+"$eb" --version > "$tmp/eb.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && [ -n "$version" ] && [ "$(cat "$tmp/eb.out")" = "echo-bench (echoserver) $version" ]
+report $? "--version prints echo-bench (echoserver) $version and exits 0"
+
+# The man page describes every option --help lists, and no other (the
+# options of --help's option lines, and of the man page's tags), and its
+# CSV columns are the header --csv prints.
+man=${TOP_SRCDIR:-$(dirname "$0")/..}/doc/echo-bench.1
+opts() { grep -o -- '--[a-z][a-z-]*' | sort -u | tr '\n' ' '; }
+man_opts=$(awk 'tag { print; tag = 0 } /^\.TP/ { tag = 1 }' "$man" | sed 's/\\-/-/g; s/\\f[BIR]//g' | opts)
+help_opts=$("$eb" --help | grep -E '^ {2,6}(-[A-Za-z], )?--' | opts)
+[ "$man_opts" = "$help_opts" ] || echo "# the man page's: $man_opts"
+[ -n "$help_opts" ] && [ "$man_opts" = "$help_opts" ]
+report $? "the man page describes the options --help lists: $help_opts"
+man_cols=$(sed -n '/^\.SH OUTPUT/,/^\.SH/{/^\.TP/{n;s/^\.B //;s/\\-/-/g;p}}' "$man" | tr -d ' ' | tr '\n' ',')
+csv_cols=$(head -1 "$tmp/eb.csv")
+[ "$man_cols" = "$csv_cols," ]
+report $? "the man page names the CSV's columns in order: $csv_cols"
 
 start "$tmp/flip.out" "$bad" flip
 "$eb" -q -p "$port" -t 0.5 -s 1000 > "$tmp/eb.out" 2>&1
