@@ -79,6 +79,7 @@ int v_wfcq, v_wfcq_always, v_mutex_eventfd, v_mutex_elide, v_spin;
 struct options opt = {
 	.seconds = 1.0, .warmup = 0.2, .workers = 1, .producers = 4, .repeat = 3,
 	.rate = 100000, .gap_us = 20, .seed = 1, .spin_us = 10, .budget = 64, .call_ns = 2000,
+	.max_spread = 3,
 };
 unsigned run_spin_us;
 struct bworker workers[MAX_WORKERS];
@@ -120,6 +121,10 @@ static void usage(FILE *out)
 "  --csv            one row per run, every column (handoff-bench(1)), instead\n"
 "                   of the tables\n"
 "  --csv-file PATH  the rows to PATH, and the tables as well\n"
+"  --wide           the tables with every column (default: 100 columns)\n"
+"  --max-spread F   mark a paired ratio whose max is over F times its min,\n"
+"                   and warn under its table (default 3)\n"
+"  -V, --version    print the version and exit\n"
 "  -h, --help       this help\n"
 "\n"
 "Latency runs from the message's stamp to the worker's handler: the stamp is\n"
@@ -161,7 +166,7 @@ static void parse(int argc, char **argv)
 {
 	enum { O_VARIANT = 256, O_MODE, O_SECONDS, O_WARMUP, O_WORKERS, O_PRODUCERS, O_REPEAT,
 	       O_SEED, O_RATE, O_GAP, O_INFLIGHT, O_PIN, O_PERF, O_CSV, O_CSV_FILE, O_SPIN,
-	       O_BUDGET, O_CALL_NS };
+	       O_BUDGET, O_CALL_NS, O_WIDE, O_MAX_SPREAD };
 	static const struct option longopts[] = {
 		{ "variant", required_argument, NULL, O_VARIANT },
 		{ "mode", required_argument, NULL, O_MODE },
@@ -181,6 +186,9 @@ static void parse(int argc, char **argv)
 		{ "perf", no_argument, NULL, O_PERF },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "csv-file", required_argument, NULL, O_CSV_FILE },
+		{ "wide", no_argument, NULL, O_WIDE },
+		{ "max-spread", required_argument, NULL, O_MAX_SPREAD },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -190,7 +198,7 @@ static void parse(int argc, char **argv)
 		opt.variant[v] = true;
 	opt.mode[M_IDLE] = opt.mode[M_BURST] = opt.mode[M_RATE] = true;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_VARIANT: pick_list("--variant", optarg, variant_names, n_variants, opt.variant); break;
 		case O_MODE: pick_list("--mode", optarg, mode_names, N_MODES, opt.mode); break;
@@ -214,6 +222,12 @@ static void parse(int argc, char **argv)
 		case O_PERF: opt.perf = true; break;
 		case O_CSV: opt.csv = true; break;
 		case O_CSV_FILE: opt.csv_file = optarg; break;
+		case O_WIDE: opt.wide = true; break;
+		case O_MAX_SPREAD: opt.max_spread = cli_double("--max-spread", optarg, 1, 1e9); break;
+		case 'V':
+			printf("handoff-bench (%s) %s (libevent %s)\n", PACKAGE_NAME, PACKAGE_VERSION,
+			       event_get_version());
+			exit(0);
 		case 'h': usage(stdout); exit(0);
 		case ':': cli_bad("option (needs a value)", argv[optind - 1]);
 		default: cli_bad("option", argv[optind - 1]);
@@ -371,9 +385,15 @@ static void repetition(unsigned rep, int *order)
 /* The tables, after every repetition. */
 static void print_report(void)
 {
+	bool tables = false;
+
 	for (unsigned mi = 0; mi < N_PLAIN; mi++)
-		if (opt.mode[plain_modes[mi]] && plain_modes[mi] != M_FLOOD)
+		if (opt.mode[plain_modes[mi]] && plain_modes[mi] != M_FLOOD) {
 			print_table(plain_modes[mi]);
+			tables = true;
+		}
+	if (tables)
+		print_mode_legend();
 	if (opt.mode[M_SWEEP])
 		print_sweep();
 	if (opt.mode[M_SPIN])
@@ -389,6 +409,8 @@ static void print_report(void)
 		print_factorial(M_IDLE, false);
 	if (opt.mode[M_MANY])
 		print_factorial(M_MANY, true);
+	if (opt.mode[M_BURST] || opt.mode[M_IDLE] || opt.mode[M_MANY])
+		print_factorial_legend();
 }
 
 int main(int argc, char **argv)

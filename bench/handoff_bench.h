@@ -78,8 +78,10 @@ struct options {
 	unsigned budget;	/* messages an inbox hands over per round */
 	unsigned call_ns;	/* flood mode: how long each call keeps the worker */
 	double rate;
+	double max_spread;	/* a paired ratio whose max / min exceeds it is marked */
 	unsigned long seed;
 	bool pin, csv, perf;
+	bool wide;		/* the tables with every column, not 100 columns wide */
 	const char *csv_file;	/* the CSV there, the tables on stdout */
 	bool variant[MAX_VARIANTS];	/* which to run */
 	bool mode[N_MODES];
@@ -284,5 +286,7 @@ void print_factorial(int m, bool tput);
 void print_sweep(void);
 void print_spin(void);
 void print_flood(void);
+void print_mode_legend(void);
+void print_factorial_legend(void);
 
 #endif

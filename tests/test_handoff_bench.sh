@@ -10,7 +10,7 @@ rep=$(mktemp -d)
 trap 'watchdog_off; rm -rf "$out" "$err" "$rep"' EXIT
 . "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
 watchdog 300
-echo "1..32"
+echo "1..40"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
@@ -122,6 +122,68 @@ check '[ $rc -eq 0 ] && [ "$(named budget "$out")" = "ring=16 wfcq=16 " ] &&
 check '[ "$(grep -c "^\(wfcq\|ring\) .* 32 " "$rep/flood.txt")" -eq 2 ] && grep -q "^flood mode: .*budget 16" "$rep/flood.txt"' \
       "flood's table: a row per variant, with the bound (2 x budget) beside the calls ahead"
 rm -f "$rep/flood.txt"
+
+# The version, from config.h as configure wrote it.
+version=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"$/\1/p' "${TOP_BUILDDIR:-.}/config.h")
+"$bench" --version > "$out" 2> "$err"
+rc=$?
+check '[ $rc -eq 0 ] && [ -n "$version" ] && grep -q "^handoff-bench (echoserver) $version " "$out" && [ ! -s "$err" ]' \
+      "--version prints handoff-bench (echoserver) $version and exits 0"
+# The man page describes every option --help lists, and no other: the
+# options of --help's option lines, and of the man page's tags (.TP).
+opts() { grep -o -- '--[a-z][a-z-]*' | sort -u | tr '\n' ' '; }
+man_opts=$(awk 'tag { print; tag = 0 } /^\.TP/ { tag = 1 }' \
+    "${TOP_SRCDIR:-$(dirname "$0")/..}/doc/handoff-bench.1" | sed 's/\\-/-/g; s/\\f[BIR]//g' | opts)
+help_opts=$("$bench" --help | grep -E '^ {2,6}(-[A-Za-z], )?--' | opts)
+[ "$man_opts" = "$help_opts" ] || echo "# the man page's: $man_opts"
+check '[ -n "$help_opts" ] && [ "$man_opts" = "$help_opts" ]' \
+      "the man page describes the options --help lists: $help_opts"
+
+# The tables a person reads: unpinned, two repetitions, idle, burst and
+# sweep. Checked: counts and text, never a time.
+"$bench" --mode idle,burst,sweep --variant wfcq,mutex-eventfd,floor-eventfd --repeat 2 \
+    --seconds 0.05 --warmup 0.01 --csv-file "$rep/t.csv" > "$rep/t.txt" 2> "$rep/t.err"
+rc=$?
+[ $rc -eq 0 ] || sed 's/^/# /' "$rep/t.err" | head -30
+wide_lines=$(awk 'length > 100' "$rep/t.txt" | wc -l)
+check '[ $rc -eq 0 ] && [ -s "$rep/t.txt" ] && [ "$wide_lines" -eq 0 ]' "by default no line of the tables is wider than 100 columns"
+# Each table (a block after a blank line that has a header row) ends with
+# its warnings: this run was not pinned.
+tables=$(grep -c "^idle mode: \|^burst mode: \|^sweep: " "$rep/t.txt")
+warned=$(awk '/^$/ { if (t && w) n++; t = w = 0; next }
+    /^(idle mode|burst mode|sweep): / { t = 1 }
+    /^warning: not pinned/ { w = 1 }
+    END { if (t && w) n++; print n + 0 }' "$rep/t.txt")
+check '[ "$tables" -eq 3 ] && [ "$warned" -eq 3 ]' "under each of the 3 tables, a warning line: not pinned ($warned)"
+# The legends explain every abbreviation the default tables use.
+legend=$(sed -n '/^legend:/,/^$/p' "$rep/t.txt")
+missing=""
+for a in msgs/s p50 p99 prod cons wr/msg "x wfcq" "x not sustained" "top x wfcq"; do
+    case $legend in *"$a"*) ;; *) missing="$missing '$a'" ;; esac
+done
+check '[ "$(grep -c "^legend:" "$rep/t.txt")" -eq 2 ] && [ -z "$missing" ]' \
+      "a legend under the mode tables and one under the sweep, naming every abbreviation${missing:+ (not:$missing)}"
+
+# --wide: every column; --pin: no warning of it; --max-spread 1 marks every
+# ratio whose repetitions differ at all: wfcq's over itself (1 in each)
+# never, mutex-eventfd's msgs/s over wfcq's (two different runs) always.
+"$bench" --mode burst --variant wfcq,mutex-eventfd --repeat 2 --seconds 0.05 --warmup 0.01 \
+    --pin --wide --max-spread 1 > "$rep/w.txt" 2> "$err"
+rc=$?
+check '[ $rc -eq 0 ] && grep -q "^variant .*lag99 ns .*rd/msg .*cs/msg .*wb .*same .*p50 x wfcq .*msgs/s x wfcq$" "$rep/w.txt" &&
+       [ "$(awk "length > 100" "$rep/w.txt" | wc -l)" -ge 3 ] && grep -q "^lag99 how late" "$rep/w.txt"' \
+      "--wide prints every column (lag99, rd/msg, cs/msg, wb, same, both ratios) and their legend"
+marks=$(awk '/^burst mode:/ { on = 1; next } on && /^warning|^legend|^$/ { on = 0 }
+    on { n += gsub(/\]!/, "") } END { print n + 0 }' "$rep/w.txt")
+check '! grep -q "^warning: not pinned" "$rep/w.txt" &&
+       grep -q "^mutex-eventfd .*\]!$" "$rep/w.txt" && grep -q "^wfcq .*1\.00 \[1\.00, 1\.00\]  *1\.00 \[1\.00, 1\.00\]$" "$rep/w.txt" &&
+       grep -q "^warning: $marks ratios\{0,1\} marked ! spread over more than 1x" "$rep/w.txt"' \
+      "--max-spread 1: a spread ratio marked !, an equal one not, a warning that counts them ($marks); pinned: no warning of it"
+"$bench" --mode burst --variant wfcq,mutex-eventfd --repeat 2 --seconds 0.05 --warmup 0.01 \
+    --max-spread 1000000000 > "$rep/w.txt" 2> "$err"
+check '! grep -q "!" "$rep/w.txt" && ! grep -q "marked" "$rep/w.txt" && grep -q "^warning: not pinned" "$rep/w.txt"' \
+      "--max-spread 1e9: no ratio marked, no warning of it; unpinned: the warning"
+rm -f "$rep/t.txt" "$rep/t.err" "$rep/t.csv" "$rep/w.txt"
 
 "$bench" --variant floor-eventfd --mode burst > /dev/null 2> "$err"
 rc=$?
