@@ -86,6 +86,9 @@ struct bworker workers[MAX_WORKERS];
 struct bproducer producers[MAX_PRODUCERS];
 uint64_t clock_cost_ns;		/* one CLOCK_THREAD_CPUTIME_ID read */
 FILE *csv_out;			/* where CSV rows go, or NULL */
+/* Progress: the measured runs made, and planned (plan_runs(); a sweep that
+ * stops early takes its remaining rates off), so the last run is N of N. */
+static unsigned runs_done, runs_planned;
 
 /* ---- command line ------------------------------------------------------- */
 
@@ -133,7 +136,8 @@ static void usage(FILE *out)
 "ping-pongs over a socket pair on the same loop: its latency is that round\n"
 "trip, and it counts the calls run while the byte waited (at most two\n"
 "budgets). floor-eventfd and floor-spin carry one message at a time and\n"
-"run in idle mode only. Ratios are paired within a repetition.\n");
+"run in idle mode only. Ratios are paired within a repetition. Each run is\n"
+"reported on standard error as it ends: \"run K of N\".\n");
 }
 
 /* A comma-separated list of names into flags; "all" sets every one. */
@@ -265,20 +269,25 @@ static void describe_machine(void)
 		opt.seconds, opt.warmup, opt.workers, opt.seed);
 }
 
+/* A run has ended: its CSV row, and a line on standard error that says
+ * how far the whole set has come (not with --csv, whose output is rows). */
 static void report(const struct result *r)
 {
+	runs_done++;
 	if (csv_out != NULL)
 		print_csv(r);
 	if (opt.csv)
 		return;
+	fprintf(stderr, "  run %u of %u, rep %u of %u: ", runs_done, runs_planned, r->rep,
+		opt.repeat);
 	if (r->mode == M_FLOOD) {
-		fprintf(stderr, "  rep %u flood %-14s %10.0f calls/s  round trip p50 %7.1f us  "
-			"p99 %8.1f us  ahead %.0f (bound %u)\n", r->rep, variant_names[r->variant],
+		fprintf(stderr, "flood %-15s %10.0f calls/s  round trip p50 %7.1f us  "
+			"p99 %8.1f us  ahead %.0f (bound %u)\n", variant_names[r->variant],
 			r->msgs_per_s, r->p50 / 1e3, r->p99 / 1e3, r->ahead_max, 2 * r->budget);
 		return;
 	}
-	fprintf(stderr, "  rep %u %-5s %-14s %10.0f msgs/s  p50 %7llu ns  p99 %8llu ns%s\n",
-		r->rep, mode_names[r->mode], variant_names[r->variant], r->msgs_per_s,
+	fprintf(stderr, "%-5s %-15s %10.0f msgs/s  p50 %7llu ns  p99 %8llu ns%s\n",
+		mode_names[r->mode], variant_names[r->variant], r->msgs_per_s,
 		(unsigned long long)r->p50, (unsigned long long)r->p99,
 		r->sustained ? "" : "  (not sustained)");
 }
@@ -295,6 +304,26 @@ static int variant_index(const char *name)
 /* The modes whose runs are one variant at a rate (not spin or sweep). */
 static const int plain_modes[] = { M_IDLE, M_BURST, M_RATE, M_MANY, M_FLOOD };
 #define N_PLAIN (sizeof(plain_modes) / sizeof(plain_modes[0]))
+
+/* The runs the options ask for: per repetition, each chosen variant in each
+ * chosen plain mode (a floor in idle mode only), spin's polling times, and
+ * sweep's every rate for each queue (until it stops: sweep_repetition()). */
+static unsigned plan_runs(void)
+{
+	unsigned n = 0;
+
+	for (int v = 0; v < n_variants; v++) {
+		if (!opt.variant[v])
+			continue;
+		for (unsigned mi = 0; mi < N_PLAIN; mi++)
+			n += opt.mode[plain_modes[mi]] && (!is_floor(v) || plain_modes[mi] == M_IDLE);
+		if (opt.mode[M_SWEEP] && !is_floor(v))
+			n += N_SWEEP;
+	}
+	if (opt.mode[M_SPIN])
+		n += N_SPIN;
+	return n * opt.repeat;
+}
 
 /* The library's variants, then the floors, and the ones the reports name. */
 static void load_variants(void)
@@ -350,6 +379,8 @@ static void sweep_repetition(unsigned rep, const int *order)
 			run_one(v, M_SWEEP, sweep_rates[ri], rep + 1, (unsigned)i + 1, r);
 			sweep_have[v][rep][ri] = true;
 			stopped[v] = !r->sustained;
+			if (stopped[v])	/* the rates above, planned, will not run */
+				runs_planned -= (unsigned)(N_SWEEP - 1 - ri);
 			report(r);
 		}
 }
@@ -432,6 +463,7 @@ int main(int argc, char **argv)
 	for (int v = 0; v < n_variants; v++)
 		order[v] = v;
 	run_spin_us = opt.spin_us;
+	runs_planned = plan_runs();
 	for (unsigned rep = 0; rep < opt.repeat; rep++)
 		repetition(rep, order);
 	if (opt.perf && perf_unavailable != NULL)

@@ -10,7 +10,7 @@ rep=$(mktemp -d)
 trap 'watchdog_off; rm -rf "$out" "$err" "$rep"' EXIT
 . "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
 watchdog 300
-echo "1..40"
+echo "1..42"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
@@ -140,11 +140,22 @@ check '[ -n "$help_opts" ] && [ "$man_opts" = "$help_opts" ]' \
       "the man page describes the options --help lists: $help_opts"
 
 # The tables a person reads: unpinned, two repetitions, idle, burst and
-# sweep. Checked: counts and text, never a time.
+# sweep (which plans every rate and takes off those a variant does not
+# reach). Checked: counts and text, never a time.
 "$bench" --mode idle,burst,sweep --variant wfcq,mutex-eventfd,floor-eventfd --repeat 2 \
     --seconds 0.05 --warmup 0.01 --csv-file "$rep/t.csv" > "$rep/t.txt" 2> "$rep/t.err"
 rc=$?
 [ $rc -eq 0 ] || sed 's/^/# /' "$rep/t.err" | head -30
+runs=$(tail -n +2 "$rep/t.csv" | wc -l)
+# Each "  run K of N" line: K counts up from 1, N never below K and never
+# growing, and the last is N of N, one line per row of the CSV.
+progress=$(awk '/^  run [0-9]+ of [0-9]+, rep [0-9]+ of 2: / {
+        k = $2 + 0; n = $4 + 0
+        if (k != ++c || n < k || (c > 1 && n > last)) bad = 1
+        last = n }
+    END { print (bad ? "bad" : c " of " last) }' "$rep/t.err")
+check '[ $rc -eq 0 ] && [ "$progress" = "$runs of $runs" ]' \
+      "each run says \"run K of N\" on stderr, counting up to N of N, a line per CSV row ($progress; $runs rows)"
 wide_lines=$(awk 'length > 100' "$rep/t.txt" | wc -l)
 check '[ $rc -eq 0 ] && [ -s "$rep/t.txt" ] && [ "$wide_lines" -eq 0 ]' "by default no line of the tables is wider than 100 columns"
 # Each table (a block after a blank line that has a header row) ends with
@@ -193,7 +204,8 @@ rc=$?
 check '[ $rc -eq 2 ] && grep -q "nosuch" "$err"' "an unknown variant is rejected (exit 2), naming it"
 
 # make handoff-report's script, in its quick form: it runs the standard set
-# and writes the CSV, the report with the two-by-two, and the plots.
+# and writes the CSV, the report with the two-by-two, and the plots. Its
+# standard error is not a terminal: a progress line per repetition.
 HANDOFF_BENCH=$bench sh "${TOP_SRCDIR:-$(dirname "$0")/..}/bench/handoff-report" --quick --out "$rep" \
     > /dev/null 2> "$err"
 rc=$?
@@ -213,3 +225,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
     n=$((n + 1)); echo "ok $n # SKIP gnuplot is not installed"
 fi
+steps=$(sed -n 's/^handoff-report: run \([1-4]\) of 4, repetition \([12]\) of 2\($\|, about .* left$\)/\1.\2/p' "$err" | tr '\n' ' ')
+check '[ "$steps" = "1.1 1.2 2.1 2.2 3.1 3.2 4.1 4.2 " ]' \
+      "handoff-report's progress off a terminal: \"run R of 4, repetition K of 2\", every one in order ($steps)"
+
