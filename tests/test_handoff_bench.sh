@@ -10,7 +10,7 @@ rep=$(mktemp -d)
 trap 'watchdog_off; rm -rf "$out" "$err" "$rep"' EXIT
 . "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
 watchdog 300
-echo "1..42"
+echo "1..43"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 
@@ -229,3 +229,21 @@ steps=$(sed -n 's/^handoff-report: run \([1-4]\) of 4, repetition \([12]\) of 2\
 check '[ "$steps" = "1.1 1.2 2.1 2.2 3.1 3.2 4.1 4.2 " ]' \
       "handoff-report's progress off a terminal: \"run R of 4, repetition K of 2\", every one in order ($steps)"
 
+# make plot redraws the plots from the CSV alone: in a directory that holds
+# only a copy of the report's CSV, it writes the plots and runs nothing (a
+# benchmark would write handoff-1.csv, and take minutes: 60 s bound it).
+if [ -f "${TOP_BUILDDIR:-.}/Makefile" ]; then
+    mkdir "$rep/plot" && cp "$rep/handoff.csv" "$rep/plot/"
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL timeout 60 make -s -C "${TOP_BUILDDIR:-.}" plot \
+        BENCH_RESULTS="$rep/plot" > "$out" 2> "$err"
+    rc=$?
+    [ $rc -eq 0 ] || sed 's/^/# /' "$err" | head -20
+    drawn=yes
+    command -v gnuplot >/dev/null 2>&1 && { [ -s "$rep/plot/handoff-sweep-p50.png" ] &&
+        [ -s "$rep/plot/handoff-factorial.png" ] && [ -s "$rep/plot/handoff-spin.png" ] || drawn=no; }
+    check '[ $rc -eq 0 ] && [ $drawn = yes ] && [ ! -e "$rep/plot/handoff-1.csv" ] &&
+           cmp -s "$rep/handoff.csv" "$rep/plot/handoff.csv"' \
+          "make plot draws the plots from the last CSV and runs no benchmark"
+else
+    n=$((n + 1)); echo "ok $n # SKIP no Makefile in ${TOP_BUILDDIR:-.}"
+fi
