@@ -78,6 +78,9 @@ static void usage(FILE *out)
 "Socket activation: started with listening sockets from systemd (LISTEN_FDS),\n"
 "it serves on those (-l and -p are then refused); a socket named \"metrics\"\n"
 "serves the metrics.\n"
+"Log lines go to standard error, each starting with the local time (RFC 3339,\n"
+"with milliseconds), or with its syslog priority (<3> error ... <7> debug)\n"
+"when standard error is systemd's journal.\n"
 "Exit status: 0 after a graceful shutdown, 1 if the server cannot start (an\n"
 "address in use or not on this host), 2 for invalid arguments.\n"
 "Full reference: man echoserver.\n");

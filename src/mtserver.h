@@ -386,9 +386,19 @@ int mts_worker_stats(const struct mts_server *s, unsigned worker,
 /* ---- logging ----------------------------------------------------------- */
 
 /*
- * The core's logger, for the application to share: lines on stderr tagged
- * with the thread ("main", "w0", ...). mts_new() also routes libevent's own
- * warnings into it. mts_log_set_level: before mts_new(); mts_log: any thread.
+ * The core's logger, for the application to share: "prog[tag] level:
+ * message" lines tagged with the thread ("main", "w0", ...), on stderr in
+ * one write each (lines from threads never interleave). mts_new() also
+ * routes libevent's own warnings into it ("libevent: ..."). Each line
+ * begins with what stderr's reader needs: when stderr is the journal
+ * (JOURNAL_STREAM, set by systemd, names it), the syslog priority "<3>"
+ * error, "<4>" warning, "<6>" info, "<7>" debug, for `journalctl -p`;
+ * otherwise the local time, RFC 3339 with milliseconds and the offset from
+ * UTC ("2026-12-08T14:03:07.123+01:00 "). Which of the two is decided once,
+ * at the process's first line on stderr.
+ *
+ * mts_log_set_level: before mts_new(); lines below the level are dropped.
+ * mts_log: any thread.
  */
 enum mts_log_level {
 	MTS_LOG_ERROR = 0,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "harness.h"
 
 const char *harness_extra_args[8];
+enum harness_journal harness_journal;
 
 /* The processes this test started and has not reaped: the watchdog kills
  * them (harness_kill_children), so that a test that fails does not leave
@@ -64,6 +66,21 @@ uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* In the child, on its own stdout and stderr: JOURNAL_STREAM as asked. */
+static void set_journal_stream(void)
+{
+	struct stat st;
+	char v[64];
+
+	unsetenv("JOURNAL_STREAM");
+	if (harness_journal == HARNESS_JOURNAL_NONE ||
+	    fstat(harness_journal == HARNESS_JOURNAL_STDERR ? 2 : 1, &st) == -1)
+		return;
+	snprintf(v, sizeof(v), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", v, 1);
+}
+
 static pid_t spawn(const char *const *args, bool raw, int out_fd, int err_fd)
 {
 	const char *argv[96];
@@ -94,6 +111,7 @@ static pid_t spawn(const char *const *args, bool raw, int out_fd, int err_fd)
 	if (pid == 0) {
 		dup2(out_fd, 1);
 		dup2(err_fd, 2);
+		set_journal_stream();
 		/* The server starts with stdin/out/err only, so leaks are its own. */
 		for (int fd = 3; fd < 1024; fd++)
 			close(fd);

@@ -23,6 +23,17 @@ struct srv {
 /* Appended to every non-raw srv_start() (e.g. "--dispatch", "mutex-pipe"). */
 extern const char *harness_extra_args[8];
 
+/*
+ * Whether the servers started next see their stderr as the journal
+ * (systemd.exec(5)'s JOURNAL_STREAM, "DEV:INODE"): NONE (the default)
+ * removes the variable, so that a test run by a systemd service does not
+ * pass its own down; STDERR names the server's stderr, as systemd does
+ * with StandardError=journal; STDOUT names its stdout, a journal that is
+ * not stderr.
+ */
+enum harness_journal { HARNESS_JOURNAL_NONE, HARNESS_JOURNAL_STDERR, HARNESS_JOURNAL_STDOUT };
+extern enum harness_journal harness_journal;
+
 /* Starts $ECHOSERVER with the given arguments (NULL-terminated) plus
  * "-l 127.0.0.1 -p 0" unless `raw`. Returns 0 once it listens. */
 int srv_start(struct srv *s, bool raw, const char *const *args);

@@ -1,7 +1,8 @@
 /*
  * test_cli.c - the command line and the process: help, version, bad
  * arguments (exit 2, naming the problem), address in use (exit 1), the
- * "listening on" lines, signals, and the raised descriptor limit.
+ * "listening on" lines, signals, the raised descriptor limit, and what
+ * starts each log line (a priority under the journal, else the time).
  */
 #include <config.h>
 
@@ -362,6 +363,85 @@ static void test_descriptor_budget(void)
 		diag("it said: %s", out);
 }
 
+/* Whether every line of text starts with a time stamp, RFC 3339 with ms
+ * and an offset ("2026-12-08T14:03:07.123+01:00 "), and none with "<". */
+static bool all_stamped(const char *text, int *lines)
+{
+	*lines = 0;
+	for (const char *l = text; *l != '\0'; (*lines)++) {
+		const char *eol = strchr(l, '\n');
+		int n = 0;
+		char sign = 0;
+
+		if (sscanf(l, "%*4d-%*2d-%*2dT%*2d:%*2d:%*2d.%*3d%c%*2d:%*2d %n", &sign, &n) != 1 ||
+		    n != 30 || (sign != '+' && sign != '-') || l[30] == '<' || eol == NULL)
+			return false;
+		l = eol + 1;
+	}
+	return *lines > 0;
+}
+
+/*
+ * The server's log lines (doc/echoserver.1, LOGGING): under the journal
+ * (JOURNAL_STREAM names its stderr) each starts with its syslog priority,
+ * so journalctl -p can filter them: info <6>, a refused connection's
+ * warning <4>. Otherwise (JOURNAL_STREAM unset, or naming stdout) each
+ * starts with the time.
+ */
+static void test_log_lines(void)
+{
+	const char *args[] = { "-t", "1", "--max-conns-per-ip", "1", NULL };
+	const char *text;
+	struct srv s;
+	bool prefixed = true;
+	int fd[2], lines = 0;
+	char c = 'j';
+
+	harness_journal = HARNESS_JOURNAL_STDERR;
+	if (srv_start(&s, false, args) != 0)
+		bail("cannot start echoserver");
+	harness_journal = HARNESS_JOURNAL_NONE;
+	fd[0] = tcp_connect(s.port);
+	if (fd[0] == -1 || send_all(fd[0], &c, 1) != 0 || recv_all(fd[0], &c, 1) != 0)
+		bail("no echo");
+	fd[1] = tcp_connect(s.port);	/* over the limit: refused, a warning */
+	tap_waiting("the refusal's warning");
+	for (int i = 0; i < 500 && !srv_stderr_has(&s, "refused a connection"); i++)
+		usleep(10000);
+	ok(srv_stop(&s, SIGTERM, 5000) == 0, "under the journal: starts, serves, stops");
+	text = srv_stderr_text(&s);
+	for (const char *l = text; l != NULL && *l != '\0'; l = strchr(l, '\n') + 1) {
+		prefixed = prefixed && l[0] == '<' && l[2] == '>' && strchr(l, '\n') != NULL;
+		lines++;
+	}
+	ok(prefixed && lines >= 3 && strstr(text, "<6>echoserver[main] info: 1 worker threads") &&
+	   strstr(text, "<4>echoserver[main] warning: accept: refused a connection") &&
+	   strstr(text, "<6>echoserver[main] info: stopped\n"),
+	   "JOURNAL_STREAM names stderr: every line (%d) starts with its priority, "
+	   "<6> info, <4> warning", lines);
+	if (!prefixed)
+		diag("it logged:\n%s", text);
+	for (int i = 0; i < 2; i++)
+		if (fd[i] != -1)
+			close(fd[i]);
+	unlink(s.err_path);
+
+	for (int k = 0; k < 2; k++) {
+		harness_journal = k == 0 ? HARNESS_JOURNAL_STDOUT : HARNESS_JOURNAL_NONE;
+		if (srv_start(&s, false, NULL) != 0)
+			bail("cannot start echoserver");
+		harness_journal = HARNESS_JOURNAL_NONE;
+		srv_stop(&s, SIGTERM, 5000);
+		text = srv_stderr_text(&s);
+		ok(text != NULL && all_stamped(text, &lines) && strstr(text, "info: stopped\n"),
+		   "JOURNAL_STREAM %s: every line (%d) starts with the time",
+		   k == 0 ? "naming stdout, not stderr" : "unset", lines);
+		if (text != NULL && !all_stamped(text, &lines))
+			diag("it logged:\n%s", text);
+		unlink(s.err_path);
+	}
+}
+
 /* SIGHUP (a closed terminal) is the graceful stop, not death by signal. */
 static void test_sighup(void)
 {
@@ -409,7 +489,7 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 3 + 2 + 2 + 4 + 3 + 1 + 2);
+	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 3 + 2 + 2 + 4 + 3 + 1 + 2 + 4);
 	test_bad_args();
 	test_help_version();
 	test_lists();
@@ -419,5 +499,6 @@ int main(void)
 	test_listen_conflicts();
 	test_descriptor_budget();
 	test_sighup();
+	test_log_lines();
 	return tap_done();
 }

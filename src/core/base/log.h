@@ -1,13 +1,29 @@
 /*
  * log.h - the one logger of the program.
  *
- * Every line goes to stderr as "program[tag] level: message", where program
- * is the running program's name (never the library's) and tag names the thread ("main", "w0", "w1", ...), so that interleaved lines from
- * several threads can be told apart. libevent's own warnings are routed here
- * too (log_route_libevent()).
+ * A line is "program[tag] level: message", where program is the running
+ * program's name (never the library's) and tag names the thread ("main",
+ * "w0", "w1", ...), so that interleaved lines from several threads can be
+ * told apart. libevent's own warnings are routed here too
+ * (log_route_libevent()).
  *
- * Thread safety: log_set_level() is called once by main() before any thread
- * starts; everything else may be called from any thread.
+ * Each line goes to stderr, in one write, starting with what the reader
+ * of stderr needs to sort it:
+ *
+ *   - the journal (systemd's JOURNAL_STREAM names stderr's device and
+ *     inode, systemd.exec(5)): the syslog priority, "<3>" error, "<4>"
+ *     warning, "<6>" info, "<7>" debug (sd-daemon(3)), so that
+ *     `journalctl -p` can filter; the journal adds the time itself;
+ *   - anything else (a terminal, a file, a pipe): the local time in RFC
+ *     3339 form with milliseconds and the offset from UTC,
+ *     "2026-12-08T14:03:07.123+01:00 ", which sorts as text within one
+ *     offset and says which instant it is wherever it is read.
+ *
+ * Which of the two is decided once, at the first line a process writes to
+ * stderr: a program that moves its stderr later keeps that decision.
+ *
+ * Thread safety: log_set_level() is called once by main() before any
+ * thread starts; everything else may be called from any thread.
  */
 #ifndef MTS_LOG_H
 #define MTS_LOG_H
@@ -29,12 +45,16 @@ enum log_level log_get_level(void);
 /* Names the calling thread in its log lines; the string must outlive it. */
 void log_set_thread_tag(const char *tag);
 
+/* A message longer than this is cut. */
+#define LOG_MAX_MESSAGE 1023
+
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
-/* A report the user asked for (SIGUSR1): printed whatever the level. */
+/* A report the user asked for (SIGUSR1): printed whatever the level, as
+ * "stats", at info priority in the journal. */
 void log_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Sends libevent's internal warnings and errors through log_msg(). */
