@@ -411,6 +411,26 @@ void mts_log_set_level(enum mts_log_level level);
 void mts_log(enum mts_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Takes the log lines instead of stderr (as libevent's
+ * event_set_log_callback() does): fn(level, msg, arg) for each line the
+ * level lets through (the library's, libevent's, mts_log()'s), and for the
+ * statistics mts_request_stats() asks for, at MTS_LOG_INFO. msg is the
+ * message alone: no time, priority, program, thread or level; no newline;
+ * at most 1023 bytes (longer ones are cut); valid until fn returns.
+ *
+ * fn runs on the thread that logs: the main thread, any worker, a work
+ * queue's pool thread, the server's retrier, or a thread of the program;
+ * so it may run on several threads at once, and must be safe for that. It
+ * must not call back into the library (mts_log() would call it again),
+ * and should not block: the worker that logs waits for it.
+ *
+ * NULL restores the default, stderr. Call it while no other thread may
+ * log: before mts_new(), or after mts_free().
+ */
+typedef void (*mts_log_fn)(enum mts_log_level level, const char *msg, void *arg);
+void mts_log_set_handler(mts_log_fn fn, void *arg);
+
 /* For protocol code, on the connection's worker thread. */
 void *mts_conn_data(struct mts_conn *c);
 int mts_conn_fd(const struct mts_conn *c);

@@ -3,7 +3,10 @@
  * on stderr begins with its syslog priority when stderr is the journal
  * (JOURNAL_STREAM names it), and with the local time in RFC 3339 form
  * otherwise (JOURNAL_STREAM unset, malformed, or naming another file);
- * lines from threads never interleave.
+ * lines from threads never interleave; a handler set with
+ * mts_log_set_handler() gets each line's level and bare message instead of
+ * stderr, from whichever thread logs (the library's own lines, libevent's,
+ * the statistics), and NULL gives stderr back.
  *
  * Which form stderr gets is decided once per process, so each case that
  * depends on it runs in a child of its own, with stderr on a file.
@@ -21,6 +24,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/util.h>
 
 #include "mtserver.h"
 #include "tap.h"
@@ -295,6 +300,170 @@ static void test_interleave(void)
 	   WRITERS * LINES, bad);
 }
 
+/* ---- the handler -------------------------------------------------------- */
+
+#define MAX_GOT 64
+
+struct got {
+	pthread_mutex_t lock;
+	unsigned n;
+	struct {
+		enum mts_log_level level;
+		char msg[256];
+		bool main_thread;
+	} line[MAX_GOT];
+};
+
+static pthread_t main_thread;
+static size_t long_len;		/* the length of the last message, whole */
+
+static void record(enum mts_log_level level, const char *msg, void *arg)
+{
+	struct got *g = arg;
+
+	pthread_mutex_lock(&g->lock);
+	long_len = strlen(msg);
+	if (g->n < MAX_GOT) {
+		g->line[g->n].level = level;
+		snprintf(g->line[g->n].msg, sizeof(g->line[g->n].msg), "%s", msg);
+		g->line[g->n].main_thread = pthread_equal(pthread_self(), main_thread);
+		g->n++;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* The first line that starts with `prefix`, or -1. */
+static int find(struct got *g, const char *prefix)
+{
+	for (unsigned i = 0; i < g->n; i++)
+		if (strncmp(g->line[i].msg, prefix, strlen(prefix)) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int nop_open(struct mts_conn *c, void *arg)
+{
+	(void)c, (void)arg;
+	return 0;
+}
+
+static void nop_conn(struct mts_conn *c, void *arg)
+{
+	(void)arg;
+	mts_conn_close(c);
+}
+
+static void nop_close(struct mts_conn *c, void *arg)
+{
+	(void)c, (void)arg;
+}
+
+static struct mts_server *srv;
+static unsigned calls_done;	/* under the handler's lock */
+
+/* On each worker: a line from that thread; the last one asks for the
+ * statistics, then stops the server. */
+static void worker_logs(struct event_base *base, void *arg, int cancelled)
+{
+	struct got *g = arg;
+	bool last;
+
+	(void)base;
+	if (cancelled)
+		return;
+	mts_log(MTS_LOG_WARN, "from a worker");
+	pthread_mutex_lock(&g->lock);
+	last = ++calls_done == mts_worker_count(srv);
+	pthread_mutex_unlock(&g->lock);
+	if (last) {
+		mts_request_stats(srv);
+		mts_stop(srv);
+	}
+}
+
+static void test_handler(void)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const char *const listen[] = { "127.0.0.1" };
+	static struct got g = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct mts_handler h = { .on_open = nop_open, .on_shutdown = nop_conn,
+				 .on_close = nop_close };
+	struct mts_config cfg;
+	char why[256];
+	bool each = true, main_only = true;
+	int i, from = 0, stats = 0;
+
+	main_thread = pthread_self();
+	unsetenv("JOURNAL_STREAM");
+	stderr_to_file();
+	mts_log_set_handler(record, &g);
+	mts_log_set_level(MTS_LOG_DEBUG);
+	for (int l = MTS_LOG_ERROR; l <= MTS_LOG_DEBUG; l++)
+		mts_log((enum mts_log_level)l, "level %s", names[l]);
+	for (int l = MTS_LOG_ERROR; l <= MTS_LOG_DEBUG; l++)
+		each = each && (unsigned)l < g.n && g.line[l].level == (enum mts_log_level)l &&
+		       strncmp(g.line[l].msg, "level ", 6) == 0 &&
+		       strcmp(g.line[l].msg + 6, names[l]) == 0;
+	ok(each && g.n == 4, "a handler gets each level and the bare message (%u lines)", g.n);
+
+	g.n = 0;
+	mts_log(MTS_LOG_INFO, "%0*d", 2000, 7);	/* 2000 characters */
+	ok(g.n == 1 && strlen(g.line[0].msg) == 255 && long_len == 1023,
+	   "a message of 2000 characters reaches it cut to 1023 bytes (%zu)", long_len);
+
+	g.n = 0;
+	mts_log_set_level(MTS_LOG_WARN);
+	mts_log(MTS_LOG_INFO, "dropped");
+	mts_log(MTS_LOG_DEBUG, "dropped");
+	mts_log(MTS_LOG_WARN, "kept");
+	ok(g.n == 1 && strcmp(g.line[0].msg, "kept") == 0,
+	   "at level warning it gets warnings, not info or debug");
+
+	/* The library's own lines: libevent's, routed by mts_new(); a worker's;
+	 * the statistics, whatever the level. */
+	g.n = 0;
+	mts_config_defaults(&cfg);
+	cfg.listen = listen;
+	cfg.n_listen = 1;
+	cfg.port = "0";
+	cfg.threads = 2;
+	if (mts_new(&srv, &cfg, &h, why, sizeof(why)) < 0)
+		bail(why);
+	evutil_make_socket_nonblocking(-1);	/* libevent warns: fcntl(-1, ...) */
+	i = find(&g, "libevent: fcntl(-1");
+	ok(i >= 0 && g.line[i].level == MTS_LOG_WARN,
+	   "libevent's warning reaches it through mts_new()'s routing, as a warning");
+	for (unsigned w = 0; w < mts_worker_count(srv); w++)
+		if (mts_post(srv, w, worker_logs, &g) < 0)
+			bail("mts_post");
+	tap_waiting("mts_run() until the workers logged and stopped it");
+	if (mts_run(srv) < 0)
+		bail("mts_run");
+	mts_free(srv);
+	each = true;
+	for (unsigned k = 0; k < g.n; k++) {
+		if (strcmp(g.line[k].msg, "from a worker") == 0) {
+			from++;
+			each = each && !g.line[k].main_thread && g.line[k].level == MTS_LOG_WARN;
+		}
+		if (strstr(g.line[k].msg, ": live ") != NULL) {
+			stats++;
+			main_only = main_only && g.line[k].main_thread &&
+				    g.line[k].level == MTS_LOG_INFO;
+		}
+	}
+	ok(each && from == 2, "the workers' lines reach it on the workers' threads (%d)", from);
+	ok(stats == 2 && main_only,
+	   "the statistics reach it at info, though the level is warning (%d lines)", stats);
+	ok(log_text()[0] == '\0', "nothing reached stderr while it was set");
+
+	mts_log_set_handler(NULL, NULL);
+	g.n = 0;
+	mts_log(MTS_LOG_ERROR, "back on stderr");
+	ok(g.n == 0 && strstr(log_text(), "[main] error: back on stderr\n") != NULL,
+	   "NULL restores stderr");
+}
+
 int main(void)
 {
 	int fd;
@@ -303,10 +472,11 @@ int main(void)
 	if ((fd = mkstemp(log_path)) == -1)
 		bail("mkstemp");
 	close(fd);
-	tap_plan(2 + 3 + 2);
+	tap_plan(2 + 3 + 2 + 8);
 	test_journal();
 	test_stamp();
 	test_interleave();
+	test_handler();
 	unlink(log_path);
 	return tap_done();
 }

@@ -1,6 +1,6 @@
 /*
- * log.c - leveled, thread-tagged logging to stderr, in the form its
- * reader needs. Contract in log.h.
+ * log.c - leveled, thread-tagged logging: to stderr, in the form its
+ * reader needs, or to the program's handler. Contract in log.h.
  */
 #include <config.h>
 
@@ -21,6 +21,10 @@
 /* Written by main() before threads start, read by every thread: relaxed is enough. */
 static atomic_int log_level = LOG_INFO;
 static _Thread_local const char *thread_tag = "main";
+
+/* Written while no other thread logs (log.h), read by every line after. */
+static log_handler_fn handler;
+static void *handler_arg;
 
 /* Each level's word in a line, and its syslog priority (sd-daemon.h's
  * SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG) for the journal. */
@@ -82,6 +86,12 @@ void log_set_thread_tag(const char *tag)
 	thread_tag = tag;
 }
 
+void log_set_handler(log_handler_fn fn, void *arg)
+{
+	handler = fn;
+	handler_arg = arg;
+}
+
 /* "2026-12-08T14:03:07.123+01:00 " (RFC 3339, local time) into buf; its length. */
 static int format_time(char *buf, size_t len)
 {
@@ -127,7 +137,10 @@ static void emit(enum log_level level, const char *name, const char *fmt, va_lis
 	char msg[LOG_MAX_MESSAGE + 1];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	write_line(level, name, msg);
+	if (handler != NULL)
+		handler(level, msg, handler_arg);
+	else
+		write_line(level, name, msg);
 }
 
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)

@@ -7,8 +7,9 @@
  * told apart. libevent's own warnings are routed here too
  * (log_route_libevent()).
  *
- * Each line goes to stderr, in one write, starting with what the reader
- * of stderr needs to sort it:
+ * Where it goes: to the program's handler if it set one (log_set_handler(),
+ * which gets the message alone); else to stderr, in one write, starting
+ * with what the reader of stderr needs to sort it:
  *
  *   - the journal (systemd's JOURNAL_STREAM names stderr's device and
  *     inode, systemd.exec(5)): the syslog priority, "<3>" error, "<4>"
@@ -22,8 +23,9 @@
  * Which of the two is decided once, at the first line a process writes to
  * stderr: a program that moves its stderr later keeps that decision.
  *
- * Thread safety: log_set_level() is called once by main() before any
- * thread starts; everything else may be called from any thread.
+ * Thread safety: log_set_level() and log_set_handler() are called while no
+ * other thread logs (by main() before any thread starts, or after they
+ * stopped); everything else may be called from any thread.
  */
 #ifndef MTS_LOG_H
 #define MTS_LOG_H
@@ -45,8 +47,15 @@ enum log_level log_get_level(void);
 /* Names the calling thread in its log lines; the string must outlive it. */
 void log_set_thread_tag(const char *tag);
 
-/* A message longer than this is cut. */
+/*
+ * Where the lines go instead of stderr: fn(level, message, arg), on the
+ * thread that logs (so on several at once), for each line the level lets
+ * through, and for reports at LOG_INFO. The message has no prefix, no
+ * newline, and at most LOG_MAX_MESSAGE bytes. NULL: stderr again.
+ */
 #define LOG_MAX_MESSAGE 1023
+typedef void (*log_handler_fn)(enum log_level level, const char *msg, void *arg);
+void log_set_handler(log_handler_fn fn, void *arg);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -54,7 +63,7 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
 /* A report the user asked for (SIGUSR1): printed whatever the level, as
- * "stats", at info priority in the journal. */
+ * "stats" on stderr, at info priority in the journal and to the handler. */
 void log_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Sends libevent's internal warnings and errors through log_msg(). */

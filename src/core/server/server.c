@@ -395,3 +395,18 @@ void mts_log(enum mts_log_level level, const char *fmt, ...)
 	log_vmsg((enum log_level)level, fmt, ap);
 	va_end(ap);
 }
+
+/* The program's handler, which log.c reaches through log_to_program (its
+ * own type takes log.h's levels). Set while no thread logs, as log.c's. */
+static mts_log_fn program_log_fn;
+
+static void log_to_program(enum log_level level, const char *msg, void *arg)
+{
+	program_log_fn((enum mts_log_level)level, msg, arg);
+}
+
+void mts_log_set_handler(mts_log_fn fn, void *arg)
+{
+	program_log_fn = fn;
+	log_set_handler(fn != NULL ? log_to_program : NULL, arg);
+}
