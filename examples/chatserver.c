@@ -80,7 +80,7 @@ static void usage(FILE *out)
 "Usage: chatserver [OPTION]...\n"
 "Every line a client sends goes to every other client, as \"#ID: line\".\n\n"
 "  -p, --port N         TCP port (default 5555; 0 picks a free one)\n"
-"  -l, --listen ADDR    address to listen on; repeatable (default localhost)\n"
+"  -l, --listen ADDR    address to listen on; repeatable (default 127.0.0.1, ::1)\n"
 "  -t, --threads N      worker threads (default: online CPUs)\n"
 "      --max-line N     longest line accepted (default 4096)\n"
 "      --max-queue N    how far behind a client may fall, in bytes, before the\n"

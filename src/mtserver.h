@@ -40,7 +40,8 @@ enum mts_balance {
  * rule, in one place:
  *
  *   - A NULL string means its default: port "5555", dispatch "wfcq", accept
- *     "handoff". n_listen 0 means "localhost" (listen is not read then).
+ *     "handoff". n_listen 0 means 127.0.0.1 and ::1 (listen is not read
+ *     then; ::1 is skipped, with an info line, on a host without IPv6).
  *   - A pointer must agree with its count: listen NULL with n_listen > 0, a
  *     NULL or empty entry among the first n_listen, or listen_fds NULL with
  *     n_listen_fds > 0 is -EINVAL.
@@ -55,7 +56,7 @@ enum mts_balance {
 struct mts_config {
 	const char *const *listen;	/* host names or literals, none NULL or "".
 					 * NULL */
-	size_t n_listen;		/* 0: "localhost". 0 */
+	size_t n_listen;		/* 0: 127.0.0.1 and ::1. 0 */
 	const char *port;		/* service name or number, 0..65535; "0":
 					 * ephemeral; NULL: "5555". "5555" */
 	unsigned threads;		/* workers, >= 1 (more are bounded by the
@@ -186,8 +187,9 @@ struct mts_handler {
  * accept strategy, a balance chosen without "handoff", rings too large for
  * this machine's memory, a name that does not resolve, listen addresses
  * that overlap, an inherited descriptor that is not a listening socket);
- * other errors are the system refusing (address in use, out of
- * descriptors).
+ * other errors are the system refusing: an address given that cannot be
+ * listened on (-EADDRNOTAVAIL, -EADDRINUSE, ...: each address given must
+ * be, and *why names the one that was not), out of descriptors.
  */
 int mts_new(struct mts_server **out, const struct mts_config *cfg,
 	       const struct mts_handler *handler, char *why, size_t why_len);

@@ -7,12 +7,18 @@
 #include <config.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -317,6 +323,200 @@ static void test_listen_conflicts(void)
 	   "-l 0.0.0.0 -l 127.0.0.1: exit %d, a conflict in the arguments naming both", rc);
 }
 
+/* Whether out says exit 1 with "cannot listen on <addr>: <reason>". */
+static bool cannot_listen(int rc, const char *out, const char *addr, const char *reason)
+{
+	char want[160];
+
+	snprintf(want, sizeof(want), "cannot listen on %s", addr);
+	return rc == 1 && strstr(out, want) != NULL && strstr(out, reason) != NULL &&
+	       strstr(out, "listening on ") == NULL;
+}
+
+/*
+ * An address given with -l that cannot be listened on stops the server,
+ * named with the reason, exit 1 (a start-up error): 192.0.2.1 (TEST-NET-1,
+ * on no interface here: bind() fails with EADDRNOTAVAIL and nothing is
+ * sent), alone or after one that works; a port in use on the second of two
+ * addresses. It used to be skipped without a word. A name that does not
+ * resolve is an argument error, exit 2, named: a label of 64 characters,
+ * which the resolver refuses before it asks anyone (RFC 1035: at most 63).
+ */
+static void test_listen_errors(void)
+{
+	const char *both[] = { "-l", "127.0.0.1", "-l", "192.0.2.1", "-p", "0", NULL };
+	const char *alone[] = { "-l", "192.0.2.1", "-p", "0", NULL };
+	char port[16], second[32], out[4096], name[80];
+	const char *in_use[] = { "-l", "127.0.0.1", "-l", "127.0.0.2", "-p", port, NULL };
+	const char *unresolvable[] = { "-l", name, "-p", "0", NULL };
+	const char *notavail = strerror(EADDRNOTAVAIL);
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int rc, fd, p;
+
+	rc = run_capture(both, out, sizeof(out), 5000);
+	ok(cannot_listen(rc, out, "192.0.2.1:", notavail),
+	   "-l 127.0.0.1 -l 192.0.2.1: exit %d (1 expected), naming 192.0.2.1 and '%s'", rc,
+	   notavail);
+	rc = run_capture(alone, out, sizeof(out), 5000);
+	ok(cannot_listen(rc, out, "192.0.2.1:", notavail),
+	   "-l 192.0.2.1: exit %d (1 expected), naming it and '%s'", rc, notavail);
+
+	/* 127.0.0.2:p taken by a listening socket of ours. */
+	p = free_port();
+	sa.sin_port = htons((uint16_t)p);
+	sa.sin_addr.s_addr = htonl(0x7f000002);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, 1) == -1)
+		bail("cannot listen on 127.0.0.2");
+	snprintf(port, sizeof(port), "%d", p);
+	snprintf(second, sizeof(second), "127.0.0.2:%d", p);
+	rc = run_capture(in_use, out, sizeof(out), 5000);
+	ok(cannot_listen(rc, out, second, "address already in use"),
+	   "-l 127.0.0.1 -l 127.0.0.2 with 127.0.0.2:%d in use: exit %d (1 expected), naming it",
+	   p, rc);
+	close(fd);
+
+	memset(name, 'a', 64);
+	snprintf(name + 64, sizeof(name) - 64, ".invalid");
+	rc = run_capture(unresolvable, out, sizeof(out), 5000);
+	ok(rc == 2 && strstr(out, "cannot resolve") != NULL && strstr(out, name) != NULL,
+	   "-l <a name that does not resolve>: exit %d (2 expected), naming it", rc);
+	if (rc != 2 || strstr(out, name) == NULL)
+		diag("it said: %s", out);
+}
+
+/*
+ * In a child: a network namespace of its own whose loopback is up with
+ * IPv4 alone, a host without IPv6. 0, or a negative errno where this
+ * process may not make one (not root; some sandboxes).
+ */
+static int enter_host_without_ipv6(void)
+{
+	struct ifreq ifr = { .ifr_flags = 0 };
+	int fd, rc = 0;
+
+	if (unshare(CLONE_NEWNET) == -1)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd == -1 || ioctl(fd, SIOCGIFFLAGS, &ifr) == -1)
+		rc = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (rc == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) == -1)
+		rc = -errno;
+	if (fd != -1)
+		close(fd);
+	/* Where the kernel has no IPv6 at all, there is nothing to disable. */
+	fd = open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", O_WRONLY | O_CLOEXEC);
+	if (rc == 0 && fd != -1 && write(fd, "1", 1) != 1)
+		rc = -errno;
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/*
+ * In the same child: /etc/hosts of its own (a private mount namespace),
+ * where near.test is 127.0.0.1 and 192.0.2.1. 0 or a negative errno.
+ */
+static int enter_own_hosts(void)
+{
+	static const char hosts[] = "127.0.0.1 near.test\n192.0.2.1 near.test\n";
+	char path[] = "/tmp/test_cli-hosts-XXXXXX";
+	int fd = mkstemp(path), rc = 0;
+
+	if (fd == -1 || write(fd, hosts, sizeof(hosts) - 1) != (ssize_t)sizeof(hosts) - 1 ||
+	    unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
+	    mount(path, "/etc/hosts", NULL, MS_BIND, NULL) == -1)
+		rc = -errno;
+	if (fd != -1)
+		close(fd);
+	unlink(path);		/* the bind mount holds it */
+	return rc;
+}
+
+enum {
+	NS_STARTS = 1,		/* the default starts, on 127.0.0.1 alone, and echoes */
+	NS_SAYS = 2,		/* ... with an info line naming [::1] and why */
+	NS_V6_NAMED = 4,	/* -l ::1: exit 1 naming it */
+	NS_NAME_NAMED = 8,	/* -l near.test: exit 1 naming 192.0.2.1 and near.test */
+	NS_NO_HOSTS = 32,	/* no mount namespace here */
+	NS_NONE = 64,		/* no network namespace here */
+};
+
+/* The child's half of test_namespaces(): its findings as NS_* bits. */
+static int namespace_child(void)
+{
+	const char *dflt[] = { "-p", "0", NULL }, *v6[] = { "-l", "::1", "-p", "0", NULL };
+	const char *near[] = { "-l", "near.test", "-p", "0", NULL };
+	char out[4096], want[96], c = 'x';
+	int found = 0, rc, fd;
+	struct srv s;
+
+	alarm(60);	/* the parent's watchdog does not reach this process */
+	if (enter_host_without_ipv6() < 0)
+		return NS_NONE;
+	if (srv_start(&s, true, dflt) == 0) {
+		fd = tcp_connect(s.port);
+		if (listening_lines(&s, 300) == 1 && strstr(s.banner, "on 127.0.0.1:") &&
+		    fd != -1 && send_all(fd, &c, 1) == 0 && recv_all(fd, &c, 1) == 0)
+			found |= NS_STARTS;
+		snprintf(want, sizeof(want), "info: not listening on [::1]:%d, an address of the "
+			 "default: ", s.port);
+		if (srv_stderr_has(&s, want))
+			found |= NS_SAYS;
+		if (fd != -1)
+			close(fd);
+		srv_stop(&s, SIGTERM, 5000);
+		unlink(s.err_path);
+	}
+	rc = run_capture(v6, out, sizeof(out), 5000);
+	if (cannot_listen(rc, out, "[::1]:", strerror(EADDRNOTAVAIL)) ||
+	    cannot_listen(rc, out, "[::1]:", strerror(EAFNOSUPPORT)))
+		found |= NS_V6_NAMED;
+	if (enter_own_hosts() < 0)
+		return found | NS_NO_HOSTS;
+	rc = run_capture(near, out, sizeof(out), 5000);
+	if (cannot_listen(rc, out, "192.0.2.1:", strerror(EADDRNOTAVAIL)) &&
+	    strstr(out, " (near.test): ") != NULL)
+		found |= NS_NAME_NAMED;
+	return found;
+}
+
+/*
+ * On a host without IPv6, the default (127.0.0.1 and ::1) serves on
+ * 127.0.0.1 and says in an info line that ::1 is skipped, and why; ::1
+ * named with -l is an error, as any address named. A name stands for each
+ * of its addresses: one that cannot be listened on is an error naming it
+ * and the name. All in a child with namespaces of its own, where it may
+ * make them.
+ */
+static void test_namespaces(void)
+{
+	int status = 0, found = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		_exit(namespace_child());
+	if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		found = WEXITSTATUS(status);
+	if (found == NS_NONE) {
+		for (int i = 0; i < 4; i++)
+			skip("cannot make a network namespace without IPv6 here (needs root)");
+		return;
+	}
+	ok(found & NS_STARTS, "without IPv6, the default listens on 127.0.0.1 alone, and echoes");
+	ok(found & NS_SAYS, "and an info line names [::1] and why it was skipped");
+	ok(found & NS_V6_NAMED, "without IPv6, -l ::1: exit 1, naming [::1] and why");
+	if (found & NS_NO_HOSTS)
+		skip("cannot make a mount namespace for /etc/hosts here");
+	else
+		ok(found & NS_NAME_NAMED, "-l near.test, which is 127.0.0.1 and 192.0.2.1: exit 1, "
+		   "naming 192.0.2.1 (near.test) and why");
+}
+
 /*
  * Under a descriptor limit of 256 (soft and hard: the server cannot raise
  * it), 200 workers do not fit. The budget is checked before the workers are
@@ -489,7 +689,7 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 3 + 2 + 2 + 4 + 3 + 1 + 2 + 4);
+	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 3 + 2 + 2 + 4 + 3 + 1 + 2 + 4 + 4 + 4);
 	test_bad_args();
 	test_help_version();
 	test_lists();
@@ -497,6 +697,8 @@ int main(void)
 	test_address_in_use();
 	test_listen_lines();
 	test_listen_conflicts();
+	test_listen_errors();
+	test_namespaces();
 	test_descriptor_budget();
 	test_sighup();
 	test_log_lines();

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "listen.h"
+#include "log.h"
 
 void listen_format_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -106,6 +107,7 @@ struct candidate {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	const char *host;
+	bool implicit;			/* of the default: none was given */
 };
 
 /* The same address, port aside (every listener gets the same port). */
@@ -139,13 +141,21 @@ static bool is_wildcard(const struct sockaddr *sa)
 static int resolve_all(const struct mts_config *cfg, struct candidate **out, char *why,
 		       size_t why_len)
 {
-	static const char *const default_hosts[] = { "localhost" };
+	/* Loopback, whatever /etc/hosts says "localhost" is: an echo server
+	 * must not reach past this host unless asked to (README.md). */
+	static const char *const default_hosts[] = { "127.0.0.1", "::1" };
 	const char *const *hosts = cfg->n_listen ? cfg->listen : default_hosts;
-	size_t n_hosts = cfg->n_listen ? cfg->n_listen : 1;
+	size_t n_hosts = cfg->n_listen ? cfg->n_listen : 2;
+	/*
+	 * A name given is resolved to the families this host has configured
+	 * (AI_ADDRCONFIG), and each of its addresses must then be listened
+	 * on. The default's are taken as they are: one that this host cannot
+	 * bind is skipped, and named (listen_open()).
+	 */
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
 		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
+		.ai_flags = AI_PASSIVE | (cfg->n_listen ? AI_ADDRCONFIG : 0),
 	};
 	struct candidate *c = NULL, *grown;
 	int n = 0;
@@ -188,6 +198,7 @@ static int resolve_all(const struct mts_config *cfg, struct candidate **out, cha
 			memcpy(&c[n].ss, ai->ai_addr, ai->ai_addrlen);
 			c[n].len = ai->ai_addrlen;
 			c[n].host = hosts[h];
+			c[n].implicit = cfg->n_listen == 0;
 			n++;
 		}
 		freeaddrinfo(res);
@@ -255,9 +266,35 @@ static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
 	return 0;
 }
 
+/* A candidate as "192.0.2.1:5555", or "192.0.2.7:5555 (example.org)"
+ * when it came from a name rather than from the address itself. */
+static void describe(const struct candidate *c, char *buf, size_t len)
+{
+	unsigned char any[sizeof(struct in6_addr)];
+	char addr[80];
+
+	listen_format_addr((const struct sockaddr *)&c->ss, addr, sizeof(addr));
+	if (inet_pton(AF_INET, c->host, any) == 1 || inet_pton(AF_INET6, c->host, any) == 1)
+		snprintf(buf, len, "%s", addr);
+	else
+		snprintf(buf, len, "%s (%s)", addr, c->host);
+}
+
+/*
+ * An address the program named must be listened on, or nothing starts:
+ * serving on the others without a word would leave it unnoticed. One
+ * exception: where none was named, the default is 127.0.0.1 and ::1, and
+ * a host without IPv6 (or IPv4) cannot bind one of them; that one is
+ * skipped, with an info line naming it, as long as the other is left.
+ */
+static bool skippable(const struct candidate *c, int err)
+{
+	return c->implicit && (err == EADDRNOTAVAIL || err == EAFNOSUPPORT);
+}
+
 /*
  * Listens on every resolved address, `copies` times. With port 0, the first
- * socket's ephemeral port is reused for the others, so that "localhost"
+ * socket's ephemeral port is reused for the others, so that the default
  * gives one port on both families (and the reuseport copies share it).
  */
 int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned copies,
@@ -281,34 +318,35 @@ int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned c
 		return n;
 	for (int i = 0; i < n && rc == 0; i++) {
 		struct sockaddr *sa = (struct sockaddr *)&c[i].ss;
-		char name[80];
+		char name[160];
 
-		for (unsigned k = 0; k < copies; k++) {
+		for (unsigned k = 0; k < copies && rc == 0; k++) {
 			int fd;
 
 			if (chosen_port >= 0)
 				set_port(sa, (unsigned short)chosen_port);
 			fd = listen_on(sa, c[i].len, cfg->backlog, reuseport);
-			if (k == 0 && (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT))
-				break;	/* e.g. ::1 on a host without IPv6: skip that family */
 			if (fd < 0) {
-				listen_format_addr(sa, name, sizeof(name));
+				describe(&c[i], name, sizeof(name));
+				/* Skipped whole, or not at all: its first copy decides. */
+				if (k == 0 && skippable(&c[i], -fd) && (set->n > 0 || i + 1 < n)) {
+					log_info("not listening on %s, an address of the default: %s",
+						 name, strerror(-fd));
+					break;
+				}
 				snprintf(why, why_len, "cannot listen on %s: %s", name,
 					 fd == -EADDRINUSE ? "address already in use" : strerror(-fd));
 				rc = fd;
-				break;
-			}
-			if ((rc = add_listener(set, fd)) < 0) {
+			} else if ((rc = add_listener(set, fd)) < 0) {
 				close(fd);
 				snprintf(why, why_len, "out of memory");
-				break;
-			}
-			if (chosen_port < 0 && strcmp(cfg->port, "0") == 0)
+			} else if (chosen_port < 0 && strcmp(cfg->port, "0") == 0) {
 				chosen_port = bound_port(fd);
+			}
 		}
 	}
 	free(c);
-	if (rc == 0 && set->n == 0) {
+	if (rc == 0 && set->n == 0) {	/* resolved to nothing we can hold */
 		snprintf(why, why_len, "no address to listen on");
 		rc = -EADDRNOTAVAIL;
 	}
