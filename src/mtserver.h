@@ -67,7 +67,8 @@ struct mts_config {
 					 * net.core.somaxconn). 1024 */
 	unsigned max_conns;		/* 0: unlimited; any value. 0 */
 	unsigned max_conns_per_ip;	/* 0: unlimited; any value; IPv6 counts
-					 * per /64. 0 */
+					 * per /64, a Unix socket's clients per
+					 * user id (SO_PEERCRED). 0 */
 	unsigned idle_timeout_s;	/* 0: off; any value. 0 */
 	unsigned shutdown_grace_ms;	/* how long "stop" waits for pending output;
 					 * any value, 0: not at all. 2000 */
@@ -98,7 +99,8 @@ struct mts_config {
 	/*
 	 * Listening sockets the program already has (socket activation, see
 	 * mts_inherited_fds()): used instead of listen/port, and closed by
-	 * mts_free(). Each must be a listening stream socket (else -EINVAL).
+	 * mts_free(). Each must be a listening stream socket, IPv4, IPv6 or
+	 * Unix (else -EINVAL).
 	 * Not with accept "reuseport". NULL, 0.
 	 */
 	const int *listen_fds;
@@ -194,7 +196,8 @@ struct mts_handler {
 int mts_new(struct mts_server **out, const struct mts_config *cfg,
 	       const struct mts_handler *handler, char *why, size_t why_len);
 
-/* The listening addresses, as "127.0.0.1:5555" or "[::1]:5555". */
+/* The listening addresses, as "127.0.0.1:5555" or "[::1]:5555"; an
+ * inherited Unix socket as its path, or "@name" in the abstract namespace. */
 size_t mts_listener_count(const struct mts_server *s);
 const char *mts_listener_name(const struct mts_server *s, size_t i);
 /* The address of the metrics endpoint's socket i ("127.0.0.1:9100"), or

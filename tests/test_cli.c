@@ -615,7 +615,8 @@ static void test_log_lines(void)
 		lines++;
 	}
 	ok(prefixed && lines >= 3 && strstr(text, "<6>echoserver[main] info: 1 worker threads") &&
-	   strstr(text, "<4>echoserver[main] warning: accept: refused a connection") &&
+	   strstr(text, "<4>echoserver[main] warning: accept: refused a connection from "
+			"127.0.0.1, which has 1 already") &&
 	   strstr(text, "<6>echoserver[main] info: stopped\n"),
 	   "JOURNAL_STREAM names stderr: every line (%d) starts with its priority, "
 	   "<6> info, <4> warning", lines);
@@ -640,6 +641,50 @@ static void test_log_lines(void)
 			diag("it logged:\n%s", text);
 		unlink(s.err_path);
 	}
+}
+
+/* A blocking connection to [::1]:port, or -1. */
+static int tcp6_connect(int port)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+				   .sin6_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd != -1 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* --max-conns-per-ip counts IPv6 by /64, and its refusal names the /64. */
+static void test_per_ip_v6(void)
+{
+	const char *args[] = { "-l", "::1", "-p", "0", "--max-conns-per-ip", "1", NULL };
+	struct srv s;
+	int fd[2];
+	char c = 'v';
+
+	if (!ipv6_loopback()) {
+		skip("no IPv6 loopback here");
+		return;
+	}
+	if (srv_start(&s, true, args) != 0)
+		bail("cannot start echoserver on ::1");
+	fd[0] = tcp6_connect(s.port);
+	if (fd[0] == -1 || send_all(fd[0], &c, 1) != 0 || recv_all(fd[0], &c, 1) != 0)
+		bail("no echo on ::1");
+	fd[1] = tcp6_connect(s.port);
+	tap_waiting("the refusal's warning");
+	for (int i = 0; i < 500 && !srv_stderr_has(&s, "refused a connection"); i++)
+		usleep(10000);
+	ok(srv_stderr_has(&s, "refused a connection from [::]/64, which has 1 already"),
+	   "--max-conns-per-ip 1 on ::1: the second connection is refused, naming its /64");
+	for (int i = 0; i < 2; i++)
+		if (fd[i] != -1)
+			close(fd[i]);
+	srv_stop(&s, SIGTERM, 5000);
+	unlink(s.err_path);
 }
 
 /* SIGHUP (a closed terminal) is the graceful stop, not death by signal. */
@@ -689,7 +734,7 @@ int main(void)
 		rl.rlim_cur = 1024;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 3 + 2 + 2 + 4 + 3 + 1 + 2 + 4 + 4 + 4);
+	tap_plan((int)(sizeof(bad) / sizeof(bad[0])) + 3 + 3 + 2 + 2 + 4 + 3 + 1 + 2 + 4 + 4 + 4 + 1);
 	test_bad_args();
 	test_help_version();
 	test_lists();
@@ -702,5 +747,6 @@ int main(void)
 	test_descriptor_budget();
 	test_sighup();
 	test_log_lines();
+	test_per_ip_v6();
 	return tap_done();
 }

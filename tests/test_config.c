@@ -14,7 +14,9 @@
  *     leaves the caller's descriptors open;
  *   - the dispatch string: an unknown variant or option, or a value out
  *     of its range, is refused naming it;
- *   - rings that could never fit in this machine's memory are refused.
+ *   - rings that could never fit in this machine's memory are refused;
+ *   - an inherited socket is served if it listens, and is IPv4, IPv6 or
+ *     Unix (named by its path, or "@name" when abstract); else refused.
  *
  * No server is run: mts_new() and mts_free() are the whole story of a
  * configuration. The sanitizer builds run it too: a NULL that the core
@@ -30,11 +32,15 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <linux/vm_sockets.h>
 
 #include "mtserver.h"
 #include "tap.h"
@@ -451,16 +457,83 @@ static void test_listen_fds(void)
 		close(fd);
 }
 
+/* A listening Unix socket at `path` (a leading '@': in the abstract
+ * namespace). */
+static int unix_listener(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n = strlen(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';	/* abstract: no NUL at the end either */
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sa,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) == -1 ||
+	    listen(fd, 16) == -1)
+		bail("cannot make a Unix socket");
+	return fd;
+}
+
+/*
+ * An inherited Unix socket (systemd's ListenStream=/run/NAME.sock) is
+ * served, named by its path, or "@name" in the abstract namespace; a
+ * socket of a family the server cannot name nor count (AF_VSOCK, where
+ * this kernel has it) is refused, naming the descriptor.
+ */
+static void test_listen_fds_unix(void)
+{
+	struct mts_config cfg = base();
+	char path[64], abstract[64], why[256];
+	struct mts_server *s;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/test_config-%d.sock", (int)getpid());
+	snprintf(abstract, sizeof(abstract), "@test_config-%d", (int)getpid());
+	for (int i = 0; i < 2; i++) {
+		const char *name = i == 0 ? path : abstract;
+
+		fd = unix_listener(name);
+		cfg.listen_fds = &fd;
+		cfg.n_listen_fds = 1;
+		s = build(&cfg, why, sizeof(why));
+		ok(s != NULL && mts_listener_count(s) == 1 && strcmp(mts_listener_name(s, 0), name) == 0,
+		   "listen_fds {a Unix socket%s}: serves on it, named '%s' ('%s')",
+		   i ? " in the abstract namespace" : "", name, s ? mts_listener_name(s, 0) : why);
+		mts_free(s);
+		if (s == NULL)
+			close(fd);
+	}
+	unlink(path);
+
+	fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+	{
+		struct sockaddr_vm vm = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
+					  .svm_port = VMADDR_PORT_ANY };
+
+		if (fd == -1 || bind(fd, (struct sockaddr *)&vm, sizeof(vm)) == -1 ||
+		    listen(fd, 1) == -1) {
+			skip("no listening AF_VSOCK socket here");
+		} else {
+			cfg.listen_fds = &fd;
+			refused(&cfg, &handler, "listen_fds[0]", "listen_fds {an AF_VSOCK socket}");
+		}
+	}
+	if (fd != -1)
+		close(fd);
+}
+
 int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(59);
+	tap_plan(62);
 	test_defaults();
 	test_pointers();
 	test_strings();
 	test_numbers();
 	test_ring_memory();
 	test_listen_fds();
+	test_listen_fds_unix();
 	return tap_done();
 }

@@ -4,8 +4,11 @@
 # socket as fd 3 (LISTEN_FDS=1, LISTEN_PID=its pid). echoserver must serve
 # on that socket, not open its own, and on both sockets when it is passed
 # two (127.0.0.1 and ::1, as echoserver.socket does); stop gracefully on
-# SIGTERM; refuse -l/-p and --accept reuseport alongside it with exit 2,
-# naming the conflict. Loopback only; every wait is bounded.
+# SIGTERM; refuse
+# -l/-p and --accept reuseport alongside it with exit 2, naming the
+# conflict. A Unix socket (systemd's ListenStream=/path) is served too,
+# named by its path, and --max-conns-per-ip counts its clients by user id.
+# Loopback and Unix sockets only; every wait is bounded.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
 server=${ECHOSERVER:-./echoserver}
@@ -14,7 +17,7 @@ if [ -z "$activate" ]; then
     echo "1..0 # SKIP systemd-socket-activate not installed (Debian: apt-get install systemd)"
     exit 0
 fi
-echo "1..7"
+echo "1..12"
 n=0; failed=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; waiting "the step after check $n ($2)"; }
 tmp=$(mktemp -d)
@@ -23,21 +26,29 @@ trap 'watchdog_off; [ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EX
 . "${TOP_SRCDIR:-$(dirname "$0")/..}/tests/watchdog.sh"
 watchdog 120
 
-# Starts systemd-socket-activate on a free loopback port (on 127.0.0.1,
-# and on [::1] too when $also_v6 is set); sets pid and port.
+# Starts systemd-socket-activate on $1 (an address:port, or a Unix
+# socket's path) with echoserver and the other arguments; sets pid.
+activate() {
+    local at=$1
+    shift
+    "$activate" -l "$at" ${also:+-l "$also"} "$server" "$@" > "$tmp/out" 2> "$tmp/err" &
+    pid=$!
+    for i in $(seq 50); do
+        grep -q "Listening on" "$tmp/err" 2>/dev/null && return 0
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+    return 1
+}
+
+# The same on a free loopback port (on 127.0.0.1, and on [::1] too when
+# $also_v6 is set); sets pid and port.
 also_v6=
 start() {
     for try in 1 2 3 4 5 6 7 8 9 10; do
         port=$((20000 + RANDOM % 30000))
-        "$activate" -l "127.0.0.1:$port" ${also_v6:+-l "[::1]:$port"} "$server" "$@" \
-            > "$tmp/out" 2> "$tmp/err" &
-        pid=$!
-        for i in $(seq 50); do
-            grep -q "Listening on" "$tmp/err" 2>/dev/null && return 0
-            kill -0 $pid 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; pid=
+        also=${also_v6:+[::1]:$port} activate "127.0.0.1:$port" "$@" && return 0
     done
     return 1
 }
@@ -83,7 +94,7 @@ got4=$(echo_line "hello, IPv4")
 got6=$(host=::1 echo_line "hello, IPv6")
 [ "$got4" = "hello, IPv4" ] && [ "$got6" = "hello, IPv6" ] &&
     grep -q "listening on 127.0.0.1:$port" "$tmp/out" && grep -q "listening on \[::1\]:$port" "$tmp/out"
-check $? "two sockets passed in (127.0.0.1 and [::1], port $port): echoes on both"
+check $? "two sockets passed in (127.0.0.1 and [::1], as echoserver.socket): both echo, both named"
 kill -TERM $pid
 wait_exit
 
@@ -99,5 +110,65 @@ echo_line "x" > /dev/null 2>&1
 wait_exit
 [ "$rc" = 2 ] && grep -q "cannot use inherited sockets" "$tmp/err"
 check $? "--accept reuseport with an inherited socket: exit $rc (2 expected), with the reason"
+
+# A Unix socket: one line through it (nc -N: shut down after stdin's EOF,
+# then read to the server's EOF); prints what came back.
+unix_line() {
+    printf '%s\n' "$1" | timeout 5 nc -N -U "$sock"
+}
+
+# Waits (at most 5 s) for file $1 to contain $2.
+wait_for() {
+    for i in $(seq 50); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+if ! nc -h 2>&1 | grep -qi "unix domain"; then
+    for i in 1 2 3 4 5; do
+        echo "ok $((n += 1)) # SKIP no nc with -U (Debian: apt-get install netcat-openbsd)"
+    done
+    exit $failed
+fi
+sock="$tmp/echo.sock"
+activate "$sock" -t 2 --max-conns-per-ip 1 || { echo "Bail out! cannot start $activate on $sock"; exit 1; }
+got=$(unix_line "hello, unix")
+[ "$got" = "hello, unix" ] && grep -q "listening on $sock\$" "$tmp/out"
+check $? "a Unix socket: echoes, and its 'listening on' line names its path"
+
+# --max-conns-per-ip 1: while one connection of this user is open, a
+# second from the same user is closed at once, and the refusal names the
+# uid; another user may connect (where this test can be another user).
+mkfifo "$tmp/in"
+nc -N -U "$sock" < "$tmp/in" > "$tmp/held" &
+held=$!
+exec 5> "$tmp/in"
+printf 'first\n' >&5
+wait_for "$tmp/held" first
+got=$(unix_line "second")
+[ -z "$got" ] && wait_for "$tmp/err" "refused a connection from uid $(id -u), which has 1 already"
+check $? "--max-conns-per-ip 1 on a Unix socket: a second connection of uid $(id -u) is refused, named by its uid"
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+    chmod 755 "$tmp"; chmod 777 "$sock"
+    got=$(printf 'other\n' | setpriv --reuid=65534 --regid=65534 --clear-groups \
+        timeout 5 nc -N -U "$sock")
+    [ "$got" = "other" ]
+    check $? "... while uid 65534's connection is served (it counts apart)"
+else
+    echo "ok $((n += 1)) # SKIP another user needs root and setpriv"
+fi
+exec 5>&-
+for i in $(seq 50); do kill -0 $held 2>/dev/null || break; sleep 0.1; done
+kill $held 2>/dev/null; wait $held
+got=$(unix_line "third")
+[ "$got" = "third" ]
+check $? "once it is closed, a new connection of uid $(id -u) is served"
+kill -TERM $pid
+wait_exit
+[ "$rc" = 0 ] && grep -q "info: stopped" "$tmp/err"
+check $? "a Unix socket: SIGTERM stops it gracefully (exit $rc)"
+
 [ $failed = 0 ] || { echo "# server log:"; sed 's/^/#   /' "$tmp/err"; }
 exit $failed

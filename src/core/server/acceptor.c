@@ -15,7 +15,6 @@
 #include "acceptor.h"
 #include "counter.h"
 #include "histogram.h"
-#include "listen.h"
 
 #define ACCEPT_BUDGET 64	/* accepts per readable event, then yield */
 #define BACKOFF_MIN_MS 10
@@ -117,7 +116,7 @@ static void pause_full(struct accept_unit *u)
 }
 
 /* A connection over max_per_ip is closed at once. */
-static void refuse(struct accept_unit *u, int fd, const struct sockaddr *peer)
+static void refuse(struct accept_unit *u, int fd, const struct iplimit_key *k)
 {
 	unsigned skipped;
 	char name[80];
@@ -130,23 +129,26 @@ static void refuse(struct accept_unit *u, int fd, const struct sockaddr *peer)
 	pthread_mutex_unlock(&u->sh->log_lock);
 	if (!allowed)
 		return;
-	listen_format_addr(peer, name, sizeof(name));
+	iplimit_key_format(k, name, sizeof(name));
 	log_warn("accept: refused a connection from %s, which has %u already "
 		 "(max_conns_per_ip); %u more refused since the last such line",
 		 name, u->sh->max_per_ip, skipped);
 }
 
-/* fd has its slot: count its address, then deliver it. */
+/* fd has its slot: count it against its address (or uid), then deliver it. */
 static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
 {
 	struct ip_entry *ip = NULL;
+	struct iplimit_key k;
 	int rc;
 
-	if (u->sh->iplimit != NULL && (rc = iplimit_admit(u->sh->iplimit, peer, &ip)) < 0) {
+	if (u->sh->iplimit != NULL && ((rc = iplimit_key_of(fd, peer, &k)) < 0 ||
+				       (rc = iplimit_admit(u->sh->iplimit, &k, &ip)) < 0)) {
 		if (rc == -EBUSY) {
-			refuse(u, fd, peer);
+			refuse(u, fd, &k);
 		} else {
-			log_warn("accept: out of memory counting a connection; closing it");
+			log_warn("accept: cannot count a connection (max_conns_per_ip): %s; "
+				 "closing it", strerror(-rc));
 			close(fd);
 		}
 		connlimit_release(u->sh->limit);

@@ -4,10 +4,13 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +18,7 @@
 
 struct ip_entry {
 	struct ip_entry *next;		/* in its bucket */
-	uint64_t key;			/* the IPv4 address, or the IPv6 /64 */
-	sa_family_t family;
+	struct iplimit_key key;
 	unsigned count;			/* connections now */
 };
 
@@ -62,33 +64,79 @@ void iplimit_free(struct iplimit *l)
 	free(l);
 }
 
-/* The key an address counts under: IPv4 whole, IPv6 by /64. */
-static void key_of(const struct sockaddr *sa, sa_family_t *family, uint64_t *key)
+/*
+ * IPv4 whole, IPv6 by /64, a Unix socket's client by its uid. Only the
+ * bytes the family defines are read: a Unix client's address is usually
+ * unnamed (two bytes), and the rest of `peer` was never written.
+ */
+int iplimit_key_of(int fd, const struct sockaddr *peer, struct iplimit_key *k)
 {
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	switch (peer->sa_family) {
+	case AF_INET6: {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
 
 		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			*family = AF_INET;
-			*key = (uint64_t)a->s6_addr[12] << 24 | (uint64_t)a->s6_addr[13] << 16 |
-			       (uint64_t)a->s6_addr[14] << 8 | a->s6_addr[15];
-			return;
+			k->family = AF_INET;
+			k->key = (uint64_t)a->s6_addr[12] << 24 | (uint64_t)a->s6_addr[13] << 16 |
+				 (uint64_t)a->s6_addr[14] << 8 | a->s6_addr[15];
+			return 0;
 		}
-		*family = AF_INET6;
-		*key = 0;
+		k->family = AF_INET6;
+		k->key = 0;
 		for (int i = 0; i < 8; i++)
-			*key = *key << 8 | a->s6_addr[i];
-		return;
+			k->key = k->key << 8 | a->s6_addr[i];
+		return 0;
 	}
-	*family = AF_INET;
-	*key = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+	case AF_INET:
+		k->family = AF_INET;
+		k->key = ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr);
+		return 0;
+	case AF_UNIX: {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+			return -errno;
+		k->family = AF_UNIX;
+		k->key = cred.uid;
+		return 0;
+	}
+	default:
+		return -EAFNOSUPPORT;
+	}
 }
 
-static unsigned bucket_of(const struct iplimit *l, sa_family_t family, uint64_t key)
+void iplimit_key_format(const struct iplimit_key *k, char *buf, size_t len)
 {
-	uint64_t h = (key ^ family) * 0x9e3779b97f4a7c15ull;	/* Fibonacci hashing */
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (k->family == AF_UNIX) {
+		snprintf(buf, len, "uid %llu", (unsigned long long)k->key);
+	} else if (k->family == AF_INET6) {
+		struct in6_addr a = { .s6_addr = { 0 } };
+
+		for (int i = 0; i < 8; i++)
+			a.s6_addr[i] = (uint8_t)(k->key >> (56 - 8 * i));
+		inet_ntop(AF_INET6, &a, host, sizeof(host));
+		snprintf(buf, len, "[%s]/64", host);
+	} else {
+		struct in_addr a = { .s_addr = htonl((uint32_t)k->key) };
+
+		inet_ntop(AF_INET, &a, host, sizeof(host));
+		snprintf(buf, len, "%s", host);
+	}
+}
+
+static unsigned bucket_of(const struct iplimit *l, const struct iplimit_key *k)
+{
+	uint64_t h = (k->key ^ k->family) * 0x9e3779b97f4a7c15ull;	/* Fibonacci hashing */
 
 	return (unsigned)(h >> 32) & (l->n_buckets - 1);
+}
+
+static bool same_key(const struct iplimit_key *a, const struct iplimit_key *b)
+{
+	return a->key == b->key && a->family == b->family;
 }
 
 /* Doubles the table once entries outnumber buckets; stays as is on ENOMEM. */
@@ -106,7 +154,7 @@ static void grow(struct iplimit *l)
 	for (unsigned i = 0; i < old_n; i++)
 		while (old[i] != NULL) {
 			struct ip_entry *e = old[i];
-			unsigned b = bucket_of(l, e->family, e->key);
+			unsigned b = bucket_of(l, &e->key);
 
 			old[i] = e->next;
 			e->next = l->buckets[b];
@@ -115,17 +163,14 @@ static void grow(struct iplimit *l)
 	free(old);
 }
 
-int iplimit_admit(struct iplimit *l, const struct sockaddr *sa, struct ip_entry **entry)
+int iplimit_admit(struct iplimit *l, const struct iplimit_key *k, struct ip_entry **entry)
 {
-	sa_family_t family;
-	uint64_t key;
 	struct ip_entry *e;
 	int rc = 0;
 
-	key_of(sa, &family, &key);
 	pthread_mutex_lock(&l->lock);
-	for (e = l->buckets[bucket_of(l, family, key)]; e != NULL; e = e->next)
-		if (e->key == key && e->family == family)
+	for (e = l->buckets[bucket_of(l, k)]; e != NULL; e = e->next)
+		if (same_key(&e->key, k))
 			break;
 	if (e == NULL) {
 		if (l->n_entries >= l->n_buckets)
@@ -135,10 +180,9 @@ int iplimit_admit(struct iplimit *l, const struct sockaddr *sa, struct ip_entry 
 			rc = -ENOMEM;
 			goto out;
 		}
-		e->family = family;
-		e->key = key;
-		e->next = l->buckets[bucket_of(l, family, key)];
-		l->buckets[bucket_of(l, family, key)] = e;
+		e->key = *k;
+		e->next = l->buckets[bucket_of(l, k)];
+		l->buckets[bucket_of(l, k)] = e;
 		l->n_entries++;
 	}
 	if (e->count >= l->max) {
@@ -156,7 +200,7 @@ void iplimit_release(struct iplimit *l, struct ip_entry *e)
 {
 	pthread_mutex_lock(&l->lock);
 	if (--e->count == 0) {
-		struct ip_entry **p = &l->buckets[bucket_of(l, e->family, e->key)];
+		struct ip_entry **p = &l->buckets[bucket_of(l, &e->key)];
 
 		while (*p != e)
 			p = &(*p)->next;

@@ -8,30 +8,59 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "listen.h"
 #include "log.h"
 
-void listen_format_addr(const struct sockaddr *sa, char *buf, size_t len)
+/* A Unix socket's name: its path; "@name" in the abstract namespace
+ * (Linux: a leading NUL, and no NUL at the end); or none (a client). The
+ * length, not a NUL, says where the name ends. */
+static void format_unix(const struct sockaddr_un *un, socklen_t salen, char *buf, size_t len)
+{
+	size_t n = salen > offsetof(struct sockaddr_un, sun_path) ?
+		   salen - offsetof(struct sockaddr_un, sun_path) : 0;
+
+	if (n > sizeof(un->sun_path))
+		n = sizeof(un->sun_path);
+	if (n == 0)
+		snprintf(buf, len, "(an unnamed Unix socket)");
+	else if (un->sun_path[0] == '\0')
+		snprintf(buf, len, "@%.*s", (int)(n - 1), un->sun_path + 1);
+	else
+		snprintf(buf, len, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
+}
+
+void listen_format_addr(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
 
-	if (sa->sa_family == AF_INET6) {
+	switch (sa->sa_family) {
+	case AF_INET6: {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
 		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-		snprintf(buf, len, "[%s]:%u", host, port);
-	} else {
+		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+		break;
+	}
+	case AF_INET: {
 		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+
 		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-		snprintf(buf, len, "%s:%u", host, port);
+		snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
+		break;
+	}
+	case AF_UNIX:
+		format_unix((const struct sockaddr_un *)sa, salen, buf, len);
+		break;
+	default:
+		snprintf(buf, len, "(a socket of address family %d)", sa->sa_family);
 	}
 }
 
@@ -98,7 +127,7 @@ static int add_listener(struct listen_set *set, int fd)
 	l = &set->l[set->n++];
 	*l = (struct listener){ .fd = fd };
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		listen_format_addr((struct sockaddr *)&ss, l->name, sizeof(l->name));
+		listen_format_addr((struct sockaddr *)&ss, len, l->name, sizeof(l->name));
 	return 0;
 }
 
@@ -211,8 +240,8 @@ static int resolve_all(const struct mts_config *cfg, struct candidate **out, cha
 			if (i != j && is_wildcard(wild) && other->sa_family == wild->sa_family) {
 				char a[80], b[80];
 
-				listen_format_addr(wild, a, sizeof(a));
-				listen_format_addr(other, b, sizeof(b));
+				listen_format_addr(wild, c[i].len, a, sizeof(a));
+				listen_format_addr(other, c[j].len, b, sizeof(b));
 				snprintf(why, why_len, "listen addresses overlap: %s (from '%s') already "
 					 "covers %s (from '%s'); give one of them", a, c[i].host, b,
 					 c[j].host);
@@ -227,7 +256,8 @@ static int resolve_all(const struct mts_config *cfg, struct candidate **out, cha
 int listen_adopt(int fd, const char *what, char *why, size_t why_len)
 {
 	int type = 0, listening = 0, fl;
-	socklen_t len = sizeof(type);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(type), sslen = sizeof(ss);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM ||
 	    (len = sizeof(listening),
@@ -235,6 +265,12 @@ int listen_adopt(int fd, const char *what, char *why, size_t why_len)
 	    !listening) {
 		snprintf(why, why_len, "inherited descriptor %d (%s) is not a listening stream "
 			 "socket", fd, what);
+		return -EINVAL;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6 && ss.ss_family != AF_UNIX)) {
+		snprintf(why, why_len, "inherited descriptor %d (%s) is not an IPv4, IPv6 or "
+			 "Unix socket", fd, what);
 		return -EINVAL;
 	}
 	fl = fcntl(fd, F_GETFL);
@@ -249,7 +285,9 @@ int listen_adopt(int fd, const char *what, char *why, size_t why_len)
 	return 0;
 }
 
-/* An inherited descriptor (socket activation), listen_fds[i]. */
+/* An inherited descriptor (socket activation), listen_fds[i]: served by
+ * the workers, named and counted (--max-conns-per-ip, iplimit.h) by its
+ * family. */
 static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
 			   size_t why_len)
 {
@@ -273,7 +311,7 @@ static void describe(const struct candidate *c, char *buf, size_t len)
 	unsigned char any[sizeof(struct in6_addr)];
 	char addr[80];
 
-	listen_format_addr((const struct sockaddr *)&c->ss, addr, sizeof(addr));
+	listen_format_addr((const struct sockaddr *)&c->ss, c->len, addr, sizeof(addr));
 	if (inet_pton(AF_INET, c->host, any) == 1 || inet_pton(AF_INET6, c->host, any) == 1)
 		snprintf(buf, len, "%s", addr);
 	else

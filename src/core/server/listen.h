@@ -14,12 +14,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "mtserver.h"
 
 struct listener {
 	int fd;
-	char name[64];			/* "127.0.0.1:5555", "[::1]:5555" */
+	char name[128];			/* "127.0.0.1:5555", "[::1]:5555", a
+					 * Unix socket's path or "@name" */
 };
 
 struct listen_set {
@@ -43,9 +45,10 @@ int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned c
 		bool reuseport, char *why, size_t why_len);
 void listen_close(struct listen_set *set);
 /*
- * An inherited descriptor must be a listening stream socket: checks fd,
- * and makes it non-blocking and close-on-exec like the server's own. 0,
- * or a negative errno with *why naming fd as `what` ("listen_fds[0]").
+ * An inherited descriptor must be a listening stream socket, IPv4, IPv6 or
+ * Unix (the families the server can name and count): checks fd, and makes
+ * it non-blocking and close-on-exec like the server's own. 0, or a
+ * negative errno with *why naming fd as `what` ("listen_fds[0]").
  */
 int listen_adopt(int fd, const char *what, char *why, size_t why_len);
 
@@ -54,8 +57,8 @@ static inline size_t listen_addresses(const struct listen_set *set)
 	return set->copies ? set->n / set->copies : 0;
 }
 
-/* Formats an address as "1.2.3.4:5" or "[::1]:5". */
-struct sockaddr;
-void listen_format_addr(const struct sockaddr *sa, char *buf, size_t len);
+/* Formats an address of salen bytes as "1.2.3.4:5", "[::1]:5", or a Unix
+ * socket's path ("@name" in the abstract namespace). */
+void listen_format_addr(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len);
 
 #endif

@@ -539,7 +539,7 @@ static int serve_on(struct metrics *m, int fd, char *why, size_t why_len)
 	}
 	name = m->names[m->n_listeners];
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		listen_format_addr((struct sockaddr *)&ss, name, sizeof(m->names[0]));
+		listen_format_addr((struct sockaddr *)&ss, len, name, sizeof(m->names[0]));
 	else
 		snprintf(name, sizeof(m->names[0]), "fd %d", fd);
 	if ((bound = evhttp_accept_socket_with_handle(m->http, fd)) == NULL) {
@@ -602,7 +602,7 @@ static int listen_on(struct metrics *m, const char *spec, char *why, size_t why_
 	}
 	rc = 0;
 	for (ai = res; ai != NULL && rc == 0; ai = ai->ai_next) {
-		listen_format_addr(ai->ai_addr, name, sizeof(name));
+		listen_format_addr(ai->ai_addr, ai->ai_addrlen, name, sizeof(name));
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1 ||
 		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
