@@ -7,6 +7,10 @@
  * One writer (the thread that records), any number of readers: buckets are
  * relaxed atomics, so a reader sees each bucket whole but the set of buckets
  * only approximately while recording goes on.
+ *
+ * Not HdrHistogram: its C library has no Debian package, and this contract
+ * (a writer that never allocates or locks, readers on other threads) is
+ * all the server needs (doc/ARCHITECTURE.md, "Written here").
  */
 #ifndef MTS_HISTOGRAM_H
 #define MTS_HISTOGRAM_H
