@@ -60,6 +60,7 @@ scrape() { curl -s --max-time 10 "$murl" > "$1"; }
 
 # ---- the figures: what the test sent, counted ---------------------------
 
+t0=$(date +%s)
 start -l 127.0.0.1 -t 2 --metrics-listen 127.0.0.1:0
 check '[ $? -eq 0 ]' "echoserver --metrics-listen 127.0.0.1:0 starts and prints its metrics URL ($murl)"
 # promtool's verdict on file $1: its status, and what it said in $tmp/promtool.
@@ -95,9 +96,14 @@ odd=$(awk -F'[{}]' '/^mtserver_handoff_latency_seconds_bucket/ {
       /^mtserver_handoff_latency_seconds_count/ { if ($3 + 0 != inf[$2]) print "count != +Inf: " $0 }' "$tmp/m1")
 check '[ -z "$odd" ] && grep -q "le=\"+Inf\"" "$tmp/m1" && grep -q "^mtserver_handoff_latency_seconds_sum" "$tmp/m1"' \
       "its buckets are cumulative, +Inf equals _count, and it has _sum${odd:+: $odd}"
+# The process's start time is a date: between the clock before the start
+# (less two seconds: the boot time it is counted from is whole seconds)
+# and now.
+started=$(awk '$1 == "process_start_time_seconds" { printf "%d", $2 }' "$tmp/m1")
 check 'grep -q "^mtserver_build_info{version=\"[0-9.]*\",dispatch=\"wfcq\",accept=\"handoff\"" "$tmp/m1" &&
-       grep -q "^process_start_time_seconds [0-9]" "$tmp/m1" && grep -q "^mtserver_workers 2$" "$tmp/m1"' \
-      "build info (version, dispatch, accept), the process's start time and the workers"
+       [ -n "$started" ] && [ "$started" -ge $((t0 - 2)) ] && [ "$started" -le "$(date +%s)" ] &&
+       grep -q "^mtserver_workers 2$" "$tmp/m1" && grep -q "^process_resident_memory_bytes [1-9]" "$tmp/m1"' \
+      "build info (version, dispatch, accept), the process's start time ($started; started at $t0), its memory, the workers"
 
 # ---- bad requests ---------------------------------------------------------
 

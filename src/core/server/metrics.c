@@ -19,7 +19,10 @@
  *
  * The endpoint must not become a way to hurt the echo path. It runs on
  * the main thread, which with --accept handoff also accepts connections:
- * a scrape costs it a few microseconds per worker. Scrape connections
+ * a scrape costs it about 0.2 ms of CPU with 2 workers (2000 scrapes
+ * took 0.46 s of the server's CPU, 2000 requests for / 0.1 s; 2-vCPU
+ * EPYC VM, 2026-12-07), mostly the histograms (7424 buckets per worker,
+ * read five times: four percentiles and the cumulative counts) and /proc. Scrape connections
  * hold descriptors the echo path needs, so they are bounded
  * (METRICS_MAX_CONNS; more are closed at once) and so is their life: a
  * request must arrive whole within METRICS_DEADLINE_S of the connection
@@ -244,12 +247,31 @@ static void server_families(struct evbuffer *b, const struct metrics *m)
 			    (unsigned long long)m->closed_deadline);
 }
 
-/* A number from a /proc file: the one after the first `key` in path, or
- * with key NULL the n-th space-separated field of /proc/self/stat. */
-static bool proc_field(const char *path, const char *key, unsigned n, unsigned long long *out)
+/* The number after `key` on the line of path that starts with it
+ * ("btime " in /proc/stat, whose per-CPU lines come first: on a large
+ * machine it is far into the file). */
+static bool proc_line(const char *path, const char *key, unsigned long long *out)
 {
-	char buf[4096], *p;
+	char line[512];
+	bool found = false;
+	FILE *f = fopen(path, "re");
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strncmp(line, key, strlen(key)) == 0 &&
+			sscanf(line + strlen(key), "%llu", out) == 1;
+	fclose(f);
+	return found;
+}
+
+/* Field n (1-based, as proc(5) counts) of a /proc/PID/stat-like file, or
+ * of "size resident ..." in statm when it has no ')'. */
+static bool proc_field(const char *path, unsigned n, unsigned long long *out)
+{
+	char buf[1024], *p;
 	size_t len;
+	unsigned field = 1;
 	FILE *f = fopen(path, "re");
 
 	if (f == NULL)
@@ -257,15 +279,13 @@ static bool proc_field(const char *path, const char *key, unsigned n, unsigned l
 	len = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[len] = '\0';
-	if (key != NULL) {
-		p = strstr(buf, key);
-		return p != NULL && sscanf(p + strlen(key), "%llu", out) == 1;
-	}
 	/* The command name (field 2) may hold spaces: count from the ')'
 	 * that ends it. */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return false;
-	for (unsigned field = 2; field < n; field++)
+	if ((p = strrchr(buf, ')')) != NULL)
+		field = 2;
+	else
+		p = buf - 1;
+	for (; field < n; field++)
 		if ((p = strchr(p + 1, ' ')) == NULL)
 			return false;
 	return sscanf(p + 1, "%llu", out) == 1;
@@ -294,8 +314,8 @@ static void process_families(struct evbuffer *b)
 	struct rusage ru;
 	struct rlimit rl;
 
-	if (hz > 0 && proc_field("/proc/self/stat", NULL, 22, &start_ticks) &&
-	    proc_field("/proc/stat", "btime ", 0, &boot_s)) {
+	if (hz > 0 && proc_field("/proc/self/stat", 22, &start_ticks) &&
+	    proc_line("/proc/stat", "btime ", &boot_s)) {
 		family(b, "process_start_time_seconds", "gauge",
 		       "Start time of the process since the Unix epoch, in seconds.");
 		evbuffer_add_printf(b, "process_start_time_seconds %.2f\n",
@@ -309,7 +329,7 @@ static void process_families(struct evbuffer *b)
 					    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	}
 	/* statm: "size resident ...", in pages. */
-	if (proc_field("/proc/self/statm", " ", 0, &rss_pages)) {
+	if (proc_field("/proc/self/statm", 2, &rss_pages)) {
 		family(b, "process_resident_memory_bytes", "gauge", "Resident memory, in bytes.");
 		evbuffer_add_printf(b, "process_resident_memory_bytes %llu\n",
 				    rss_pages * (unsigned long long)sysconf(_SC_PAGESIZE));
