@@ -449,8 +449,14 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < mts_listener_count(srv); i++)
 		printf("echoserver: listening on %s\n", mts_listener_name(srv, i));
-	for (size_t i = 0; mts_metrics_name(srv, i) != NULL; i++)
-		printf("echoserver: metrics on http://%s/metrics\n", mts_metrics_name(srv, i));
+	for (size_t i = 0; mts_metrics_name(srv, i) != NULL; i++) {
+		const char *name = mts_metrics_name(srv, i);
+
+		if (name[0] == '/' || name[0] == '@')	/* a Unix socket, inherited */
+			printf("echoserver: metrics on unix socket %s, GET /metrics\n", name);
+		else
+			printf("echoserver: metrics on http://%s/metrics\n", name);
+	}
 	fflush(stdout);
 	mts_log(MTS_LOG_INFO, "%u worker threads, accept %s, dispatch %s%s", a.cfg.threads,
 		a.cfg.accept, a.cfg.dispatch, a.cfg.n_listen_fds > 0 ?

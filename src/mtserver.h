@@ -109,9 +109,10 @@ struct mts_config {
 	 * Prometheus metrics over HTTP (GET /metrics), served on the main
 	 * thread: "HOST:PORT" ("[::1]:9100" for an IPv6 literal; port 0:
 	 * ephemeral, see mts_metrics_name()), or metrics_fd, a listening
-	 * stream socket the program already has (taken over: closed by
-	 * mts_free(), or by mts_new() if it fails), which wins. doc/API.md
-	 * lists what is served. NULL and 0 (fd 0 cannot be one): off.
+	 * stream socket the program already has, which wins (taken over
+	 * when mts_new() succeeds; left open when it fails, like
+	 * listen_fds' on a refusal). doc/API.md lists what is served. NULL
+	 * and 0 (fd 0 cannot be one): off.
 	 */
 	const char *metrics_listen;
 	int metrics_fd;
@@ -383,6 +384,9 @@ struct mts_worker_stats {
 	uint64_t handoff_max_ns;
 	uint64_t accept_wakeups;	/* reuseport, shared: accept events handled */
 	uint64_t accept_empty;		/* ... that found no connection (the herd) */
+	uint64_t handled;		/* inbox messages handled (wakeups_saved is
+					 * handled - wakeups - signals that found
+					 * the fd full) */
 };
 
 int mts_worker_stats(const struct mts_server *s, unsigned worker,

@@ -457,6 +457,48 @@ static void test_listen_fds(void)
 		close(fd);
 }
 
+/*
+ * metrics_fd: refused (not listening, or with a configuration refused for
+ * another field), the caller's descriptor is left open; served, it is
+ * taken over (closed by mts_new(), whose endpoint has its own duplicate)
+ * and named by mts_metrics_name().
+ */
+static void test_metrics_fd(void)
+{
+	struct mts_config cfg = base();
+	int fd = listening_socket(false);
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	char name[64], why[256];
+	struct mts_server *s;
+
+	cfg.metrics_fd = fd;
+	refused(&cfg, &handler, "metrics_fd", "metrics_fd {a socket that does not listen}");
+	ok(fd_open(fd), "... and the descriptor is left open");
+	close(fd);
+
+	fd = listening_socket(true);
+	cfg.metrics_fd = fd;
+	cfg.threads = 0;
+	refused(&cfg, &handler, "threads", "threads 0, with a metrics_fd");
+	ok(fd_open(fd), "... and the metrics descriptor is left open");
+	cfg.threads = 1;
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	snprintf(name, sizeof(name), "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+	s = build(&cfg, why, sizeof(why));
+	ok(s != NULL && mts_metrics_name(s, 0) != NULL && strcmp(mts_metrics_name(s, 0), name) == 0 &&
+	   mts_metrics_name(s, 1) == NULL && !fd_open(fd),
+	   "metrics_fd {a listening socket}: served (%s), and taken over%s%s",
+	   s && mts_metrics_name(s, 0) ? mts_metrics_name(s, 0) : "no name", s ? "" : ": ",
+	   s ? "" : why);
+	mts_free(s);
+	if (s == NULL && fd_open(fd))
+		close(fd);
+	cfg.metrics_fd = 0;
+	cfg.metrics_listen = "127.0.0.1";
+	refused(&cfg, &handler, "metrics", "metrics_listen without a port");
+}
+
 /* A listening Unix socket at `path` (a leading '@': in the abstract
  * namespace). */
 static int unix_listener(const char *path)
@@ -527,7 +569,7 @@ int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(62);
+	tap_plan(68);
 	test_defaults();
 	test_pointers();
 	test_strings();
@@ -535,5 +577,6 @@ int main(void)
 	test_ring_memory();
 	test_listen_fds();
 	test_listen_fds_unix();
+	test_metrics_fd();
 	return tap_done();
 }

@@ -44,9 +44,10 @@ uint64_t hist_sum(const struct histogram *h);
  * values recorded in buckets that hold nothing above bounds[i], and
  * *total every value. Each bucket is read once, so the figures agree with
  * each other (at_most[] never decreases, and never passes *total) even
- * while the writer records. A bound that is not a bucket's edge leaves
- * the bucket it cuts to the next bound: a value up to 0.4% below a bound
- * may be counted above it, never the reverse.
+ * while the writer records. A bound that is not a bucket's top leaves
+ * the bucket it cuts to the next bound: a value less than one bucket's
+ * width below the bound (at most 1/128 of it) may be counted above it,
+ * never the reverse.
  */
 void hist_cumulative(const struct histogram *h, const uint64_t *bounds, size_t n,
 		     uint64_t *at_most, uint64_t *total);

@@ -4,13 +4,17 @@
  * the main thread's base: no second HTTP stack and no thread of its own.
  *
  * What a scrape reads, and why it does not disturb the workers. Every
- * figure has one writer (counter.h): a worker's connection home and inbox
- * count on the worker, an accept unit on its thread, and a scrape loads
- * each with a relaxed load, as SIGUSR1's line does (stats.c). No lock is
- * taken and nothing is written that a worker reads, so a worker never
- * waits for a scrape, nor a scrape for a worker. The price: the figures
- * are not one snapshot. Each is some value it had during the scrape, and
- * each counter only grows, so successive scrapes never see one go back.
+ * figure is a counter.h counter or a relaxed atomic: most have one writer
+ * (a worker's connection home and inbox count on the worker, an accept
+ * unit on its thread), a few are relaxed fetch-adds of several (a refused
+ * post, an accept pause). A scrape loads each with a relaxed load, as
+ * SIGUSR1's line does (stats.c). No lock is taken and nothing is written
+ * that a worker reads, so a worker never waits for a scrape, nor a scrape
+ * for a worker. The price: the figures are not one snapshot. Each is some
+ * value it had during the scrape, and each counter only grows, so
+ * successive scrapes never see one go back; the one derived figure,
+ * wake-ups saved (handled - wake-ups - full, three counters read at
+ * different moments), could, so it is reported as the most it has been.
  * The handoff histogram is made consistent with itself: its buckets are
  * read once each (hist_cumulative()), and _count is their sum, not the
  * separately kept count, so the +Inf bucket equals _count and the buckets
@@ -19,37 +23,46 @@
  *
  * The endpoint must not become a way to hurt the echo path. It runs on
  * the main thread, which with --accept handoff also accepts connections:
- * a scrape costs it about 0.2 ms of CPU with 2 workers (2000 scrapes
- * took 0.46 s of the server's CPU, 2000 requests for / 0.1 s; 2-vCPU
- * EPYC VM, 2026-12-07), mostly the histograms (7424 buckets per worker,
- * read five times: four percentiles and the cumulative counts) and /proc. Scrape connections
- * hold descriptors the echo path needs, so they are bounded
- * (METRICS_MAX_CONNS; more are closed at once) and so is their life: a
- * request must arrive whole within METRICS_DEADLINE_S of the connection
- * or of the previous answer (a slowloris that trickles a header byte by
- * byte is cut there; evhttp's own timeout only bounds each read). Only GET
- * and HEAD are answered (others get 405), headers are capped at 8 KiB, a
- * request body is refused (413), and paths other than /metrics and / get
- * 404.
+ * a scrape costs it about 0.2 ms of CPU with 2 workers (measured: see
+ * doc/API.md, "Metrics"), most of it reading each worker's histogram
+ * (7424 buckets) and /proc. Scrape connections hold descriptors the echo
+ * path needs, so they are bounded (METRICS_MAX_CONNS; more are closed at
+ * once) and so is their life: a request must arrive whole within
+ * METRICS_DEADLINE_S of the connection or of the previous answer's last
+ * byte (a slowloris that trickles a header byte by byte is cut there;
+ * evhttp's own timeout only bounds each read). GET and HEAD are answered;
+ * other methods evhttp knows get 405, ones it does not 501; headers are
+ * capped at 8 KiB, a request body is refused (413), and paths other than
+ * /metrics and / get 404. Once mts_run() returns (a graceful stop), the
+ * listeners close and open scrape connections are shut down: a scraper
+ * is refused, not left waiting for a loop that no longer runs.
  *
  * How the connections are counted: libevent 2.1's evhttp has no limit of
  * its own and tells nobody when it frees a connection. It does let us make
  * each connection's bufferevent (evhttp_set_bevcb()), so we keep a
  * reference to it. When evhttp is done it frees the bufferevent, which
- * clears its callbacks (bufferevent_free() does that first, in every
- * libevent 2 release) and closes the socket (we did not ask for
- * BEV_OPT_CLOSE_ON_FREE, so evhttp closes it itself); our reference keeps
- * the object alive until the sweep below sees the callbacks gone and lets
- * it go. A connection over the limit or past its deadline is shut down
- * (shutdown(2), not close: the descriptor stays evhttp's), evhttp reads
- * the end of the stream and frees it. All of this runs on the main
- * thread, so a bufferevent whose callbacks are still set is one evhttp
- * still holds, and its descriptor is still the connection's.
+ * clears all its callbacks (bufferevent_free() does that first) and
+ * closes the socket (we did not ask for BEV_OPT_CLOSE_ON_FREE, so evhttp
+ * closes it itself); our reference keeps the object alive until we see
+ * the event callback gone and let it go. The event callback, not the read
+ * one: while evhttp writes an answer it clears the read callback alone
+ * (evhttp_write_buffer()); only an outgoing connection's reset clears the
+ * event callback of a bufferevent evhttp keeps. A connection over the
+ * limit or past its deadline is shut down (shutdown(2), not close: the
+ * descriptor stays evhttp's), evhttp reads the end of the stream and frees
+ * it. All of this runs on the main thread, so a bufferevent whose event
+ * callback is still set is one evhttp still holds, and its descriptor is
+ * still the connection's. Until we let a freed one go, its read event
+ * stays registered for a descriptor number evhttp has closed: harmless,
+ * because the only descriptors registered on this base after start are
+ * evhttp's new connections, and new_scrape_conn() lets every freed one go
+ * before evhttp registers the next.
  */
 #include <config.h>
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -90,8 +103,10 @@ struct metrics {
 	struct event *sweep;		/* every second while connections exist */
 	struct scrape_conn *conns;
 	size_t n, cap;
+	struct evhttp_bound_socket *bound[METRICS_MAX_LISTENERS];
 	char names[METRICS_MAX_LISTENERS][64];
 	size_t n_listeners;
+	uint64_t *saved_seen;		/* per worker: the most wake-ups saved reported */
 	/* The endpoint's own counts (main thread only). */
 	uint64_t closed_limit, closed_deadline;
 };
@@ -129,6 +144,9 @@ static const struct {
 	  "Bytes sent to clients, as the protocol counted them.", FIELD(bytes_out) },
 	{ "mtserver_inbox_wakeups_total", "counter",
 	  "Wake-up signals the worker's inbox drained.", FIELD(wakeups) },
+	{ "mtserver_inbox_handled_total", "counter",
+	  "Inbox messages the worker handled (connections handed to it, calls).",
+	  FIELD(handled) },
 	{ "mtserver_inbox_wakeups_saved_total", "counter",
 	  "Messages that rode along on another message's wake-up.", FIELD(wakeups_saved) },
 	{ "mtserver_inbox_rounds_total", "counter",
@@ -182,14 +200,21 @@ static void handoff_histogram(struct evbuffer *b, const struct mts_server *s)
 
 /* Every per-worker family, each with every worker's sample (the format
  * wants a family's samples together). -ENOMEM, or 0. */
-static int worker_families(struct evbuffer *b, const struct mts_server *s)
+static int worker_families(struct evbuffer *b, struct metrics *m)
 {
+	const struct mts_server *s = m->s;
 	struct mts_worker_stats *st = calloc(s->n_workers, sizeof(*st));
 
 	if (st == NULL)
 		return -ENOMEM;
-	for (unsigned w = 0; w < s->n_workers; w++)
-		mts_worker_stats(s, w, &st[w]);
+	for (unsigned w = 0; w < s->n_workers; w++) {
+		stats_counts(s, w, &st[w]);
+		/* Derived from three counters read apart (the header comment):
+		 * never report less than before. */
+		if (st[w].wakeups_saved < m->saved_seen[w])
+			st[w].wakeups_saved = m->saved_seen[w];
+		m->saved_seen[w] = st[w].wakeups_saved;
+	}
 	family(b, "mtserver_connections_open", "gauge", "Connections the worker serves now.");
 	for (unsigned w = 0; w < s->n_workers; w++)
 		per_worker(b, "mtserver_connections_open", w, st[w].live);
@@ -353,14 +378,14 @@ static void arm_sweep(struct metrics *m)
 }
 
 /* Lets go of the connections evhttp has freed (the header comment says
- * why a bufferevent whose callbacks are still set is evhttp's). */
+ * why a bufferevent whose event callback is still set is evhttp's). */
 static void collect_freed(struct metrics *m)
 {
-	bufferevent_data_cb read_cb;
+	bufferevent_event_cb event_cb;
 
 	for (size_t i = 0; i < m->n;) {
-		bufferevent_getcb(m->conns[i].bev, &read_cb, NULL, NULL, NULL);
-		if (read_cb == NULL) {
+		bufferevent_getcb(m->conns[i].bev, NULL, NULL, &event_cb, NULL);
+		if (event_cb == NULL) {
 			bufferevent_decref(m->conns[i].bev);
 			m->conns[i] = m->conns[--m->n];
 		} else {
@@ -432,10 +457,11 @@ static struct bufferevent *new_scrape_conn(struct event_base *base, void *arg)
 	return bev;
 }
 
-/* An answer went out on req's connection: its next request gets a new
- * deadline. */
-static void renew_deadline(struct metrics *m, struct evhttp_request *req)
+/* The last byte of an answer went out on req's connection (evhttp's
+ * on_complete callback): its next request gets a new deadline. */
+static void renew_deadline(struct evhttp_request *req, void *arg)
 {
+	struct metrics *m = arg;
 	struct bufferevent *bev =
 		evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
 
@@ -478,11 +504,11 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 	struct metrics *m = arg;
 	struct evbuffer *body;
 
-	renew_deadline(m, req);
+	evhttp_request_set_on_complete_cb(req, renew_deadline, m);
 	if (!readable(req))
 		return;
 	body = evbuffer_new();
-	if (body == NULL || worker_families(body, m->s) < 0) {
+	if (body == NULL || worker_families(body, m) < 0) {
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 	} else {
 		server_families(body, m);
@@ -500,7 +526,7 @@ static void on_other(struct evhttp_request *req, void *arg)
 	bool root = path != NULL && strcmp(path, "/") == 0;
 	struct evbuffer *body;
 
-	renew_deadline(arg, req);
+	evhttp_request_set_on_complete_cb(req, renew_deadline, arg);
 	if (!readable(req))
 		return;
 	if ((body = evbuffer_new()) == NULL) {
@@ -534,11 +560,20 @@ static void on_listen_again(evutil_socket_t fd, short what, void *arg)
  */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
+	/* One line a minute at most, for every endpoint of the process (this
+	 * callback cannot reach our struct; servers' main threads may race
+	 * for it, and the loser stays quiet). */
+	static _Atomic uint64_t last_line_ms;
 	const struct timeval second = { 1, 0 };
+	uint64_t now = mono_ms(), last = atomic_load_explicit(&last_line_ms, memory_order_relaxed);
+	int err = EVUTIL_SOCKET_ERROR();
 
 	(void)arg;
-	log_warn("metrics: accept: %s; pausing the metrics endpoint for a second",
-		 strerror(EVUTIL_SOCKET_ERROR()));
+	if ((last == 0 || now - last >= 60000) &&
+	    atomic_compare_exchange_strong_explicit(&last_line_ms, &last, now,
+						    memory_order_relaxed, memory_order_relaxed))
+		log_warn("metrics: accept: %s; pausing the metrics endpoint for a second (at "
+			 "most one such line a minute)", strerror(err));
 	if (event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, on_listen_again, l,
 			    &second) == 0)
 		evconnlistener_disable(l);
@@ -567,7 +602,7 @@ static int serve_on(struct metrics *m, int fd, char *why, size_t why_len)
 		snprintf(why, why_len, "metrics: cannot serve on %s", name);
 		return -ENOMEM;
 	}
-	m->n_listeners++;
+	m->bound[m->n_listeners++] = bound;
 	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), on_accept_error);
 	log_info("metrics on http://%s/metrics", name);
 	return 0;
@@ -601,6 +636,18 @@ static int split_host_port(const char *spec, char *buf, size_t len, const char *
 	return **host != '\0' ? 0 : -EINVAL;
 }
 
+/* Sets sa's port to the one that ends name ("127.0.0.1:40123"). */
+static void set_port(struct sockaddr *sa, const char *name)
+{
+	const char *colon = strrchr(name, ':');
+	uint16_t port = colon != NULL ? htons((uint16_t)atoi(colon + 1)) : 0;
+
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = port;
+	else if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = port;
+}
+
 /* Opens a listening socket on every address spec resolves to. */
 static int listen_on(struct metrics *m, const char *spec, char *why, size_t why_len)
 {
@@ -622,6 +669,10 @@ static int listen_on(struct metrics *m, const char *spec, char *why, size_t why_
 	}
 	rc = 0;
 	for (ai = res; ai != NULL && rc == 0; ai = ai->ai_next) {
+		/* Port 0 and a name of several addresses: the first picks the
+		 * port, the others take the same. */
+		if (ai != res && strcmp(port, "0") == 0 && m->n_listeners > 0)
+			set_port(ai->ai_addr, m->names[0]);
 		listen_format_addr(ai->ai_addr, ai->ai_addrlen, name, sizeof(name));
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd == -1 ||
@@ -646,18 +697,17 @@ int metrics_new(struct metrics **out, struct mts_server *s, const struct mts_con
 		char *why, size_t why_len)
 {
 	struct metrics *m;
-	int rc;
+	int rc, fd;
 
 	*out = NULL;
 	if (cfg->metrics_fd <= 0 && cfg->metrics_listen == NULL)
 		return 0;
 	snprintf(why, why_len, "metrics: out of memory");
 	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (m->saved_seen = calloc(cfg->threads, sizeof(*m->saved_seen))) == NULL ||
 	    (m->http = evhttp_new(s->base)) == NULL ||
 	    (m->sweep = evtimer_new(s->base, on_sweep, m)) == NULL ||
 	    evhttp_set_cb(m->http, "/metrics", on_metrics, m) != 0) {
-		if (cfg->metrics_fd > 0)
-			close(cfg->metrics_fd);		/* taken over, whatever happens */
 		metrics_free(m);
 		return -ENOMEM;
 	}
@@ -679,11 +729,31 @@ int metrics_new(struct metrics **out, struct mts_server *s, const struct mts_con
 	evhttp_set_gencb(m->http, on_other, m);
 	if (cfg->metrics_fd <= 0)
 		return listen_on(m, cfg->metrics_listen, why, why_len);
-	if ((rc = listen_adopt(cfg->metrics_fd, "metrics_fd", why, why_len)) < 0) {
-		close(cfg->metrics_fd);
+	if ((rc = listen_adopt(cfg->metrics_fd, "metrics_fd", why, why_len)) < 0)
+		return rc;
+	/* evhttp gets a duplicate: the caller's descriptor stays open if
+	 * mts_new() fails after this, and mts_new() closes it on success. */
+	if ((fd = fcntl(cfg->metrics_fd, F_DUPFD_CLOEXEC, 3)) == -1) {
+		rc = -errno;
+		snprintf(why, why_len, "metrics_fd %d: %s", cfg->metrics_fd, strerror(-rc));
 		return rc;
 	}
-	return serve_on(m, cfg->metrics_fd, why, why_len);
+	return serve_on(m, fd, why, why_len);
+}
+
+void metrics_stop(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	for (size_t i = 0; i < m->n_listeners; i++)
+		evhttp_del_accept_socket(m->http, m->bound[i]);	/* closes it */
+	m->n_listeners = 0;
+	collect_freed(m);
+	for (size_t i = 0; i < m->n; i++)
+		if (!m->conns[i].shut) {
+			shutdown(bufferevent_getfd(m->conns[i].bev), SHUT_RDWR);
+			m->conns[i].shut = true;
+		}
 }
 
 void metrics_free(struct metrics *m)
@@ -697,6 +767,7 @@ void metrics_free(struct metrics *m)
 	for (size_t i = 0; i < m->n; i++)
 		bufferevent_decref(m->conns[i].bev);
 	free(m->conns);
+	free(m->saved_seen);
 	if (m->sweep != NULL)
 		event_free(m->sweep);
 	free(m);

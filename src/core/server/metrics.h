@@ -22,17 +22,22 @@ struct metrics;
 #define METRICS_DEADLINE_S 10
 
 /*
- * Serves GET /metrics of s on s's main base, on cfg->metrics_fd (a
- * listening socket, taken over: closed by metrics_free(), or here if this
- * fails) or else on the addresses cfg->metrics_listen names. 0 with *out
+ * Serves GET /metrics of s on s's main base, on a duplicate of
+ * cfg->metrics_fd (a listening socket; the caller's descriptor is left
+ * alone) or else on the addresses cfg->metrics_listen names. 0 with *out
  * NULL when neither is set; 0 with *out set; or a negative errno with
  * *why naming the address and the reason.
  */
 int metrics_new(struct metrics **out, struct mts_server *s, const struct mts_config *cfg,
 		char *why, size_t why_len);
+/* The main loop has stopped (mts_run() returns): closes the listening
+ * sockets and shuts down the scrape connections, so that a scraper is
+ * refused rather than left waiting. NULL is fine. */
+void metrics_stop(struct metrics *m);
 /* Closes the listening sockets and every scrape connection. NULL is fine. */
 void metrics_free(struct metrics *m);
-/* "127.0.0.1:9100" of listening socket i, or NULL past the last. */
+/* "127.0.0.1:9100" of listening socket i, or NULL past the last (or
+ * after metrics_stop()). */
 const char *metrics_name(const struct metrics *m, size_t i);
 
 #endif

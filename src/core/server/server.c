@@ -151,7 +151,6 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 		return -ENOMEM;
 	if ((rc = control_init(&s->control, s->base, s->retrier, on_control, s)) < 0)
 		return rc;
-	s->metrics_fd_taken = true;
 	if ((rc = metrics_new(&s->metrics, s, cfg, why, why_len)) < 0)
 		return rc;
 
@@ -195,8 +194,6 @@ int mts_new(struct mts_server **out, const struct mts_config *in,
 	log_route_libevent();
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
-		if (cfg.metrics_fd > 0)
-			close(cfg.metrics_fd);	/* taken over, whatever happens */
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
@@ -206,13 +203,12 @@ int mts_new(struct mts_server **out, const struct mts_config *in,
 	s->cfg.metrics_listen = NULL;	/* only needed while metrics_new() opens it */
 	s->strategy = strategy;
 	if ((rc = set_up(s, &cfg, &inbox, handler, why, why_len)) < 0) {
-		/* metrics_new() takes metrics_fd, and closes it if it fails;
-		 * set_up() may have failed before that. */
-		if (!s->metrics_fd_taken && cfg.metrics_fd > 0)
-			close(cfg.metrics_fd);
 		mts_free(s);
 		return rc;
 	}
+	/* Taken over now: the endpoint serves on its own duplicate. */
+	if (cfg.metrics_fd > 0)
+		close(cfg.metrics_fd);
 	*out = s;
 	return 0;
 }
@@ -262,6 +258,7 @@ int mts_run(struct mts_server *s)
 		notify_stopping(&s->notify);	/* the graceful stop begins */
 		log_info("stopping: no longer accepting; finishing connections");
 	}
+	metrics_stop(s->metrics);	/* its loop has stopped: refuse, not hang */
 	/* "stop" reaches each worker behind what was posted before; a worker
 	 * that accepts for itself stops that first (on_worker_stop). */
 	exec_stop(s->ex);

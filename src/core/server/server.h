@@ -56,7 +56,6 @@ struct mts_server {
 	struct event_base *base;
 	struct control control;
 	struct metrics *metrics;	/* GET /metrics on base, or NULL */
-	bool metrics_fd_taken;		/* metrics_new() owns cfg.metrics_fd */
 	struct notify notify;		/* the service manager's view (notify.h) */
 
 	struct workq_list workqs;	/* every work queue made for this server */
@@ -73,7 +72,10 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 void signals_release(struct mts_server *s);
 void signals_after_fork_child(void);
 
-/* stats.c */
+/* stats.c: every counter of mts_worker_stats but the latency percentiles
+ * (what a scrape needs, without reading the histogram four times);
+ * worker < n_workers. */
+void stats_counts(const struct mts_server *s, unsigned worker, struct mts_worker_stats *out);
 void stats_log(const struct mts_server *s);
 
 #endif

@@ -14,15 +14,11 @@
 #include "log.h"
 #include "server.h"
 
-int mts_worker_stats(const struct mts_server *s, unsigned worker,
-		     struct mts_worker_stats *out)
+void stats_counts(const struct mts_server *s, unsigned worker, struct mts_worker_stats *out)
 {
-	const struct conn_home *h;
+	const struct conn_home *h = &s->homes[worker];
 	struct inbox_stats ist;
 
-	if (worker >= s->n_workers)
-		return -EINVAL;
-	h = &s->homes[worker];
 	exec_inbox_stats(s->ex, worker, &ist);
 	*out = (struct mts_worker_stats){
 		.live = atomic_load_explicit(&h->live, memory_order_relaxed),
@@ -36,12 +32,24 @@ int mts_worker_stats(const struct mts_server *s, unsigned worker,
 		.wouldblock = ist.wouldblock,
 		.refused = ist.refused,
 		.conns_refused = counter_get(&h->refused),
-		.handoff_p50_ns = hist_quantile(&h->handoff_ns, 0.50),
-		.handoff_p90_ns = hist_quantile(&h->handoff_ns, 0.90),
-		.handoff_p99_ns = hist_quantile(&h->handoff_ns, 0.99),
-		.handoff_max_ns = hist_max(&h->handoff_ns),
+		.handled = ist.handled,
 	};
 	s->strategy->unit_stats(s, worker, &out->accept_wakeups, &out->accept_empty);
+}
+
+int mts_worker_stats(const struct mts_server *s, unsigned worker,
+		     struct mts_worker_stats *out)
+{
+	const struct histogram *lat;
+
+	if (worker >= s->n_workers)
+		return -EINVAL;
+	stats_counts(s, worker, out);
+	lat = &s->homes[worker].handoff_ns;
+	out->handoff_p50_ns = hist_quantile(lat, 0.50);
+	out->handoff_p90_ns = hist_quantile(lat, 0.90);
+	out->handoff_p99_ns = hist_quantile(lat, 0.99);
+	out->handoff_max_ns = hist_max(lat);
 	return 0;
 }
 
