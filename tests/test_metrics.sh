@@ -152,7 +152,7 @@ check 'grep -q "^mtserver_metrics_connections_closed_total{reason=\"limit\"} 2$"
 exec {fd}<>"/dev/tcp/127.0.0.1/$mport"
 for i in $(seq 3000); do printf 'GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n'; done >&$fd
 sleep 3			# the sweep runs while the answers wait (it is not a bound)
-timeout 5 cat <&$fd > /dev/null	# every answer, then silence
+timeout 3 cat <&$fd > /dev/null	# every answer, then silence
 cut=""
 for i in $(seq 20); do	# a header byte every 2 s, for at most 40 s
     printf 'G' >&$fd 2>/dev/null || { cut=1; break; }
@@ -166,7 +166,7 @@ check '[ -n "$cut" ] && grep -q "^mtserver_metrics_connections_closed_total{reas
 # Under churn (a connection per message), no counter of any scrape is below
 # the one before: a Prometheus counter that goes back reads as a reset.
 # Scrapes come in batches of 200 on one connection, while the churn lasts.
-"${ECHO_BENCH:-./echo-bench}" -p "$port" -m churn -c 8 -t 6 -q > "$tmp/bench" 2>&1 &
+"${ECHO_BENCH:-./echo-bench}" -p "$port" -m churn -c 8 -t 4 -q > "$tmp/bench" 2>&1 &
 bench=$!
 back="" scrapes=0
 for batch in $(seq 15); do
@@ -270,6 +270,12 @@ if ! command -v prometheus >/dev/null; then
     skip "prometheus not installed (./bootstrap installs Debian's prometheus)"
     skip "prometheus not installed"
     skip "prometheus not installed"
+    exit 0
+fi
+# Prometheus is the same whatever the build; the plain build runs this part.
+if [ -n "${SANITIZED_BUILD:-}" ]; then
+    why="a sanitizer build: the plain build has the real Prometheus scrape"
+    skip "$why"; skip "$why"; skip "$why"
     exit 0
 fi
 start -l 127.0.0.1 -t 2 --metrics-listen 127.0.0.1:0
