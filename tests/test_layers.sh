@@ -6,7 +6,9 @@
 # circle. Includes are read from the sources; calls from the built objects
 # (nm: what a file's object needs, and which object defines it).
 #
-# Run with --graph to print the file-level call graph instead (for the doc).
+# And doc/ARCHITECTURE.md's "call graph as built" is the one built. Run
+# with --graph to print the file-level call graph instead, as the doc
+# writes it (grouped by caller, wrapped at 84 columns).
 set -u
 src=${TOP_SRCDIR:-.}/src/core
 obj=${TOP_BUILDDIR:-.}/src/core
@@ -58,13 +60,31 @@ for l in $layers; do
     done
 done
 
+# "a -> b" lines, sorted, as "a -> b, c, ...", one caller each, wrapped.
+group() {
+    awk 'function flush() {
+            if (from == "") return
+            line = sprintf("%-17s -> ", from)
+            for (i = 1; i <= k; i++) {
+                item = to[i] (i < k ? "," : "")
+                if (i > 1 && length(line) + 1 + length(item) > 84) {
+                    print line; line = sprintf("%21s", "") item
+                } else line = line (i > 1 ? " " : "") item
+            }
+            print line
+        }
+        $1 != from { flush(); from = $1; k = 0 }
+        { to[++k] = $3 }
+        END { flush() }'
+}
+
 if [ "${1:-}" = --graph ]; then
     sort -k1,1 "$tmp/defs" > "$tmp/d"; sort -k1,1 "$tmp/needs" > "$tmp/u"
-    join "$tmp/u" "$tmp/d" | awk '$2 != $3 { print $2, "->", $3 }' | sort -u
+    join "$tmp/u" "$tmp/d" | awk '$2 != $3 { print $2, "->", $3 }' | sort -u | group
     exit 0
 fi
 
-echo "1..3"
+echo "1..4"
 
 # 1. Includes.
 bad=$(for l in $layers; do
@@ -100,5 +120,18 @@ if tsort "$tmp/edges" > /dev/null 2> "$tmp/loop"; then
     say ok "no circle among the core's files ($(wc -l < "$tmp/edges") file-to-file calls)"
 else
     sed 's/^/# /' "$tmp/loop"; say "not ok" "the core's files call each other in a circle"; failed=1
+fi
+
+# 4. The doc's call graph is this one.
+doc=${TOP_SRCDIR:-.}/doc/ARCHITECTURE.md
+awk '{ print $2, "->", $3 }' "$tmp/calls" | sort -u | group > "$tmp/graph"
+awk '/^The call graph as built/ { f = 1 } f && /^```$/ { c++; next } f && c == 1' "$doc" \
+    > "$tmp/docgraph"
+if diff "$tmp/docgraph" "$tmp/graph" > "$tmp/diff"; then
+    say ok "doc/ARCHITECTURE.md's call graph is the one built ($(wc -l < "$tmp/graph") callers)"
+else
+    sed 's/^/# /' "$tmp/diff"
+    say "not ok" "doc/ARCHITECTURE.md's call graph differs from the built one (< doc, > built; sh tests/test_layers.sh --graph prints it)"
+    failed=1
 fi
 exit $failed

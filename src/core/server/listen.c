@@ -16,103 +16,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "listen.h"
 #include "log.h"
-
-/* A Unix socket's name: its path; "@name" in the abstract namespace
- * (Linux: a leading NUL, and no NUL at the end); or none (a client). The
- * length, not a NUL, says where the name ends. */
-static void format_unix(const struct sockaddr_un *un, socklen_t salen, char *buf, size_t len)
-{
-	size_t n = salen > offsetof(struct sockaddr_un, sun_path) ?
-		   salen - offsetof(struct sockaddr_un, sun_path) : 0;
-
-	if (n > sizeof(un->sun_path))
-		n = sizeof(un->sun_path);
-	if (n == 0)
-		snprintf(buf, len, "(an unnamed Unix socket)");
-	else if (un->sun_path[0] == '\0')
-		snprintf(buf, len, "@%.*s", (int)(n - 1), un->sun_path + 1);
-	else
-		snprintf(buf, len, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
-}
-
-void listen_format_addr(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	switch (sa->sa_family) {
-	case AF_INET6: {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
-		break;
-	}
-	case AF_INET: {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
-		break;
-	}
-	case AF_UNIX:
-		format_unix((const struct sockaddr_un *)sa, salen, buf, len);
-		break;
-	default:
-		snprintf(buf, len, "(a socket of address family %d)", sa->sa_family);
-	}
-}
-
-static void set_port(struct sockaddr *sa, unsigned short port)
-{
-	if (sa->sa_family == AF_INET6)
-		((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
-	else
-		((struct sockaddr_in *)sa)->sin_port = htons(port);
-}
-
-static int bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
-		return -errno;
-	return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-					: ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-/*
- * One listening socket for one address; returns the fd or a negative errno.
- * With reuseport, several sockets may bind the same address and port (one
- * per worker): the kernel spreads new connections among them by a hash of
- * the addresses.
- */
-static int listen_on(struct sockaddr *sa, socklen_t len, int backlog, bool reuseport)
-{
-	const int one = 1;
-	int fd, err;
-
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-		goto fail;
-	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
-		goto fail;
-	/* So that 127.0.0.1 and ::1 can share a port without colliding. */
-	if (sa->sa_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		goto fail;
-	if (bind(fd, sa, len) == -1 || listen(fd, backlog) == -1)
-		goto fail;
-	return fd;
-fail:
-	err = errno;
-	close(fd);
-	return -err;
-}
 
 static int add_listener(struct listen_set *set, int fd)
 {
@@ -127,7 +33,7 @@ static int add_listener(struct listen_set *set, int fd)
 	l = &set->l[set->n++];
 	*l = (struct listener){ .fd = fd };
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		listen_format_addr((struct sockaddr *)&ss, len, l->name, sizeof(l->name));
+		addr_format((struct sockaddr *)&ss, len, l->name, sizeof(l->name));
 	return 0;
 }
 
@@ -158,6 +64,29 @@ static bool is_wildcard(const struct sockaddr *sa)
 	if (sa->sa_family == AF_INET6)
 		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 	return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+/* A wildcard and another address of its family would collide on one
+ * port: true, with *why naming both. */
+static bool overlap(const struct candidate *c, int n, char *why, size_t why_len)
+{
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < n; j++) {
+			const struct sockaddr *wild = (const struct sockaddr *)&c[i].ss;
+			const struct sockaddr *other = (const struct sockaddr *)&c[j].ss;
+
+			if (i != j && is_wildcard(wild) && other->sa_family == wild->sa_family) {
+				char a[80], b[80];
+
+				addr_format(wild, c[i].len, a, sizeof(a));
+				addr_format(other, c[j].len, b, sizeof(b));
+				snprintf(why, why_len, "listen addresses overlap: %s (from '%s') already "
+					 "covers %s (from '%s'); give one of them", a, c[i].host, b,
+					 c[j].host);
+				return true;
+			}
+		}
+	return false;
 }
 
 /*
@@ -232,23 +161,10 @@ static int resolve_all(const struct mts_config *cfg, struct candidate **out, cha
 		}
 		freeaddrinfo(res);
 	}
-	for (int i = 0; i < n; i++)
-		for (int j = 0; j < n; j++) {
-			const struct sockaddr *wild = (struct sockaddr *)&c[i].ss;
-			const struct sockaddr *other = (struct sockaddr *)&c[j].ss;
-
-			if (i != j && is_wildcard(wild) && other->sa_family == wild->sa_family) {
-				char a[80], b[80];
-
-				listen_format_addr(wild, c[i].len, a, sizeof(a));
-				listen_format_addr(other, c[j].len, b, sizeof(b));
-				snprintf(why, why_len, "listen addresses overlap: %s (from '%s') already "
-					 "covers %s (from '%s'); give one of them", a, c[i].host, b,
-					 c[j].host);
-				free(c);
-				return -EINVAL;
-			}
-		}
+	if (overlap(c, n, why, why_len)) {
+		free(c);
+		return -EINVAL;
+	}
 	*out = c;
 	return n;
 }
@@ -311,7 +227,7 @@ static void describe(const struct candidate *c, char *buf, size_t len)
 	unsigned char any[sizeof(struct in6_addr)];
 	char addr[80];
 
-	listen_format_addr((const struct sockaddr *)&c->ss, c->len, addr, sizeof(addr));
+	addr_format((const struct sockaddr *)&c->ss, c->len, addr, sizeof(addr));
 	if (inet_pton(AF_INET, c->host, any) == 1 || inet_pton(AF_INET6, c->host, any) == 1)
 		snprintf(buf, len, "%s", addr);
 	else
@@ -362,8 +278,8 @@ int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned c
 			int fd;
 
 			if (chosen_port >= 0)
-				set_port(sa, (unsigned short)chosen_port);
-			fd = listen_on(sa, c[i].len, cfg->backlog, reuseport);
+				addr_set_port(sa, (unsigned short)chosen_port);
+			fd = addr_listen(sa, c[i].len, cfg->backlog, reuseport);
 			if (fd < 0) {
 				describe(&c[i], name, sizeof(name));
 				/* Skipped whole, or not at all: its first copy decides. */
@@ -379,7 +295,7 @@ int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned c
 				close(fd);
 				snprintf(why, why_len, "out of memory");
 			} else if (chosen_port < 0 && strcmp(cfg->port, "0") == 0) {
-				chosen_port = bound_port(fd);
+				chosen_port = addr_bound_port(fd);
 			}
 		}
 	}

@@ -57,8 +57,4 @@ static inline size_t listen_addresses(const struct listen_set *set)
 	return set->copies ? set->n / set->copies : 0;
 }
 
-/* Formats an address of salen bytes as "1.2.3.4:5", "[::1]:5", or a Unix
- * socket's path ("@name" in the abstract namespace). */
-void listen_format_addr(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len);
-
 #endif

@@ -1,25 +1,8 @@
 /*
  * metrics.c - GET /metrics: the server's statistics in Prometheus's text
- * exposition format (version 0.0.4), served by libevent's own evhttp on
- * the main thread's base: no second HTTP stack and no thread of its own.
- *
- * What a scrape reads, and why it does not disturb the workers. Every
- * figure is a counter.h counter or a relaxed atomic: most have one writer
- * (a worker's connection home and inbox count on the worker, an accept
- * unit on its thread), a few are relaxed fetch-adds of several (a refused
- * post, an accept pause). A scrape loads each with a relaxed load, as
- * SIGUSR1's line does (stats.c). No lock is taken and nothing is written
- * that a worker reads, so a worker never waits for a scrape, nor a scrape
- * for a worker. The price: the figures are not one snapshot. Each is some
- * value it had during the scrape, and each counter only grows, so
- * successive scrapes never see one go back; the one derived figure,
- * wake-ups saved (handled - wake-ups - full, three counters read at
- * different moments), could, so it is reported as the most it has been.
- * The handoff histogram is made consistent with itself: its buckets are
- * read once each (hist_cumulative()), and _count is their sum, not the
- * separately kept count, so the +Inf bucket equals _count and the buckets
- * never decrease, as Prometheus requires; _sum is read beside them and may
- * be a few values ahead or behind.
+ * exposition format (version 0.0.4; metrics_text.c writes it and says how
+ * a scrape reads the workers' counters), served by libevent's own evhttp
+ * on the main thread's base: no second HTTP stack and no thread of its own.
  *
  * The endpoint must not become a way to hurt the echo path. It runs on
  * the main thread, which with --accept handoff also accepts connections:
@@ -60,7 +43,6 @@
  */
 #include <config.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -69,7 +51,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,11 +61,12 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
-#include "counter.h"
+#include "addr.h"
 #include "histogram.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_text.h"
 #include "server.h"
 
 #define METRICS_MAX_LISTENERS 4		/* addresses one HOST may resolve to */
@@ -114,257 +96,6 @@ struct metrics {
 static uint64_t mono_ms(void)
 {
 	return clock_now_ns() / 1000000u;
-}
-
-/* ---- the exposition format --------------------------------------------- */
-
-/* "# HELP" and "# TYPE" of one metric family. */
-static void family(struct evbuffer *b, const char *name, const char *type, const char *help)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* One sample of a per-worker family. */
-static void per_worker(struct evbuffer *b, const char *name, unsigned w, uint64_t v)
-{
-	evbuffer_add_printf(b, "%s{worker=\"%u\"} %llu\n", name, w, (unsigned long long)v);
-}
-
-/* The per-worker counters of struct mts_worker_stats, by field. */
-static const struct {
-	const char *name, *type, *help;
-	size_t field;			/* offsetof a uint64_t in mts_worker_stats */
-} worker_figures[] = {
-#define FIELD(f) offsetof(struct mts_worker_stats, f)
-	{ "mtserver_connections_accepted_total", "counter",
-	  "Connections the worker took on.", FIELD(accepted) },
-	{ "mtserver_received_bytes_total", "counter",
-	  "Bytes received from clients, as the protocol counted them.", FIELD(bytes_in) },
-	{ "mtserver_sent_bytes_total", "counter",
-	  "Bytes sent to clients, as the protocol counted them.", FIELD(bytes_out) },
-	{ "mtserver_inbox_wakeups_total", "counter",
-	  "Wake-up signals the worker's inbox drained.", FIELD(wakeups) },
-	{ "mtserver_inbox_handled_total", "counter",
-	  "Inbox messages the worker handled (connections handed to it, calls).",
-	  FIELD(handled) },
-	{ "mtserver_inbox_wakeups_saved_total", "counter",
-	  "Messages that rode along on another message's wake-up.", FIELD(wakeups_saved) },
-	{ "mtserver_inbox_rounds_total", "counter",
-	  "Inbox rounds: wake-ups plus re-arms.", FIELD(rounds) },
-	{ "mtserver_inbox_wouldblock_total", "counter",
-	  "Inbox rounds that met a producer in the middle of an enqueue.", FIELD(wouldblock) },
-	{ "mtserver_inbox_refused_total", "counter",
-	  "Posts the inbox refused: a full ring, or no memory for a node.", FIELD(refused) },
-	{ "mtserver_inbox_largest_batch", "gauge",
-	  "Most messages the inbox handled in one round.", FIELD(largest_batch) },
-	{ "mtserver_accept_wakeups_total", "counter",
-	  "Accept events the worker handled (accept reuseport or shared; else 0).",
-	  FIELD(accept_wakeups) },
-	{ "mtserver_accept_empty_total", "counter",
-	  "Accept events that found no connection waiting (the thundering herd).",
-	  FIELD(accept_empty) },
-#undef FIELD
-};
-
-/* Bucket bounds of the handoff histogram, in nanoseconds (1 us to 1 s). */
-static const uint64_t handoff_bounds_ns[] = {
-	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-	1000000, 2500000, 5000000, 10000000, 25000000, 50000000, 100000000,
-	250000000, 500000000, 1000000000,
-};
-#define N_HANDOFF_BOUNDS (sizeof(handoff_bounds_ns) / sizeof(handoff_bounds_ns[0]))
-
-static void handoff_histogram(struct evbuffer *b, const struct mts_server *s)
-{
-	uint64_t at[N_HANDOFF_BOUNDS], total;
-	const char *n = "mtserver_handoff_latency_seconds";
-
-	family(b, n, "histogram",
-	       "From accept() to the worker taking the connection on (its handoff).");
-	for (unsigned w = 0; w < s->n_workers; w++) {
-		const struct histogram *h = &s->homes[w].handoff_ns;
-
-		hist_cumulative(h, handoff_bounds_ns, N_HANDOFF_BOUNDS, at, &total);
-		for (size_t i = 0; i < N_HANDOFF_BOUNDS; i++)
-			evbuffer_add_printf(b, "%s_bucket{worker=\"%u\",le=\"%g\"} %llu\n", n, w,
-					    (double)handoff_bounds_ns[i] / 1e9,
-					    (unsigned long long)at[i]);
-		evbuffer_add_printf(b, "%s_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", n, w,
-				    (unsigned long long)total);
-		evbuffer_add_printf(b, "%s_sum{worker=\"%u\"} %.9f\n", n, w,
-				    (double)hist_sum(h) / 1e9);
-		evbuffer_add_printf(b, "%s_count{worker=\"%u\"} %llu\n", n, w,
-				    (unsigned long long)total);
-	}
-}
-
-/* Every per-worker family, each with every worker's sample (the format
- * wants a family's samples together). -ENOMEM, or 0. */
-static int worker_families(struct evbuffer *b, struct metrics *m)
-{
-	const struct mts_server *s = m->s;
-	struct mts_worker_stats *st = calloc(s->n_workers, sizeof(*st));
-
-	if (st == NULL)
-		return -ENOMEM;
-	for (unsigned w = 0; w < s->n_workers; w++) {
-		stats_counts(s, w, &st[w]);
-		/* Derived from three counters read apart (the header comment):
-		 * never report less than before. */
-		if (st[w].wakeups_saved < m->saved_seen[w])
-			st[w].wakeups_saved = m->saved_seen[w];
-		m->saved_seen[w] = st[w].wakeups_saved;
-	}
-	family(b, "mtserver_connections_open", "gauge", "Connections the worker serves now.");
-	for (unsigned w = 0; w < s->n_workers; w++)
-		per_worker(b, "mtserver_connections_open", w, st[w].live);
-	for (size_t k = 0; k < sizeof(worker_figures) / sizeof(worker_figures[0]); k++) {
-		family(b, worker_figures[k].name, worker_figures[k].type, worker_figures[k].help);
-		for (unsigned w = 0; w < s->n_workers; w++) {
-			uint64_t v;
-
-			memcpy(&v, (const char *)&st[w] + worker_figures[k].field, sizeof(v));
-			per_worker(b, worker_figures[k].name, w, v);
-		}
-	}
-	free(st);
-	handoff_histogram(b, s);
-	return 0;
-}
-
-/* What the accept units count together, and the endpoint's own counts. */
-static void server_families(struct evbuffer *b, const struct metrics *m)
-{
-	const struct mts_server *s = m->s;
-	uint64_t inbox_full = 0;
-
-	for (unsigned w = 0; w < s->n_workers; w++)
-		inbox_full += counter_get(&s->homes[w].refused);
-	family(b, "mtserver_build_info", "gauge",
-	       "The server's version and configuration, as labels; always 1.");
-	evbuffer_add_printf(b, "mtserver_build_info{version=\"%s\",dispatch=\"%s\",accept=\"%s\","
-			    "libevent=\"%s\"} 1\n", PACKAGE_VERSION, s->cfg.dispatch,
-			    s->cfg.accept, event_get_version());
-	family(b, "mtserver_workers", "gauge", "Worker threads.");
-	evbuffer_add_printf(b, "mtserver_workers %u\n", s->n_workers);
-	family(b, "mtserver_connections_refused_total", "counter",
-	       "Connections closed at once: over max_conns_per_ip, or a full inbox.");
-	evbuffer_add_printf(b, "mtserver_connections_refused_total{reason=\"per_ip\"} %llu\n"
-			    "mtserver_connections_refused_total{reason=\"inbox_full\"} %llu\n",
-			    (unsigned long long)atomic_load_explicit(&s->accept_sh.refused_per_ip,
-								     memory_order_relaxed),
-			    (unsigned long long)inbox_full);
-	family(b, "mtserver_accept_pauses_total", "counter",
-	       "Times an accept loop stopped accepting: at max_conns (newcomers wait in "
-	       "the backlog), or out of descriptors or memory (it retries).");
-	evbuffer_add_printf(b, "mtserver_accept_pauses_total{reason=\"max_conns\"} %llu\n"
-			    "mtserver_accept_pauses_total{reason=\"resources\"} %llu\n",
-			    (unsigned long long)atomic_load_explicit(&s->accept_sh.pauses_full,
-								     memory_order_relaxed),
-			    (unsigned long long)atomic_load_explicit(
-				    &s->accept_sh.pauses_resources, memory_order_relaxed));
-	family(b, "mtserver_metrics_connections_closed_total", "counter",
-	       "Scrape connections this endpoint closed: over its limit of open ones, or "
-	       "a request not in by its deadline.");
-	evbuffer_add_printf(b, "mtserver_metrics_connections_closed_total{reason=\"limit\"} %llu\n"
-			    "mtserver_metrics_connections_closed_total{reason=\"deadline\"} %llu\n",
-			    (unsigned long long)m->closed_limit,
-			    (unsigned long long)m->closed_deadline);
-}
-
-/* The number after `key` on the line of path that starts with it
- * ("btime " in /proc/stat, whose per-CPU lines come first: on a large
- * machine it is far into the file). */
-static bool proc_line(const char *path, const char *key, unsigned long long *out)
-{
-	char line[512];
-	bool found = false;
-	FILE *f = fopen(path, "re");
-
-	if (f == NULL)
-		return false;
-	while (!found && fgets(line, sizeof(line), f) != NULL)
-		found = strncmp(line, key, strlen(key)) == 0 &&
-			sscanf(line + strlen(key), "%llu", out) == 1;
-	fclose(f);
-	return found;
-}
-
-/* Field n (1-based, as proc(5) counts) of a /proc/PID/stat-like file, or
- * of "size resident ..." in statm when it has no ')'. */
-static bool proc_field(const char *path, unsigned n, unsigned long long *out)
-{
-	char buf[1024], *p;
-	size_t len;
-	unsigned field = 1;
-	FILE *f = fopen(path, "re");
-
-	if (f == NULL)
-		return false;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	/* The command name (field 2) may hold spaces: count from the ')'
-	 * that ends it. */
-	if ((p = strrchr(buf, ')')) != NULL)
-		field = 2;
-	else
-		p = buf - 1;
-	for (; field < n; field++)
-		if ((p = strchr(p + 1, ' ')) == NULL)
-			return false;
-	return sscanf(p + 1, "%llu", out) == 1;
-}
-
-static unsigned open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	if (d == NULL)
-		return 0;
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n > 3 ? n - 3 : 0;	/* less ".", ".." and this DIR's own */
-}
-
-/* The process collector's usual names, as Prometheus's client libraries
- * spell them, so existing dashboards work. Linux's /proc; a figure it
- * cannot give is left out. */
-static void process_families(struct evbuffer *b)
-{
-	unsigned long long start_ticks, boot_s, rss_pages;
-	long hz = sysconf(_SC_CLK_TCK);
-	struct rusage ru;
-	struct rlimit rl;
-
-	if (hz > 0 && proc_field("/proc/self/stat", 22, &start_ticks) &&
-	    proc_line("/proc/stat", "btime ", &boot_s)) {
-		family(b, "process_start_time_seconds", "gauge",
-		       "Start time of the process since the Unix epoch, in seconds.");
-		evbuffer_add_printf(b, "process_start_time_seconds %.2f\n",
-				    (double)boot_s + (double)start_ticks / (double)hz);
-	}
-	if (getrusage(RUSAGE_SELF, &ru) == 0) {
-		family(b, "process_cpu_seconds_total", "counter",
-		       "User and system CPU time spent, in seconds.");
-		evbuffer_add_printf(b, "process_cpu_seconds_total %.6f\n",
-				    (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-					    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
-	}
-	/* statm: "size resident ...", in pages. */
-	if (proc_field("/proc/self/statm", 2, &rss_pages)) {
-		family(b, "process_resident_memory_bytes", "gauge", "Resident memory, in bytes.");
-		evbuffer_add_printf(b, "process_resident_memory_bytes %llu\n",
-				    rss_pages * (unsigned long long)sysconf(_SC_PAGESIZE));
-	}
-	family(b, "process_open_fds", "gauge", "Open file descriptors.");
-	evbuffer_add_printf(b, "process_open_fds %u\n", open_fds());
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		family(b, "process_max_fds", "gauge", "The limit on open file descriptors.");
-		evbuffer_add_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
-	}
 }
 
 /* ---- the scrape connections -------------------------------------------- */
@@ -499,6 +230,18 @@ static bool readable(struct evhttp_request *req)
 	return false;
 }
 
+/* The endpoint's own counts. */
+static void endpoint_families(struct evbuffer *b, const struct metrics *m)
+{
+	metrics_family(b, "mtserver_metrics_connections_closed_total", "counter",
+		       "Scrape connections this endpoint closed: over its limit of open ones, or "
+		       "a request not in by its deadline.");
+	evbuffer_add_printf(b, "mtserver_metrics_connections_closed_total{reason=\"limit\"} %llu\n"
+			    "mtserver_metrics_connections_closed_total{reason=\"deadline\"} %llu\n",
+			    (unsigned long long)m->closed_limit,
+			    (unsigned long long)m->closed_deadline);
+}
+
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
 	struct metrics *m = arg;
@@ -508,11 +251,10 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 	if (!readable(req))
 		return;
 	body = evbuffer_new();
-	if (body == NULL || worker_families(body, m) < 0) {
+	if (body == NULL || metrics_text(body, m->s, m->saved_seen) < 0) {
 		evhttp_send_error(req, HTTP_INTERNAL, NULL);
 	} else {
-		server_families(body, m);
-		process_families(body);
+		endpoint_families(body, m);
 		send_text(req, HTTP_OK, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
 	}
 	if (body != NULL)
@@ -594,7 +336,7 @@ static int serve_on(struct metrics *m, int fd, char *why, size_t why_len)
 	}
 	name = m->names[m->n_listeners];
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		listen_format_addr((struct sockaddr *)&ss, len, name, sizeof(m->names[0]));
+		addr_format((struct sockaddr *)&ss, len, name, sizeof(m->names[0]));
 	else
 		snprintf(name, sizeof(m->names[0]), "fd %d", fd);
 	if ((bound = evhttp_accept_socket_with_handle(m->http, fd)) == NULL) {
@@ -608,46 +350,6 @@ static int serve_on(struct metrics *m, int fd, char *why, size_t why_len)
 	return 0;
 }
 
-/*
- * Splits "HOST:PORT" ("[::1]:9100" for an IPv6 literal) into host and
- * port, in buf. -EINVAL if it is not of that form.
- */
-static int split_host_port(const char *spec, char *buf, size_t len, const char **host,
-			   const char **port)
-{
-	char *colon;
-
-	if (strlen(spec) >= len)
-		return -EINVAL;
-	strcpy(buf, spec);
-	if ((colon = strrchr(buf, ':')) == NULL || colon == buf || colon[1] == '\0')
-		return -EINVAL;
-	*colon = '\0';
-	*port = colon + 1;
-	*host = buf;
-	if (buf[0] == '[') {
-		if (colon[-1] != ']')
-			return -EINVAL;
-		colon[-1] = '\0';
-		*host = buf + 1;
-	} else if (strchr(buf, ':') != NULL) {
-		return -EINVAL;		/* an IPv6 literal needs its brackets */
-	}
-	return **host != '\0' ? 0 : -EINVAL;
-}
-
-/* Sets sa's port to the one that ends name ("127.0.0.1:40123"). */
-static void set_port(struct sockaddr *sa, const char *name)
-{
-	const char *colon = strrchr(name, ':');
-	uint16_t port = colon != NULL ? htons((uint16_t)atoi(colon + 1)) : 0;
-
-	if (sa->sa_family == AF_INET)
-		((struct sockaddr_in *)sa)->sin_port = port;
-	else if (sa->sa_family == AF_INET6)
-		((struct sockaddr_in6 *)sa)->sin6_port = port;
-}
-
 /* Opens a listening socket on every address spec resolves to. */
 static int listen_on(struct metrics *m, const char *spec, char *why, size_t why_len)
 {
@@ -656,9 +358,9 @@ static int listen_on(struct metrics *m, const char *spec, char *why, size_t why_
 	struct addrinfo *res, *ai;
 	const char *host, *port;
 	char buf[256], name[64];
-	int rc, fd, one = 1;
+	int rc, fd, port0 = 0;
 
-	if (split_host_port(spec, buf, sizeof(buf), &host, &port) < 0) {
+	if (addr_split_host_port(spec, buf, sizeof(buf), &host, &port) < 0) {
 		snprintf(why, why_len, "metrics address '%s' is not HOST:PORT (an IPv6 literal "
 			 "in brackets: [::1]:9100)", spec);
 		return -EINVAL;
@@ -671,23 +373,18 @@ static int listen_on(struct metrics *m, const char *spec, char *why, size_t why_
 	for (ai = res; ai != NULL && rc == 0; ai = ai->ai_next) {
 		/* Port 0 and a name of several addresses: the first picks the
 		 * port, the others take the same. */
-		if (ai != res && strcmp(port, "0") == 0 && m->n_listeners > 0)
-			set_port(ai->ai_addr, m->names[0]);
-		listen_format_addr(ai->ai_addr, ai->ai_addrlen, name, sizeof(name));
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd == -1 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-		    (ai->ai_family == AF_INET6 &&
-		     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1) ||
-		    bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 || listen(fd, 16) == -1) {
-			rc = -errno;
+		if (ai != res && strcmp(port, "0") == 0 && port0 > 0)
+			addr_set_port(ai->ai_addr, (unsigned short)port0);
+		if ((fd = addr_listen(ai->ai_addr, ai->ai_addrlen, 16, false)) < 0) {
+			rc = fd;
+			addr_format(ai->ai_addr, ai->ai_addrlen, name, sizeof(name));
 			snprintf(why, why_len, "metrics: cannot listen on %s (%s): %s", name, spec,
-				 strerror(errno));
-			if (fd != -1)
-				close(fd);
-		} else {
-			rc = serve_on(m, fd, why, why_len);
+				 strerror(-rc));
+		} else if (ai == res) {
+			port0 = addr_bound_port(fd);
 		}
+		if (fd >= 0)
+			rc = serve_on(m, fd, why, why_len);
 	}
 	freeaddrinfo(res);
 	return rc;

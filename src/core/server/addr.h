@@ -1,0 +1,35 @@
+/*
+ * addr.h - socket addresses: named for people, given a port, opened for
+ * listening. Used by the listening sockets (listen.c) and the metrics
+ * endpoint (metrics.c). Any thread; no state.
+ */
+#ifndef MTS_ADDR_H
+#define MTS_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Formats an address of salen bytes as "1.2.3.4:5", "[::1]:5", or a Unix
+ * socket's path ("@name" in the abstract namespace). */
+void addr_format(const struct sockaddr *sa, socklen_t salen, char *buf, size_t len);
+/* Sets the port of an IPv4 or IPv6 address. */
+void addr_set_port(struct sockaddr *sa, unsigned short port);
+/* The port fd's IPv4 or IPv6 socket is bound to, or a negative errno. */
+int addr_bound_port(int fd);
+/*
+ * One non-blocking, close-on-exec listening stream socket on sa (IPv6
+ * ones IPV6_V6ONLY, so that 127.0.0.1 and ::1 can share a port): the fd,
+ * or a negative errno. With reuseport, several sockets may bind the same
+ * address and port (one per worker): the kernel spreads new connections
+ * among them by a hash of the addresses.
+ */
+int addr_listen(const struct sockaddr *sa, socklen_t len, int backlog, bool reuseport);
+/*
+ * Splits "HOST:PORT" ("[::1]:9100" for an IPv6 literal) into host and
+ * port, in buf (len bytes). -EINVAL if it is not of that form.
+ */
+int addr_split_host_port(const char *spec, char *buf, size_t len, const char **host,
+			 const char **port);
+
+#endif
