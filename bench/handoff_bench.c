@@ -6,11 +6,9 @@
  * (src/core/handoff/inbox.h). Every message carries a stamp; the worker's
  * handler records the difference in a log-bucketed histogram (within 0.4%).
  *
- * Variants: the inbox variants, numbered as inbox.h numbers them (wfcq,
- * mutex-eventfd, mutex-pipe, mutex-elide, wfcq-always: the last two make a
- * two-by-two design with the first two; then the catalogue's vyukov and
- * llist; and ring, bounded, whose refused posts wait for room: wait_room()),
- * and two floors with no queue, which carry one message at a time and so
+ * Variants: every inbox variant the library's table has, in its order
+ * (mts_dispatch_name(); a bounded one's refused posts wait for room:
+ * wait_room()), and two floors with no queue, which carry one message at a time and so
  * run in idle mode only:
  *   floor-eventfd  the producer stores the stamp in one shared slot and
  *                  writes an eventfd registered in the worker's loop: the
