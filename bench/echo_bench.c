@@ -65,6 +65,7 @@ static struct {
 	double seconds, rate;
 	enum mode mode;
 	bool verify, csv, quiet;
+	unsigned proxy;			/* 0, or the PROXY header's version (1, 2) */
 } opt = {
 	.host = "127.0.0.1", .port = "5555", .conns = 1, .threads = 1, .depth = 1,
 	.size = 64, .seconds = 5, .mode = M_PINGPONG, .verify = true,
@@ -177,6 +178,38 @@ static void set_out(struct client *cl, struct bconn *c, bool on)
 		return;
 	c->out_armed = on;
 	epoll_ctl(cl->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/*
+ * --proxy 1|2: what a balancer sends first (HAProxy's send-proxy,
+ * send-proxy-v2), for a server run with --proxy-protocol; each connection
+ * claims its own client address, 198.51.100.0/24 and its index as the port.
+ * Sent whole on a connection just made: its send buffer is empty.
+ */
+static int send_proxy_header(const struct bconn *c)
+{
+	static const unsigned char sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+					       0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+	unsigned char b[64];
+	size_t n;
+	unsigned port = 1024 + c->index % 60000;
+
+	if (opt.proxy == 1) {
+		n = (size_t)snprintf((char *)b, sizeof(b), "PROXY TCP4 198.51.100.%u 127.0.0.1 %u "
+				     "5555\r\n", c->index % 256, port);
+	} else {
+		memcpy(b, sig, 12);
+		b[12] = 0x21;
+		b[13] = 0x11;
+		b[14] = 0;
+		b[15] = 12;
+		b[16] = 198, b[17] = 51, b[18] = 100, b[19] = (unsigned char)(c->index % 256);
+		b[20] = 127, b[21] = 0, b[22] = 0, b[23] = 1;
+		b[24] = (unsigned char)(port >> 8), b[25] = (unsigned char)port;
+		b[26] = 0x15, b[27] = 0xb3;
+		n = 28;
+	}
+	return send(c->fd, b, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
 }
 
 /* ---- traffic --------------------------------------------------------- */
@@ -420,6 +453,11 @@ static void on_event(struct client *cl, struct bconn *c, uint32_t events, bool g
 			return;
 		}
 		c->connecting = false;
+		if (opt.proxy != 0 && send_proxy_header(c) < 0) {
+			counter_add(&cl->connect_errors, 1);
+			close_conn(cl, c);
+			return;
+		}
 		atomic_fetch_add(&connected_count, 1);
 		if (!go)
 			set_out(cl, c, false);
@@ -567,6 +605,8 @@ static void usage(FILE *out)
 "  -d, --depth N          pipeline: messages in flight per connection (default 1)\n"
 "  -t, --seconds S        duration (default 5)\n"
 "  -r, --rate R           open loop: R messages/s in total (default: closed loop)\n"
+"      --proxy 1|2        begin each connection with a PROXY header of that\n"
+"                         version (for echoserver --proxy-protocol)\n"
 "      --no-verify        do not check the echoed bytes\n"
 "      --csv              one CSV line (with a header line)\n"
 "  -q, --quiet            no progress line\n"
@@ -578,7 +618,7 @@ static void usage(FILE *out)
 
 static void parse(int argc, char **argv)
 {
-	enum { O_NOVERIFY = 256, O_CSV };
+	enum { O_NOVERIFY = 256, O_CSV, O_PROXY };
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
@@ -591,6 +631,7 @@ static void parse(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "no-verify", no_argument, NULL, O_NOVERIFY },
+		{ "proxy", required_argument, NULL, O_PROXY },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
@@ -619,6 +660,7 @@ static void parse(int argc, char **argv)
 		case 't': opt.seconds = cli_double("--seconds", optarg, 0.1, 86400); break;
 		case 'r': opt.rate = cli_double("--rate", optarg, 1, 1e9); break;
 		case O_NOVERIFY: opt.verify = false; break;
+		case O_PROXY: opt.proxy = (unsigned)cli_ulong("--proxy", optarg, 1, 2); break;
 		case O_CSV: opt.csv = true; break;
 		case 'q': opt.quiet = true; break;
 		case 'V': printf("echo-bench (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); exit(0);

@@ -63,6 +63,12 @@ static void usage(FILE *out)
 "      --spin-us N          the same as the option us=N of spin-then-block\n"
 "      --balance rr|least   worker choice for --accept handoff: round-robin\n"
 "                           (default) or fewest live connections\n"
+"      --proxy-protocol     every connection begins with a PROXY header (v1 or\n"
+"                           v2, as HAProxy's send-proxy[-v2] sends): its client\n"
+"                           address is the one --max-conns-per-ip counts\n"
+"      --proxy-from LIST    who may send one: ADDRESS[/BITS],... and unix\n"
+"                           (default 127.0.0.0/8,::1,unix); others are closed\n"
+"      --proxy-timeout SECS the header must come within SECS (default 3)\n"
 "      --metrics-listen HOST:PORT  serve Prometheus metrics at\n"
 "                           http://HOST:PORT/metrics ([::1]:PORT for IPv6;\n"
 "                           default: off; under socket activation, a socket\n"
@@ -187,6 +193,9 @@ enum {
 	OPT_LIST_DISPATCH,
 	OPT_LIST_ACCEPT,
 	OPT_METRICS_LISTEN,
+	OPT_PROXY,
+	OPT_PROXY_FROM,
+	OPT_PROXY_TIMEOUT,
 };
 
 /* Everything the command line sets. */
@@ -230,6 +239,9 @@ static bool number_option(int opt, const char *arg, struct args *a)
 	case OPT_GRACE:
 		a->cfg.shutdown_grace_ms = 1000 * (unsigned)cli_ulong("--grace", arg, 0, 3600);
 		a->cfg.linger_ms = a->cfg.shutdown_grace_ms;
+		return true;
+	case OPT_PROXY_TIMEOUT:
+		a->cfg.proxy_timeout_ms = 1000 * (unsigned)cli_ulong("--proxy-timeout", arg, 1, 3600);
 		return true;
 	case OPT_HIGH_WM:
 		a->echo.high_watermark = cli_ulong("--high-watermark", arg, 1, 1ul << 30);
@@ -279,6 +291,14 @@ static void named_option(int opt, const char *arg, char **argv, struct args *a)
 		if (arg[0] == '\0')
 			cli_usage_error("empty address for --metrics-listen");
 		a->cfg.metrics_listen = arg;
+		break;
+	case OPT_PROXY:
+		a->cfg.proxy_protocol = 1;
+		break;
+	case OPT_PROXY_FROM:		/* mts_new() checks it */
+		if (arg[0] == '\0')
+			cli_usage_error("empty list for --proxy-from");
+		a->cfg.proxy_from = arg;
 		break;
 	case OPT_ACCEPT:
 		a->cfg.accept = pick_name("--accept", arg, mts_accept_name);
@@ -345,6 +365,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{ "list-dispatch", no_argument, NULL, OPT_LIST_DISPATCH },
 		{ "list-accept", no_argument, NULL, OPT_LIST_ACCEPT },
 		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+		{ "proxy-protocol", no_argument, NULL, OPT_PROXY },
+		{ "proxy-from", required_argument, NULL, OPT_PROXY_FROM },
+		{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;

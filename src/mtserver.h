@@ -116,6 +116,21 @@ struct mts_config {
 	 */
 	const char *metrics_listen;
 	int metrics_fd;
+	/*
+	 * The PROXY protocol, versions 1 and 2 (what HAProxy's send-proxy and
+	 * send-proxy-v2 send): with proxy_protocol 1, every connection must
+	 * begin with a header, whole in its first bytes and within
+	 * proxy_timeout_ms, from a sender proxy_from allows; the header is
+	 * read and never reaches the handler, and the client address it
+	 * carries is the one max_conns_per_ip counts (a LOCAL or UNKNOWN
+	 * header: the socket's own). Any other connection is closed and
+	 * counted (mts_worker_stats.proxy_dropped). proxy_from: a list of
+	 * ADDRESS[/BITS] and "unix" (a Unix socket's peers), comma-separated;
+	 * NULL: "127.0.0.0/8,::1,unix". Read only when proxy_protocol is 1.
+	 */
+	int proxy_protocol;		/* 0: off, 1: on. 0 */
+	const char *proxy_from;		/* NULL */
+	unsigned proxy_timeout_ms;	/* 1..3600000. 3000 */
 };
 
 void mts_config_defaults(struct mts_config *cfg);
@@ -365,6 +380,17 @@ unsigned mts_conn_worker(const struct mts_conn *c);
 /* Its worker's state (mts_handler.worker_init); on that worker. */
 void *mts_conn_worker_state(const struct mts_conn *c);
 
+/* Why proxy_protocol closed a connection before the handler saw it. */
+enum mts_proxy_drop {
+	MTS_PROXY_SOURCE,		/* its sender is not one proxy_from allows */
+	MTS_PROXY_INVALID,		/* its first bytes are not a PROXY header */
+	MTS_PROXY_PARTIAL,		/* they are a part of one, not all of it;
+					 * or it closed, or was reset, before
+					 * sending one */
+	MTS_PROXY_TIMEOUT,		/* nothing came within proxy_timeout_ms */
+	MTS_PROXY_DROPS
+};
+
 /* What one worker has done so far; any thread, approximate while it runs. */
 struct mts_worker_stats {
 	unsigned live;			/* connections now */
@@ -387,6 +413,11 @@ struct mts_worker_stats {
 	uint64_t handled;		/* inbox messages handled (wakeups_saved is
 					 * handled - wakeups - signals that found
 					 * the fd full) */
+	/* proxy_protocol: headers taken, by version; LOCAL ones among them
+	 * (a balancer's health checks); connections closed before the
+	 * handler saw them, by enum mts_proxy_drop. */
+	uint64_t proxy_v1, proxy_v2, proxy_local;
+	uint64_t proxy_dropped[MTS_PROXY_DROPS];
 };
 
 int mts_worker_stats(const struct mts_server *s, unsigned worker,

@@ -58,6 +58,11 @@ static const struct bad_case bad[] = {
 	{ { "--port" }, "--port" },
 	{ { "stray" }, "stray" },
 	{ { "--low-watermark", "9000", "--high-watermark", "100" }, "--low-watermark" },
+	{ { "--proxy-protocol", "--proxy-from", "10.0.0.0/33" }, "10.0.0.0/33" },
+	{ { "--proxy-protocol", "--proxy-from", "10.0.0.0/8,balancer" }, "balancer" },
+	{ { "--proxy-from", "" }, "--proxy-from" },
+	{ { "--proxy-timeout", "0" }, "--proxy-timeout" },
+	{ { "--proxy-timeout", "3601" }, "--proxy-timeout" },
 };
 
 static void test_bad_args(void)

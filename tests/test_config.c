@@ -318,6 +318,25 @@ static void test_numbers(void)
 	cfg.balance = MTS_BALANCE_DEFAULT;
 	accepted(&cfg, "balance MTS_BALANCE_DEFAULT with accept reuseport");
 
+	/* The PROXY protocol's fields, read only when it is on. */
+	cfg = base();
+	cfg.proxy_protocol = 2;
+	refused(&cfg, &handler, "proxy_protocol", "proxy_protocol 2");
+	cfg.proxy_protocol = 1;
+	cfg.proxy_timeout_ms = 0;
+	refused(&cfg, &handler, "proxy_timeout_ms", "proxy_timeout_ms 0");
+	cfg.proxy_timeout_ms = 3600001;
+	refused(&cfg, &handler, "proxy_timeout_ms", "proxy_timeout_ms 3600001");
+	cfg.proxy_timeout_ms = 3000;
+	cfg.proxy_from = "192.0.2.0/24,nonsense";
+	refused(&cfg, &handler, "nonsense", "proxy_from with an entry that is no address block");
+	cfg.proxy_from = NULL;
+	accepted(&cfg, "proxy_protocol 1, proxy_from NULL (this host)");
+	cfg.proxy_protocol = 0;
+	cfg.proxy_timeout_ms = 0;
+	cfg.proxy_from = "nonsense";
+	accepted(&cfg, "proxy_protocol 0: proxy_from and proxy_timeout_ms are not read");
+
 	/* A variant's options: its own, in range, KEY=VALUE. */
 	cfg = base();
 	cfg.dispatch = "ring:size=3";
@@ -569,7 +588,7 @@ int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(68);
+	tap_plan(74);
 	test_defaults();
 	test_pointers();
 	test_strings();

@@ -22,7 +22,7 @@ for tool in curl promtool; do
         exit 0
     fi
 done
-echo "1..32"
+echo "1..34"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
@@ -223,6 +223,29 @@ exec {a}>&-
 line=""; read -r -t 10 line <&$b
 check '[ "$line" = waits ]' "and the waiting one is served once the first closes"
 exec {b}>&-
+kill -TERM $pid; wait $pid 2>/dev/null
+
+# ---- --proxy-protocol: headers and drops, by version and reason -------------
+
+start -l 127.0.0.1 -t 1 --proxy-protocol --metrics-listen 127.0.0.1:0
+# Each header goes in one write, as a balancer sends it (bash's printf
+# writes a line at a time: cat writes the file in one).
+printf 'PROXY TCP4 192.0.2.1 127.0.0.1 1 7\r\nv1\n' > "$tmp/h1"
+printf '\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00local\n' > "$tmp/h2"
+exec {a}<>"/dev/tcp/127.0.0.1/$port"
+cat "$tmp/h1" >&$a; read -r -t 10 _ <&$a
+exec {b}<>"/dev/tcp/127.0.0.1/$port"
+cat "$tmp/h2" >&$b; read -r -t 10 _ <&$b
+exec {c}<>"/dev/tcp/127.0.0.1/$port"; printf 'GET / HTTP/1.0\r\n\r\n' >&$c
+check 'eof $c' "--proxy-protocol: a connection without a header is closed"
+scrape "$tmp/m6"
+check 'grep -q "^mtserver_proxy_headers_total{worker=\"0\",version=\"1\"} 1$" "$tmp/m6" &&
+       grep -q "^mtserver_proxy_headers_total{worker=\"0\",version=\"2\"} 1$" "$tmp/m6" &&
+       grep -q "^mtserver_proxy_local_total{worker=\"0\"} 1$" "$tmp/m6" &&
+       grep -q "^mtserver_proxy_dropped_total{worker=\"0\",reason=\"invalid\"} 1$" "$tmp/m6" &&
+       [ "$(total mtserver_proxy_dropped_total "$tmp/m6")" = 1 ] && lint "$tmp/m6"' \
+      "and counted: headers v1 1, v2 1 (LOCAL 1), dropped invalid 1 and nothing else; promtool accepts it"
+exec {a}>&- {b}>&- {c}>&-
 kill -TERM $pid; wait $pid 2>/dev/null
 
 # ---- the address ----------------------------------------------------------

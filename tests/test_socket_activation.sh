@@ -7,7 +7,8 @@
 # SIGTERM; refuse
 # -l/-p and --accept reuseport alongside it with exit 2, naming the
 # conflict. A Unix socket (systemd's ListenStream=/path) is served too,
-# named by its path, and --max-conns-per-ip counts its clients by user id.
+# named by its path, and --max-conns-per-ip counts its clients by user id,
+# or, with --proxy-protocol, by the address each one's header carries.
 # Loopback and Unix sockets only; every wait is bounded.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
@@ -17,7 +18,7 @@ if [ -z "$activate" ]; then
     echo "1..0 # SKIP systemd-socket-activate not installed (Debian: apt-get install systemd)"
     exit 0
 fi
-echo "1..12"
+echo "1..14"
 n=0; failed=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; waiting "the step after check $n ($2)"; }
 tmp=$(mktemp -d)
@@ -127,7 +128,7 @@ wait_for() {
 }
 
 if ! nc -h 2>&1 | grep -qi "unix domain"; then
-    for i in 1 2 3 4 5; do
+    for i in 1 2 3 4 5 6 7; do
         echo "ok $((n += 1)) # SKIP no nc with -U (Debian: apt-get install netcat-openbsd)"
     done
     exit $failed
@@ -169,6 +170,36 @@ kill -TERM $pid
 wait_exit
 [ "$rc" = 0 ] && grep -q "info: stopped" "$tmp/err"
 check $? "a Unix socket: SIGTERM stops it gracefully (exit $rc)"
+
+# Behind a balancer on a Unix socket (HAProxy's "server s /path
+# send-proxy-v2"): --proxy-protocol counts the address each header
+# carries, not the socket's uid. While 192.0.2.1 holds its one connection,
+# a second of 192.0.2.1 is refused, named, and 192.0.2.2 is served.
+rm -f "$sock"
+activate "$sock" -t 2 --proxy-protocol --max-conns-per-ip 1 ||
+    { echo "Bail out! cannot start $activate on $sock with --proxy-protocol"; exit 1; }
+proxied_line() {
+    printf 'PROXY TCP4 %s 127.0.0.1 4000 7\r\n%s\n' "$1" "$2" | timeout 5 nc -N -U "$sock"
+}
+mkfifo "$tmp/in2"
+nc -N -U "$sock" < "$tmp/in2" > "$tmp/held2" &
+held=$!
+exec 5> "$tmp/in2"
+printf 'PROXY TCP4 192.0.2.1 127.0.0.1 4000 7\r\nfirst\n' >&5
+wait_for "$tmp/held2" first
+got1=$(proxied_line 192.0.2.1 second)
+got2=$(proxied_line 192.0.2.2 other)
+[ -z "$got1" ] && [ "$got2" = other ] &&
+    wait_for "$tmp/err" "refused a connection from 192.0.2.1, which has 1 already"
+check $? "--proxy-protocol on an activated Unix socket: the header's 192.0.2.1 is held to 1, named; 192.0.2.2 is served"
+exec 5>&-
+for i in $(seq 50); do kill -0 $held 2>/dev/null || break; sleep 0.1; done
+kill $held 2>/dev/null; wait $held
+got=$(proxied_line 192.0.2.1 again)
+[ "$got" = again ] && [ "$(cat "$tmp/held2")" = first ]
+check $? "... once it is closed, 192.0.2.1 is served again; the held one got back its line and no header"
+kill -TERM $pid
+wait_exit
 
 [ $failed = 0 ] || { echo "# server log:"; sed 's/^/#   /' "$tmp/err"; }
 exit $failed

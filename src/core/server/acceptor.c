@@ -115,42 +115,55 @@ static void pause_full(struct accept_unit *u)
 	update_listening(u);
 }
 
-/* A connection over max_per_ip is closed at once. */
-static void refuse(struct accept_unit *u, int fd, const struct iplimit_key *k)
+/* A connection over max_per_ip (its caller closes it): counted, and named
+ * in a line (at most one per LIMIT_LOG_MS). */
+static void refuse(struct accept_shared *sh, const struct iplimit_key *k)
 {
 	unsigned skipped;
 	char name[80];
 	bool allowed;
 
-	close(fd);
-	atomic_fetch_add_explicit(&u->sh->refused_per_ip, 1, memory_order_relaxed);
-	pthread_mutex_lock(&u->sh->log_lock);
-	allowed = log_limit_allow(&u->sh->refused_log, now_ms(), LIMIT_LOG_MS, &skipped);
-	pthread_mutex_unlock(&u->sh->log_lock);
+	atomic_fetch_add_explicit(&sh->refused_per_ip, 1, memory_order_relaxed);
+	pthread_mutex_lock(&sh->log_lock);
+	allowed = log_limit_allow(&sh->refused_log, now_ms(), LIMIT_LOG_MS, &skipped);
+	pthread_mutex_unlock(&sh->log_lock);
 	if (!allowed)
 		return;
 	iplimit_key_format(k, name, sizeof(name));
 	log_warn("accept: refused a connection from %s, which has %u already "
 		 "(max_conns_per_ip); %u more refused since the last such line",
-		 name, u->sh->max_per_ip, skipped);
+		 name, sh->max_per_ip, skipped);
 }
 
-/* fd has its slot: count it against its address (or uid), then deliver it. */
-static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
+int accept_count_source(struct accept_shared *sh, int fd, const struct sockaddr *peer,
+			struct ip_entry **ip)
 {
-	struct ip_entry *ip = NULL;
 	struct iplimit_key k;
 	int rc;
 
-	if (u->sh->iplimit != NULL && ((rc = iplimit_key_of(fd, peer, &k)) < 0 ||
-				       (rc = iplimit_admit(u->sh->iplimit, &k, &ip)) < 0)) {
-		if (rc == -EBUSY) {
-			refuse(u, fd, &k);
-		} else {
-			log_warn("accept: cannot count a connection (max_conns_per_ip): %s; "
-				 "closing it", strerror(-rc));
-			close(fd);
-		}
+	*ip = NULL;
+	if (sh->iplimit == NULL)
+		return 0;
+	if ((rc = iplimit_key_of(fd, peer, &k)) == 0 &&
+	    (rc = iplimit_admit(sh->iplimit, &k, ip)) == 0)
+		return 0;
+	if (rc == -EBUSY)
+		refuse(sh, &k);
+	else
+		log_warn("accept: cannot count a connection (max_conns_per_ip): %s; "
+			 "closing it", strerror(-rc));
+	return rc;
+}
+
+/* fd has its slot: count it against its address (or uid), then deliver it.
+ * With the PROXY protocol the address is known only once the header is
+ * read, on the worker: the count is taken there (proxy_wait.c). */
+static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
+{
+	struct ip_entry *ip = NULL;
+
+	if (!u->sh->source_after_header && accept_count_source(u->sh, fd, peer, &ip) < 0) {
+		close(fd);
 		connlimit_release(u->sh->limit);
 		return;
 	}
@@ -206,6 +219,8 @@ static void admit(struct accept_unit *u, int fd, const struct sockaddr *peer)
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct accept_unit *u = arg;
+	/* The peer's address is asked for only when it is counted here. */
+	bool want_peer = u->sh->iplimit != NULL && !u->sh->source_after_header;
 
 	counter_add(&u->wakeups, 1);
 	for (int n = 0; n < ACCEPT_BUDGET; n++) {
@@ -217,9 +232,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 			pause_full(u);	/* leave newcomers in the backlog */
 			return;
 		}
-		/* The peer's address is asked for only when it is counted. */
-		fd = accept4(lfd, u->sh->iplimit ? (struct sockaddr *)&peer : NULL,
-			     u->sh->iplimit ? &peer_len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(lfd, want_peer ? (struct sockaddr *)&peer : NULL,
+			     want_peer ? &peer_len : NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd != -1) {
 			if (u->backoff_ms)
 				end_backoff(u);
@@ -285,10 +299,11 @@ void accept_unit_stop(struct accept_unit *u)
 }
 
 void accept_shared_init(struct accept_shared *sh, struct connlimit *limit,
-			struct iplimit *iplimit, unsigned max_per_ip)
+			struct iplimit *iplimit, unsigned max_per_ip, bool source_after_header)
 {
 	*sh = (struct accept_shared){ .limit = limit, .iplimit = iplimit,
-				      .max_per_ip = max_per_ip };
+				      .max_per_ip = max_per_ip,
+				      .source_after_header = source_after_header };
 	pthread_mutex_init(&sh->log_lock, NULL);
 }
 

@@ -59,6 +59,8 @@ struct accept_shared {
 	struct connlimit *limit;
 	struct iplimit *iplimit;	/* or NULL */
 	unsigned max_per_ip;		/* for the log */
+	bool source_after_header;	/* --proxy-protocol: the worker counts
+					 * a connection once its header is read */
 	pthread_mutex_t log_lock;
 	unsigned paused;		/* units paused at --max-conns now */
 	struct log_limit pause_log;	/* server pauses: no unit paused -> one */
@@ -73,7 +75,17 @@ struct accept_shared {
 
 /* Sets up sh (limit and iplimit must outlive it). */
 void accept_shared_init(struct accept_shared *sh, struct connlimit *limit,
-			struct iplimit *iplimit, unsigned max_per_ip);
+			struct iplimit *iplimit, unsigned max_per_ip, bool source_after_header);
+/*
+ * Counts connection fd against its source, peer (the address accept4()
+ * gave, or the one its PROXY header carried; a Unix socket's counts by the
+ * peer's uid). 0 with *ip set (NULL when nothing is counted: no
+ * max_conns_per_ip); or a negative errno, and, when the source is at its
+ * limit (-EBUSY), the refusal counted and logged: the caller closes fd.
+ * Any thread: the count is iplimit's, under its one mutex.
+ */
+int accept_count_source(struct accept_shared *sh, int fd, const struct sockaddr *peer,
+			struct ip_entry **ip);
 /* At stop, once no unit runs: what the rate limits held back since their
  * last lines; then releases sh. */
 void accept_shared_finish(struct accept_shared *sh);

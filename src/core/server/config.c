@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "server.h"
 #include "strategy.h"
 
@@ -21,6 +22,8 @@
 #define DEFAULT_PORT "5555"
 #define DEFAULT_DISPATCH "wfcq"
 #define DEFAULT_ACCEPT "handoff"	/* accept_strategy_at(0) */
+#define DEFAULT_PROXY_FROM "127.0.0.0/8,::1,unix"
+#define PROXY_TIMEOUT_MAX_MS 3600000u
 
 const char *mts_dispatch_name(unsigned i)
 {
@@ -83,6 +86,7 @@ void mts_config_defaults(struct mts_config *cfg)
 		.balance = MTS_BALANCE_DEFAULT,
 		.dispatch = DEFAULT_DISPATCH,
 		.accept = DEFAULT_ACCEPT,
+		.proxy_timeout_ms = 3000,
 	};
 }
 
@@ -151,6 +155,30 @@ static bool port_out_of_range(const char *port)
 	return errno == ERANGE || n > 65535;
 }
 
+/* The PROXY protocol's fields, when it is on (cfg->proxy_from filled in). */
+static int check_proxy(const struct mts_config *cfg, char *why, size_t why_len)
+{
+	struct cidr_list from;
+	char what[200];
+	int rc;
+
+	if (cfg->proxy_protocol == 0)
+		return 0;
+	if (cfg->proxy_protocol != 1)
+		return invalid(why, why_len, "proxy_protocol is %d: 0 (off) or 1 (on)",
+			       cfg->proxy_protocol);
+	if (cfg->proxy_timeout_ms < 1 || cfg->proxy_timeout_ms > PROXY_TIMEOUT_MAX_MS)
+		return invalid(why, why_len, "proxy_timeout_ms is %u: it must be from 1 to %u",
+			       cfg->proxy_timeout_ms, PROXY_TIMEOUT_MAX_MS);
+	rc = cidr_list_parse(&from, cfg->proxy_from, what, sizeof(what));
+	cidr_list_free(&from);
+	if (rc == -EINVAL)
+		return invalid(why, why_len, "proxy_from: %s", what);
+	if (rc < 0)
+		snprintf(why, why_len, "%s", what);
+	return rc;
+}
+
 /*
  * The configuration mts_new() works from: `in` with its defaults filled in
  * (a NULL string), every field checked by the rule written
@@ -163,6 +191,8 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 			struct mts_config *cfg, const struct accept_strategy **strategy,
 			struct inbox_spec *inbox, char *why, size_t why_len)
 {
+	int rc;
+
 	if (in == NULL)
 		return invalid(why, why_len, "cfg is NULL (mts_config_defaults() fills one in)");
 	if (handler == NULL)
@@ -180,6 +210,8 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 		cfg->dispatch = DEFAULT_DISPATCH;
 	if (cfg->accept == NULL)
 		cfg->accept = DEFAULT_ACCEPT;
+	if (cfg->proxy_from == NULL)
+		cfg->proxy_from = DEFAULT_PROXY_FROM;
 
 	/* A pointer agrees with its count. */
 	if (cfg->n_listen > 0 && cfg->listen == NULL)
@@ -222,6 +254,8 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 	    cfg->balance != MTS_BALANCE_LEAST)
 		return invalid(why, why_len, "balance is %d: not MTS_BALANCE_DEFAULT, "
 			       "MTS_BALANCE_RR or MTS_BALANCE_LEAST", (int)cfg->balance);
+	if ((rc = check_proxy(cfg, why, why_len)) < 0)
+		return rc;
 
 	/* Fields that must agree with each other, or with the machine. */
 	if (!(*strategy)->picks_worker && cfg->balance != MTS_BALANCE_DEFAULT)

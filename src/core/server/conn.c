@@ -124,14 +124,8 @@ void conn_post(struct conn_home *h, struct mts_conn *c)
 			 "since the last such line)", h->id, skipped);
 }
 
-/* Leaves the home's list and frees the connection. */
-static void conn_end(struct mts_conn *c);
-
 void conn_adopt(struct conn_home *h, struct mts_conn *c)
 {
-	const int one = 1;
-	int rc;
-
 	if (c->home == NULL)
 		attach(h, c);
 	counter_add(&h->accepted, 1);
@@ -140,6 +134,19 @@ void conn_adopt(struct conn_home *h, struct mts_conn *c)
 		conn_release(h->sh, c);
 		return;
 	}
+	TAILQ_INSERT_TAIL(&h->conns, c, link);
+	if (h->sh->before_open != NULL)
+		h->sh->before_open(h, c);	/* opens it once its header is in */
+	else
+		conn_open(c);
+}
+
+void conn_open(struct mts_conn *c)
+{
+	struct conn_home *h = c->home;
+	const int one = 1;
+	int rc;
+
 	/*
 	 * Without TCP_NODELAY a small reply waits for the peer's delayed ACK
 	 * (about 40 ms on Linux) whenever a previous segment is unacknowledged.
@@ -147,7 +154,6 @@ void conn_adopt(struct conn_home *h, struct mts_conn *c)
 	 * system call less per connection. Fails harmlessly on non-TCP.
 	 */
 	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	TAILQ_INSERT_TAIL(&h->conns, c, link);
 	rc = h->sh->handler.on_open(c, h->sh->handler.arg);
 	if (rc < 0) {
 		log_debug("connection refused by the protocol: %s", strerror(-rc));
@@ -172,11 +178,13 @@ struct lingering {
 
 #define LINGER_READS 16		/* reads per callback: other connections come first */
 
-static void conn_end(struct mts_conn *c)
+void conn_end(struct mts_conn *c)
 {
 	struct conn_home *h = c->home;
 
 	TAILQ_REMOVE(&h->conns, c, link);
+	if (c->proxy_ev != NULL)
+		event_free(c->proxy_ev);
 	if (c->linger != NULL) {
 		if (c->linger->ev != NULL)
 			event_free(c->linger->ev);
@@ -262,8 +270,8 @@ now:
 /* Ends a connection whatever its state (the grace period is over). */
 static void conn_abort(struct mts_conn *c)
 {
-	if (c->linger != NULL)
-		conn_end(c);
+	if (c->linger != NULL || c->proxy_ev != NULL)
+		conn_end(c);	/* no protocol to tell */
 	else
 		mts_conn_close(c);
 }
@@ -295,10 +303,14 @@ void conn_home_stop(struct conn_home *h)
 		return;
 	}
 	/* on_shutdown may close the connection at once: iterate safely. A
-	 * lingering connection has no protocol to tell: it ends on its own. */
+	 * lingering connection has no protocol to tell: it ends on its own.
+	 * One still waiting for its PROXY header has sent nothing to answer:
+	 * it ends now. */
 	for (c = TAILQ_FIRST(&h->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->linger == NULL)
+		if (c->proxy_ev != NULL)
+			conn_end(c);
+		else if (c->linger == NULL)
 			h->sh->handler.on_shutdown(c, h->sh->handler.arg);
 	}
 	if (TAILQ_EMPTY(&h->conns))

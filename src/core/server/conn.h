@@ -28,6 +28,7 @@
 #include "iplimit.h"
 #include "log.h"
 #include "mtserver.h"
+#include "proxy_wait.h"
 
 /* What every home of one server shares; set up by the server, read-only after. */
 struct conn_shared {
@@ -39,6 +40,11 @@ struct conn_shared {
 	struct connlimit *limit;
 	struct iplimit *iplimit;	/* or NULL */
 	struct executor *ex;
+	const struct proxy_conf *proxy;	/* --proxy-protocol, or NULL */
+	/* NULL, or what a connection on its home's list goes through before
+	 * its protocol hears of it (proxy_wait_begin(): its PROXY header);
+	 * it then calls conn_open(), or conn_end(). */
+	void (*before_open)(struct conn_home *h, struct mts_conn *c);
 };
 
 struct mts_conn {
@@ -49,6 +55,7 @@ struct mts_conn {
 	TAILQ_ENTRY(mts_conn) link;	/* in home->conns; worker thread only */
 	struct lingering *linger;	/* after mts_conn_finish(): the protocol is gone */
 	struct ip_entry *ip;		/* what it counts against, or NULL */
+	struct event *proxy_ev;		/* waiting for its PROXY header, or NULL */
 	_Alignas(max_align_t) unsigned char data[];	/* the protocol's, data_size bytes */
 };
 
@@ -89,6 +96,13 @@ struct conn_home {
 	atomic_uint_fast64_t bytes_in;
 	atomic_uint_fast64_t bytes_out;
 	struct histogram handoff_ns;	/* accept to adoption */
+	/* --proxy-protocol (proxy_wait.c): headers taken, by version (v1,
+	 * v2), LOCAL ones among them, connections dropped by reason; and the
+	 * rate limit of the line a drop logs. */
+	atomic_uint_fast64_t proxy_headers[2];
+	atomic_uint_fast64_t proxy_local;
+	atomic_uint_fast64_t proxy_drops[MTS_PROXY_DROPS];
+	struct log_limit proxy_log;
 };
 
 /* On the owning thread before the worker starts. 0 or a negative errno. */
@@ -115,6 +129,12 @@ void conn_post(struct conn_home *h, struct mts_conn *c);
 void conn_adopt(struct conn_home *h, struct mts_conn *c);
 /* A connection that never reached a home's list: closes and frees it. */
 void conn_release(const struct conn_shared *sh, struct mts_conn *c);
+/* On its worker, c on its home's list: the protocol takes c on (on_open),
+ * once its PROXY header, if any, is read. */
+void conn_open(struct mts_conn *c);
+/* On its worker: c leaves its home's list and is released (a protocol
+ * that had it has been told, or never had it). */
+void conn_end(struct mts_conn *c);
 
 /* On h's worker, when "stop" arrives: tells the protocol, waits for the
  * connections to end (up to grace_ms), then has the worker leave. */

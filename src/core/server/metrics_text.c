@@ -46,18 +46,24 @@ void metrics_family(struct evbuffer *b, const char *name, const char *type, cons
 	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One sample of a per-worker family. */
-static void per_worker(struct evbuffer *b, const char *name, unsigned w, uint64_t v)
+/* One sample of a per-worker family; label: "" or ",reason=\"x\"". */
+static void per_worker(struct evbuffer *b, const char *name, const char *label, unsigned w,
+		       uint64_t v)
 {
-	evbuffer_add_printf(b, "%s{worker=\"%u\"} %llu\n", name, w, (unsigned long long)v);
+	evbuffer_add_printf(b, "%s{worker=\"%u\"%s} %llu\n", name, w, label,
+			    (unsigned long long)v);
 }
 
-/* The per-worker counters of struct mts_worker_stats, by field. */
+/* The per-worker counters of struct mts_worker_stats, by field. Rows of
+ * one family follow each other, told apart by their label (its help and
+ * type are the first row's). */
 static const struct {
 	const char *name, *type, *help;
 	size_t field;			/* offsetof a uint64_t in mts_worker_stats */
+	const char *label;		/* NULL, or the row's extra label */
 } worker_figures[] = {
-#define FIELD(f) offsetof(struct mts_worker_stats, f)
+#define FIELD(f) offsetof(struct mts_worker_stats, f), NULL
+#define LABELED(f, l) offsetof(struct mts_worker_stats, f), l
 	{ "mtserver_connections_accepted_total", "counter",
 	  "Connections the worker took on.", FIELD(accepted) },
 	{ "mtserver_received_bytes_total", "counter",
@@ -85,6 +91,23 @@ static const struct {
 	{ "mtserver_accept_empty_total", "counter",
 	  "Accept events that found no connection waiting (the thundering herd).",
 	  FIELD(accept_empty) },
+#define PROXY_HEADERS "mtserver_proxy_headers_total", "counter", \
+	"PROXY protocol headers taken, by version."
+	{ PROXY_HEADERS, LABELED(proxy_v1, "version=\"1\"") },
+	{ PROXY_HEADERS, LABELED(proxy_v2, "version=\"2\"") },
+	{ "mtserver_proxy_local_total", "counter",
+	  "Of the v2 headers, LOCAL ones (a balancer's own connection: a health check).",
+	  FIELD(proxy_local) },
+#define PROXY_DROPPED "mtserver_proxy_dropped_total", "counter", \
+	"Connections closed before the protocol saw them (--proxy-protocol): a " \
+	"sender not allowed, not a header, a part of one, or none in time."
+	{ PROXY_DROPPED, LABELED(proxy_dropped[MTS_PROXY_SOURCE], "reason=\"source\"") },
+	{ PROXY_DROPPED, LABELED(proxy_dropped[MTS_PROXY_INVALID], "reason=\"invalid\"") },
+	{ PROXY_DROPPED, LABELED(proxy_dropped[MTS_PROXY_PARTIAL], "reason=\"partial\"") },
+	{ PROXY_DROPPED, LABELED(proxy_dropped[MTS_PROXY_TIMEOUT], "reason=\"timeout\"") },
+#undef PROXY_DROPPED
+#undef PROXY_HEADERS
+#undef LABELED
 #undef FIELD
 };
 
@@ -138,14 +161,21 @@ static int worker_families(struct evbuffer *b, const struct mts_server *s, uint6
 	}
 	metrics_family(b, "mtserver_connections_open", "gauge", "Connections the worker serves now.");
 	for (unsigned w = 0; w < s->n_workers; w++)
-		per_worker(b, "mtserver_connections_open", w, st[w].live);
+		per_worker(b, "mtserver_connections_open", "", w, st[w].live);
 	for (size_t k = 0; k < sizeof(worker_figures) / sizeof(worker_figures[0]); k++) {
-		metrics_family(b, worker_figures[k].name, worker_figures[k].type, worker_figures[k].help);
+		const char *label = worker_figures[k].label;
+		char extra[64];
+
+		if (k == 0 || strcmp(worker_figures[k].name, worker_figures[k - 1].name) != 0)
+			metrics_family(b, worker_figures[k].name, worker_figures[k].type,
+				       worker_figures[k].help);
+		snprintf(extra, sizeof(extra), "%s%s", label != NULL ? "," : "",
+			 label != NULL ? label : "");
 		for (unsigned w = 0; w < s->n_workers; w++) {
 			uint64_t v;
 
 			memcpy(&v, (const char *)&st[w] + worker_figures[k].field, sizeof(v));
-			per_worker(b, worker_figures[k].name, w, v);
+			per_worker(b, worker_figures[k].name, extra, w, v);
 		}
 	}
 	free(st);

@@ -109,7 +109,8 @@ static void on_worker_stop(unsigned i, void *arg)
 
 static int start_accepting(struct mts_server *s)
 {
-	accept_shared_init(&s->accept_sh, &s->limit, s->iplimit, s->cfg.max_conns_per_ip);
+	accept_shared_init(&s->accept_sh, &s->limit, s->iplimit, s->cfg.max_conns_per_ip,
+			   s->sh.proxy != NULL);
 	s->accept_ready = true;
 	return s->strategy->start(s);
 }
@@ -170,6 +171,14 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 		.iplimit = s->iplimit,
 		.ex = s->ex,
 	};
+	if (cfg->proxy_protocol) {
+		s->proxy = (struct proxy_conf){ .timeout_ms = cfg->proxy_timeout_ms,
+						.accept = &s->accept_sh };
+		if ((rc = cidr_list_parse(&s->proxy.from, cfg->proxy_from, why, why_len)) < 0)
+			return rc;
+		s->sh.proxy = &s->proxy;
+		s->sh.before_open = proxy_wait_begin;
+	}
 	if ((s->homes = calloc(cfg->threads, sizeof(*s->homes))) == NULL)
 		return -ENOMEM;
 	s->n_workers = cfg->threads;	/* mts_free() copes with homes never set up */
@@ -314,6 +323,7 @@ void mts_free(struct mts_server *s)
 	exec_free(s->ex);		/* the workers' bases, after everything on them */
 	free(s->homes);
 	iplimit_free(s->iplimit);	/* every connection has released its entry */
+	cidr_list_free(&s->proxy.from);
 	signals_release(s);		/* no handler reaches s; before the control channel */
 	notify_destroy(&s->notify);	/* its pings ran on s->base */
 	control_destroy(&s->control);	/* before the retrier it is registered with */

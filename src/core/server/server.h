@@ -45,6 +45,7 @@ struct mts_server {
 	struct connlimit limit;
 	struct iplimit *iplimit;
 	struct conn_shared sh;
+	struct proxy_conf proxy;	/* sh.proxy points here when it is on */
 	struct conn_home *homes;	/* one per worker */
 	unsigned n_workers;
 

@@ -33,7 +33,12 @@ void stats_counts(const struct mts_server *s, unsigned worker, struct mts_worker
 		.refused = ist.refused,
 		.conns_refused = counter_get(&h->refused),
 		.handled = ist.handled,
+		.proxy_v1 = counter_get(&h->proxy_headers[0]),
+		.proxy_v2 = counter_get(&h->proxy_headers[1]),
+		.proxy_local = counter_get(&h->proxy_local),
 	};
+	for (unsigned k = 0; k < MTS_PROXY_DROPS; k++)
+		out->proxy_dropped[k] = counter_get(&h->proxy_drops[k]);
 	s->strategy->unit_stats(s, worker, &out->accept_wakeups, &out->accept_empty);
 }
 
@@ -76,5 +81,15 @@ void stats_log(const struct mts_server *s)
 			   st.handoff_p50_ns / 1e3, st.handoff_p90_ns / 1e3,
 			   st.handoff_p99_ns / 1e3, st.handoff_max_ns / 1e3,
 			   st.accepted ? (double)st.wakeups / (double)st.accepted : 0.0);
+		if (s->sh.proxy != NULL)
+			log_report("%s: proxy headers v1 %llu v2 %llu local %llu; dropped: "
+				   "source %llu invalid %llu partial %llu timeout %llu",
+				   exec_tag(s->ex, i), (unsigned long long)st.proxy_v1,
+				   (unsigned long long)st.proxy_v2,
+				   (unsigned long long)st.proxy_local,
+				   (unsigned long long)st.proxy_dropped[MTS_PROXY_SOURCE],
+				   (unsigned long long)st.proxy_dropped[MTS_PROXY_INVALID],
+				   (unsigned long long)st.proxy_dropped[MTS_PROXY_PARTIAL],
+				   (unsigned long long)st.proxy_dropped[MTS_PROXY_TIMEOUT]);
 	}
 }
