@@ -306,8 +306,9 @@ int run_capture(const char *const *args, char *buf, size_t len, int timeout_ms)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-int tcp_connect(int port)
+int tcp_connect_from(int port, const char *src)
 {
+	struct sockaddr_in from = { .sin_family = AF_INET };
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	struct timeval tv = { 5, 0 };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -317,11 +318,18 @@ int tcp_connect(int port)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+	if ((src != NULL && (inet_pton(AF_INET, src, &from.sin_addr) != 1 ||
+			     bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1)) ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+int tcp_connect(int port)
+{
+	return tcp_connect_from(port, NULL);
 }
 
 int send_all(int fd, const void *buf, size_t len)

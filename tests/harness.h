@@ -59,6 +59,9 @@ bool srv_stderr_number_after(const struct srv *s, const char *needle, unsigned *
 int run_capture(const char *const *args, char *buf, size_t len, int timeout_ms);
 
 int tcp_connect(int port);		/* blocking, with 5 s send/recv timeouts */
+/* The same from loopback address src ("127.0.0.2"; NULL: any), -1 if it
+ * cannot bind or connect. */
+int tcp_connect_from(int port, const char *src);
 int send_all(int fd, const void *buf, size_t len);
 /* Reads exactly len bytes (0) or fails (-1) within the socket timeout. */
 int recv_all(int fd, void *buf, size_t len);

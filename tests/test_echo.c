@@ -583,26 +583,6 @@ static void test_idle_timeout(void)
 
 /* ---- connections per source address ----------------------------------- */
 
-/* A blocking connection from the loopback address `src` (5 s timeouts). */
-static int connect_from(int port, const char *src)
-{
-	struct sockaddr_in from = { .sin_family = AF_INET };
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	inet_pton(AF_INET, src, &from.sin_addr);
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1 ||
-	    connect(fd, (struct sockaddr *)&to, sizeof(to)) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static bool echoes(int fd)
 {
 	char c;
@@ -632,19 +612,19 @@ static void test_max_conns_per_ip(void)
 			ok(0, "echoserver --max-conns-per-ip 2 does not start");
 		return;
 	}
-	a[0] = connect_from(s.port, "127.0.0.2");
-	a[1] = connect_from(s.port, "127.0.0.2");
+	a[0] = tcp_connect_from(s.port, "127.0.0.2");
+	a[1] = tcp_connect_from(s.port, "127.0.0.2");
 	ok(echoes(a[0]) && echoes(a[1]), "--max-conns-per-ip 2: two connections from 127.0.0.2 echo");
-	a[2] = connect_from(s.port, "127.0.0.2");
+	a[2] = tcp_connect_from(s.port, "127.0.0.2");
 	r = a[2] == -1 ? -3 : recv_wait(a[2], &x, 1, 20000);
 	ok(r == 0 || r == -1, "the third from 127.0.0.2 is closed at once (recv %zd)", r);
-	b = connect_from(s.port, "127.0.0.3");
+	b = tcp_connect_from(s.port, "127.0.0.3");
 	ok(echoes(b), "a connection from 127.0.0.3 is served (--max-conns 4 still has room)");
 	close(a[0]);
 	/* The worker releases the slot when it sees the close: until then a
 	 * new one is refused. Retried for up to 20 s, not slept on once. */
 	for (uint64_t end = now_ms() + 20000;;) {
-		c = connect_from(s.port, "127.0.0.2");
+		c = tcp_connect_from(s.port, "127.0.0.2");
 		if ((served = echoes(c)) || now_ms() > end)
 			break;
 		if (c != -1)
@@ -654,7 +634,7 @@ static void test_max_conns_per_ip(void)
 	}
 	ok(served, "once one of 127.0.0.2's connections ends, it may open another");
 	for (int i = 0; i < 200; i++) {
-		int fd = connect_from(s.port, "127.0.0.2");
+		int fd = tcp_connect_from(s.port, "127.0.0.2");
 
 		r = fd == -1 ? -3 : recv_wait(fd, &x, 1, 20000);
 		if (r == 0 || r == -1)	/* EOF or reset, not a timeout (-2) */

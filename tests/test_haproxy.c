@@ -62,26 +62,6 @@ static int free_port(void)
 	return port;
 }
 
-/* A blocking connection to port from the loopback address src, 5 s timeouts. */
-static int connect_from(int port, const char *src)
-{
-	struct sockaddr_in from = { .sin_family = AF_INET };
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { 5, 0 };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	inet_pton(AF_INET, src, &from.sin_addr);
-	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (bind(fd, (struct sockaddr *)&from, sizeof(from)) == -1 ||
-	    connect(fd, (struct sockaddr *)&to, sizeof(to)) == -1) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static bool echoes(int fd, char x)
 {
 	char c = 0;
@@ -253,7 +233,7 @@ static void byte_exact(const char *send)
 
 	for (int i = 0; i < N_CLIENTS; i++) {
 		snprintf(src, sizeof(src), "127.0.0.%d", 10 + i);
-		fd[i] = connect_from(fe_port, src);
+		fd[i] = tcp_connect_from(fe_port, src);
 		fill_random(out[i], sizeof(out[i]), &seed);
 	}
 	for (int i = 0; i < N_CLIENTS; i++)
@@ -276,14 +256,14 @@ static void per_client(const char *send)
 	for (int i = 0; i < 5; i++) {
 		snprintf(src, sizeof(src), "127.0.0.%d", 20 + i);
 		for (int k = 0; k < 2; k++) {
-			fd[i][k] = connect_from(one_port, src);
+			fd[i][k] = tcp_connect_from(one_port, src);
 			served += echoes(fd[i][k], 'p');
 		}
 	}
 	ok(served == 10, "%s: five clients through the balancer, two connections each, "
 	   "--max-conns-per-ip 2: %d of 10 served",
 	   send, served);
-	third = connect_from(one_port, "127.0.0.20");
+	third = tcp_connect_from(one_port, "127.0.0.20");
 	refused = third != -1 && !echoes(third, 'q');
 	/* The line follows the close the client saw: wait for it, 5 s at most. */
 	for (int i = 0; i < 50 && !(named = srv_stderr_has(&a, "from 127.0.0.20,")); i++)
@@ -324,7 +304,7 @@ static void *client_main(void *arg)
 	while ((c->done < MESSAGES || !atomic_load(&restart_over)) && c->bad == 0) {
 		ssize_t n = 0, got = 0;
 
-		if (fd == -1 && (fd = connect_from(fe_port, src)) == -1) {
+		if (fd == -1 && (fd = tcp_connect_from(fe_port, src)) == -1) {
 			usleep(20000);		/* the balancer refused: try again */
 			continue;
 		}
@@ -408,7 +388,7 @@ static void rolling_restart(void)
 	   "they went on through the balancer (to b)", cuts);
 	before = restarted == 0 ? report(&a, "accepted ", 2) : 0;
 	for (int i = 0; i < 50 && restarted == 0 && report(&a, "accepted ", 2) <= before; i++) {
-		int fd = connect_from(fe_port, "127.0.0.60");
+		int fd = tcp_connect_from(fe_port, "127.0.0.60");
 
 		echoes(fd, 'r');
 		close(fd);
