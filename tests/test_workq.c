@@ -121,6 +121,82 @@ static void submit_many(struct mts_workq *q, unsigned n, mts_job_fn fn)
 	}
 }
 
+/*
+ * Many takers: eight pool threads race for 400,000 tiny jobs (100,000
+ * under a sanitizer, which sees the race or the double free) from four
+ * submitters. A job taken twice (two pool threads past one dequeue) runs
+ * and completes twice, and its memory is freed twice; one lost is never
+ * done. Each must run once and be done once. (Three threads and 3000 jobs
+ * above rarely dequeue at the same moment: this is the test of the
+ * dequeue's mutual exclusion, workq.c's W2.)
+ */
+#ifdef SANITIZED
+#define TAKERS_JOBS 100000	/* TSan and ASan see a race or a double free */
+#else
+#define TAKERS_JOBS 400000
+#endif
+#define TAKERS_SUBMITTERS 4
+static atomic_uchar takers_ran[TAKERS_JOBS], takers_done[TAKERS_JOBS];
+static atomic_uint takers_done_total;
+
+static void takers_work(void *arg)
+{
+	atomic_fetch_add(&takers_ran[(uintptr_t)arg], 1);
+}
+
+static void takers_complete(struct event_base *base, void *arg, int cancelled)
+{
+	if (cancelled)
+		atomic_fetch_add(&takers_done[(uintptr_t)arg], 100);	/* not once */
+	atomic_fetch_add(&takers_done[(uintptr_t)arg], 1);
+	atomic_fetch_add(&takers_done_total, 1);
+}
+
+struct takers_submitter {
+	pthread_t th;
+	struct mts_workq *q;
+	uintptr_t first;
+};
+
+static void *takers_submit(void *arg)
+{
+	struct takers_submitter *t = arg;
+
+	for (uintptr_t i = t->first; i < TAKERS_JOBS; i += TAKERS_SUBMITTERS)
+		if (mts_workq_submit(t->q, (unsigned)(i % WORKERS), takers_work, takers_complete,
+				     (void *)i) != 0)
+			bail("mts_workq_submit failed");
+	return NULL;
+}
+
+static void test_many_takers(void)
+{
+	struct takers_submitter sub[TAKERS_SUBMITTERS];
+	struct mts_workq *q;
+	unsigned not_once = 0;
+
+	if (mts_workq_new(&q, srv, 8) != 0)
+		bail("mts_workq_new with 8 threads failed");
+	for (unsigned k = 0; k < TAKERS_SUBMITTERS; k++) {
+		sub[k] = (struct takers_submitter){ .q = q, .first = k };
+		pthread_create(&sub[k].th, NULL, takers_submit, &sub[k]);
+	}
+	for (unsigned k = 0; k < TAKERS_SUBMITTERS; k++)
+		pthread_join(sub[k].th, NULL);
+	/* Every job done before the free (which would cancel what is
+	 * still queued): 60 s at most, then a lost job is a failure. */
+	tap_waiting("the jobs on 8 pool threads");
+	for (int i = 0; i < 12000 && atomic_load(&takers_done_total) < TAKERS_JOBS; i++)
+		usleep(5000);
+	mts_workq_free(q);
+	for (unsigned i = 0; i < TAKERS_JOBS; i++)
+		not_once += atomic_load(&takers_ran[i]) != 1 || atomic_load(&takers_done[i]) != 1;
+	ok(not_once == 0 && atomic_load(&takers_done_total) == TAKERS_JOBS,
+	   "8 pool threads, %d jobs from 4 submitters: each run once and done once, none "
+	   "cancelled (%u not; %u dones)", TAKERS_JOBS, not_once,
+	   atomic_load(&takers_done_total));
+}
+
 static void reset(void)
 {
 	atomic_store(&done_count, 0);
@@ -458,7 +534,7 @@ int main(int argc, char **argv)
 		return misuse_child(argv[2]);
 	tap_watchdog(120);
 	main_thread = pthread_self();
-	tap_plan(18);
+	tap_plan(19);
 	mts_config_defaults(&cfg);
 	cfg.listen = listen;
 	cfg.n_listen = 1;
@@ -486,6 +562,8 @@ int main(int argc, char **argv)
 	ok(atomic_load(&wrong_place) == 0,
 	   "work ran on pool threads; each done on its own worker's thread and base");
 	mts_workq_free(q);
+
+	test_many_takers();
 
 	/* One pool thread: jobs start in submission order. */
 	mts_workq_new(&q, srv, 1);
