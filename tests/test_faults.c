@@ -44,14 +44,16 @@ static int open_fds(pid_t pid)
 	return n;
 }
 
-/* Waits (up to 20 s) for the server's descriptor count to come back to `base`. */
+/* Waits (up to 20 s) for the server's descriptor count to come back to
+ * `base` or below (a descriptor open for a moment when base was counted
+ * may be gone since: fewer is no leak). */
 static int settle_fds(struct srv *s, int base)
 {
 	int n = open_fds(s->pid);
 
 	/* At most 20 s: closing 100 lingering connections of a sanitized
 	 * server on a loaded machine took more than the 3 s this allowed. */
-	for (int i = 0; i < 2000 && n != base; i++) {
+	for (int i = 0; i < 2000 && n > base; i++) {
 		usleep(10000);
 		n = open_fds(s->pid);
 	}
@@ -109,7 +111,7 @@ static void test_conn_alloc(void)
 	   closed, served);
 	{
 		int now = settle_fds(&s, base);
-		ok(now == base, "no descriptor leaked (%d open, %d before)", now, base);
+		ok(now <= base, "no descriptor leaked (%d open, %d before)", now, base);
 	}
 	ok(srv_stop(&s, SIGTERM, 5000) == 0, "the server lives on and exits 0");
 	unlink(s.err_path);
@@ -158,7 +160,7 @@ static void test_outbuf_alloc(void)
 	}
 	{
 		int now = settle_fds(&s, base);
-		ok(now == base, "no descriptor leaked (%d open, %d before)", now, base);
+		ok(now <= base, "no descriptor leaked (%d open, %d before)", now, base);
 	}
 	ok(srv_stop(&s, SIGTERM, 5000) == 0, "the server lives on and exits 0");
 	unlink(s.err_path);
@@ -188,7 +190,7 @@ static void test_wakeup_write(const char *dispatch)
 	   "(slowest %llu ms)", dispatch, (unsigned long long)slowest);
 	ok(srv_stderr_has(&s, "wake-up failed"), "%s: the failure is logged", dispatch);
 	now = settle_fds(&s, base);
-	ok(now == base, "%s: no descriptor leaked (%d open, %d before)", dispatch, now, base);
+	ok(now <= base, "%s: no descriptor leaked (%d open, %d before)", dispatch, now, base);
 	ok(srv_stop(&s, SIGTERM, 10000) == 0, "%s: stop arrives despite failing wake-ups; exit 0",
 	   dispatch);
 	unlink(s.err_path);
