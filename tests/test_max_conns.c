@@ -329,7 +329,7 @@ static void churn_one(const char *strategy)
 /*
  * The descriptor limit that leaves pid exactly `room` free numbers: the
  * limit bounds the numbers a new descriptor may take, and a new one takes
- * the lowest free number.
+ * the lowest free number. With room 0 it is the lowest free number.
  */
 static rlim_t limit_leaving(pid_t pid, unsigned room)
 {
@@ -351,39 +351,63 @@ static rlim_t limit_leaving(pid_t pid, unsigned room)
 			open_fd[fd] = true;
 	}
 	closedir(d);
-	while (room > 0 && limit < MAX_FD)
+	while (limit < MAX_FD && (room > 0 || open_fd[limit]))
 		room -= !open_fd[limit++];
 	return limit;
 }
 
-/* Sleeps ms milliseconds (usleep() may refuse a second or more). */
-static void sleep_ms(unsigned ms)
+static void set_fd_limit(pid_t pid, rlim_t cur, rlim_t max)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+	struct rlimit r = { .rlim_cur = cur, .rlim_max = max };
 
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
+	if (prlimit(pid, RLIMIT_NOFILE, &r, NULL) != 0)
+		bail("cannot set the server's descriptor limit");
 }
 
 /*
- * --accept reuseport, two workers, -c 4, and descriptors for only two
- * connections: with clients waiting on both workers' sockets, both workers
- * run out of descriptors and back off. Then the descriptors come back; the
- * worker whose retry comes first fills the limit, so the other's retry
- * finds no slot and it pauses, inside its back-off episode with no retry
- * pending. The next free slot must get it accepting again (its retry is
- * made when it resumes): every client is served in the end. Without that,
- * it never listened again and the clients on its socket waited for ever.
- * Only reuseport shows it: with shared the other worker serves them all,
- * and with handoff nobody else takes slots.
+ * SIGUSR1's count of accept loops paused at --max-conns now, from the
+ * report it asks for (bounded: -1 if none comes within 5 s).
+ */
+static int paused_now(const struct srv *s)
+{
+	static const char needle[] = "accept: paused at max_conns now ";
+	int before = srv_stderr_count(s, needle);
+	uint64_t deadline = now_ms() + 5000;
+	const char *text, *p, *last = NULL;
+
+	kill(s->pid, SIGUSR1);
+	while (srv_stderr_count(s, needle) == before && now_ms() < deadline)
+		usleep(10000);
+	if ((text = srv_stderr_text(s)) == NULL)
+		return -1;
+	for (p = text; (p = strstr(p, needle)) != NULL; p++)
+		last = p;
+	return last != NULL && srv_stderr_count(s, needle) > before
+	       ? atoi(last + sizeof(needle) - 1) : -1;
+}
+
+/*
+ * --accept reuseport, two workers, -c 4. Three clients hold three slots;
+ * then the server has no descriptor left, and clients wait on both
+ * workers' sockets: both workers run out of descriptors and back off.
+ * Then there is room for exactly one more descriptor: the first retry,
+ * whichever worker's, takes the last slot and that descriptor; the other
+ * worker's retry (at most BACKOFF_MAX_MS, 1 s, later) finds no slot, and
+ * it pauses inside its back-off episode with no retry pending. SIGUSR1's
+ * count says when both have paused: no clock decides it. The next free
+ * slot must get that worker accepting again (its retry is made when it
+ * resumes): every client is served in the end. Without that, it never
+ * listened again and the clients on its socket waited for ever. Only
+ * reuseport shows it: with shared the other worker serves them all, and
+ * with handoff nobody else takes slots.
  */
 static void test_backoff_at_limit(void)
 {
-	enum { N = 40, FD_ROOM = 2, WAIT_MS = 5000, DRAIN_MS = 20000 };
-	const char *args[] = { "-t", "2", "-c", "4", NULL };
-	struct rlimit low, old;
-	int fds[N], served = 0, backoffs = 0, echoed = 0;
+	enum { N = 40, HELD = 3, WAIT_MS = 10000, DRAIN_MS = 20000 };
+	const char *args[] = { "-t", "2", "-c", "4", NULL };	/* HELD + 1 */
+	int fds[N], held[HELD], served = 0, backoffs = 0, echoed = 0, paused = -1;
 	bool done[N] = { false };	/* echoed */
+	struct rlimit old;
 	uint64_t deadline;
 	struct srv s;
 	char x;
@@ -394,10 +418,13 @@ static void test_backoff_at_limit(void)
 		bail("cannot start echoserver");
 	if (prlimit(s.pid, RLIMIT_NOFILE, NULL, &old) != 0)
 		bail("cannot read the server's descriptor limit");
-	low = (struct rlimit){ .rlim_cur = limit_leaving(s.pid, FD_ROOM),
-			       .rlim_max = old.rlim_max };
-	if (prlimit(s.pid, RLIMIT_NOFILE, &low, NULL) != 0)
-		bail("cannot lower the server's descriptor limit");
+	for (int i = 0; i < HELD; i++) {
+		held[i] = tcp_connect(s.port);
+		if (held[i] == -1 || send_all(held[i], "h", 1) != 0 ||
+		    recv_wait(held[i], &x, 1, WAIT_MS) != 1)
+			bail("cannot get a connection echoed");
+	}
+	set_fd_limit(s.pid, limit_leaving(s.pid, 0), old.rlim_max);
 	for (int i = 0; i < N; i++) {	/* the kernel's hash spreads them over both */
 		fds[i] = tcp_connect(s.port);
 		if (fds[i] == -1 || send_all(fds[i], "b", 1) != 0)
@@ -406,21 +433,28 @@ static void test_backoff_at_limit(void)
 	tap_waiting("both workers backing off");
 	for (deadline = now_ms() + WAIT_MS; now_ms() < deadline && backoffs < 2; usleep(10000))
 		backoffs = srv_stderr_count(&s, "pausing new connections (will retry)");
-	prlimit(s.pid, RLIMIT_NOFILE, &old, NULL);
-	ok(backoffs >= 2, "reuseport, -c 4, room for %d connections: both workers ran out of "
-	   "descriptors and backed off (%d)", FD_ROOM, backoffs);
+	ok(backoffs >= 2, "reuseport, -c 4, 3 held, no descriptor left: both workers ran out "
+	   "of descriptors and backed off (%d)", backoffs);
 
-	/* Back: the first retry fills the limit; the other retry, at most
-	 * BACKOFF_MAX_MS (1 s) later, finds it full. Only then a slot frees. */
-	tap_waiting("the limit filled after the back-off");
-	for (deadline = now_ms() + WAIT_MS; now_ms() < deadline && echoed < 4; usleep(10000))
+	set_fd_limit(s.pid, limit_leaving(s.pid, 1), old.rlim_max);
+	tap_waiting("one retry taking the last slot, the other pausing");
+	for (deadline = now_ms() + WAIT_MS; now_ms() < deadline && (echoed < 1 || paused != 2);
+	     usleep(10000)) {
 		for (int i = 0; i < N; i++)
 			if (!done[i] && recv_wait(fds[i], &x, 1, 0) == 1) {
 				done[i] = true;
 				echoed++;
 			}
-	sleep_ms(1500);
+		if (echoed >= 1)
+			paused = paused_now(&s);
+	}
+	ok(echoed == 1 && paused == 2, "room for one descriptor: one retry took the last slot "
+	   "(%d echoed), and the other found none: both workers paused (SIGUSR1: %d)",
+	   echoed, paused);
 
+	set_fd_limit(s.pid, old.rlim_cur, old.rlim_max);
+	for (int i = 0; i < HELD; i++)
+		close(held[i]);	/* frees three slots */
 	tap_waiting("every client served, closing each once echoed");
 	for (deadline = now_ms() + DRAIN_MS; now_ms() < deadline && served < N; usleep(10000))
 		for (int i = 0; i < N; i++) {
@@ -430,8 +464,8 @@ static void test_backoff_at_limit(void)
 			fds[i] = -1;
 			served++;
 		}
-	ok(echoed == 4 && served == N, "then the limit filled (%d echoed), and as slots freed "
-	   "every client was served (%d of %d)", echoed, served, N);
+	ok(served == N, "as slots freed, every client was served, on both workers' sockets "
+	   "(%d of %d)", served, N);
 	for (int i = 0; i < N; i++)
 		if (fds[i] != -1)
 			close(fds[i]);
@@ -446,10 +480,10 @@ int main(void)
 	tap_watchdog(300);
 	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
-	/* Per strategy: the counter, the churn, the count, the stop; then two. */
+	/* Per strategy: the counter, the churn, the count, the stop; then three. */
 	while (mts_accept_name(n_strategies) != NULL)	/* the library's list */
 		n_strategies++;
-	tap_plan(4 * (int)n_strategies + 2);
+	tap_plan(4 * (int)n_strategies + 3);
 	for (unsigned i = 0; i < n_strategies; i++)
 		churn_one(mts_accept_name(i));
 	test_backoff_at_limit();

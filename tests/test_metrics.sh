@@ -217,8 +217,9 @@ hold; a=$held
 exec {b}<>"/dev/tcp/127.0.0.1/$port"; printf 'waits\n' >&$b
 scrape "$tmp/m5"
 check 'grep -q "^mtserver_accept_pauses_total{reason=\"max_conns\"} 1$" "$tmp/m5" &&
+       grep -q "^mtserver_accept_paused 1$" "$tmp/m5" &&
        grep -q "^mtserver_connections_accepted_total{worker=\"0\"} 1$" "$tmp/m5"' \
-      "-c 1: accepting paused once (the second waits in the backlog); the metrics still answer"
+      "-c 1: accepting paused once, and is paused now (the second waits in the backlog); the metrics still answer"
 exec {a}>&-
 line=""; read -r -t 10 line <&$b
 check '[ "$line" = waits ]' "and the waiting one is served once the first closes"

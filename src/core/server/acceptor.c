@@ -105,7 +105,8 @@ static void pause_full(struct accept_unit *u)
 	atomic_fetch_add_explicit(&u->sh->pauses_full, 1, memory_order_relaxed);
 	pthread_mutex_lock(&u->sh->log_lock);
 	/* Only the first unit to pause makes it the server's pause. */
-	u->pause_logged = u->sh->paused++ == 0 &&
+	u->pause_logged = atomic_fetch_add_explicit(&u->sh->paused, 1,
+						    memory_order_relaxed) == 0 &&
 			  log_limit_allow(&u->sh->pause_log, u->paused_at_ms, LIMIT_LOG_MS,
 					  &skipped);
 	pthread_mutex_unlock(&u->sh->log_lock);
@@ -274,7 +275,7 @@ void accept_unit_resume(struct accept_unit *u)
 		return;		/* still full: the next release from max tells us */
 	u->paused_full = false;
 	pthread_mutex_lock(&u->sh->log_lock);
-	u->sh->paused--;
+	atomic_fetch_sub_explicit(&u->sh->paused, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&u->sh->log_lock);
 	if (u->pause_logged)
 		log_info("accept: below the connection limit; resuming after %llu ms",

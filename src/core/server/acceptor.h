@@ -53,7 +53,8 @@ struct accept_unit;
  * unit pauses (with a unit per worker, the others usually follow within
  * the same episode), and one such pause and its resume are logged per
  * interval. The lock guards `paused` and the two log_limits (taken only on
- * those rare paths).
+ * those rare paths); `paused` is also read without it (SIGUSR1, the
+ * metrics), hence atomic, a relaxed load of a figure that may be stale.
  */
 struct accept_shared {
 	struct connlimit *limit;
@@ -62,7 +63,7 @@ struct accept_shared {
 	bool source_after_header;	/* --proxy-protocol: the worker counts
 					 * a connection once its header is read */
 	pthread_mutex_t log_lock;
-	unsigned paused;		/* units paused at --max-conns now */
+	atomic_uint paused;		/* units paused at --max-conns now */
 	struct log_limit pause_log;	/* server pauses: no unit paused -> one */
 	struct log_limit refused_log;	/* max_per_ip refusals */
 

@@ -213,6 +213,11 @@ static void server_families(struct evbuffer *b, const struct mts_server *s)
 								     memory_order_relaxed),
 			    (unsigned long long)atomic_load_explicit(
 				    &s->accept_sh.pauses_resources, memory_order_relaxed));
+	metrics_family(b, "mtserver_accept_paused", "gauge",
+	       "Accept loops paused at max_conns now (one per worker with reuseport or "
+	       "shared, one with handoff).");
+	evbuffer_add_printf(b, "mtserver_accept_paused %u\n",
+			    atomic_load_explicit(&s->accept_sh.paused, memory_order_relaxed));
 }
 
 /* The number after `key` on the line of path that starts with it

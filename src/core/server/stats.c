@@ -58,9 +58,10 @@ int mts_worker_stats(const struct mts_server *s, unsigned worker,
 	return 0;
 }
 
-/* SIGUSR1: one line per worker, on the main thread. */
+/* SIGUSR1: one line per worker, then the accept side's, on the main thread. */
 void stats_log(const struct mts_server *s)
 {
+	const struct accept_shared *ash = &s->accept_sh;
 	struct mts_worker_stats st;
 
 	for (unsigned i = 0; i < s->n_workers; i++) {
@@ -92,4 +93,10 @@ void stats_log(const struct mts_server *s)
 				   (unsigned long long)st.proxy_dropped[MTS_PROXY_PARTIAL],
 				   (unsigned long long)st.proxy_dropped[MTS_PROXY_TIMEOUT]);
 	}
+	log_report("accept: paused at max_conns now %u; pauses max_conns %llu resources %llu",
+		   atomic_load_explicit(&ash->paused, memory_order_relaxed),
+		   (unsigned long long)atomic_load_explicit(&ash->pauses_full,
+							    memory_order_relaxed),
+		   (unsigned long long)atomic_load_explicit(&ash->pauses_resources,
+							    memory_order_relaxed));
 }
