@@ -243,6 +243,7 @@ static void test_deferred(void)
 struct racer {
 	struct executor *ex;
 	int rc;
+	atomic_bool done;	/* rc is set */
 	pthread_t thread;
 };
 
@@ -269,6 +270,7 @@ static void *racer_main(void *arg)
 	r->rc = exec_post(r->ex, 0, t);
 	if (r->rc != 0)
 		free(t);	/* refused: still ours */
+	atomic_store(&r->done, true);
 	return NULL;
 }
 
@@ -343,18 +345,73 @@ static void test_close_against_posts(void)
 	   "every accepted task ended in exactly one of run or cancel (%u ran, %u cancelled)",
 	   atomic_load(&race_ran), atomic_load(&race_cancelled));
 }
+
+/*
+ * The other side of the same race: the closer held between its store of
+ * `closed` and its wait for posters, and a post begun then. It must be
+ * refused at once. Were the wait first and the store after, the poster
+ * would enter after the wait, read `closed` still false and go on past
+ * its check (to GATE_EXEC_POST, where this test holds it), and the close
+ * would free the inbox it is about to post into.
+ */
+static void test_close_announces_first(void)
+{
+	struct exec_config cfg = { .threads = 1, .inbox_budget = 64 };
+	struct racer poster;
+	struct executor *ex;
+	struct retrier *r;
+	pthread_t closer;
+	bool held_past_check = false;
+	char why[128];
+
+	inbox_spec_default(&cfg.inbox, inbox_variant_find("wfcq"));
+	if (retrier_new(&r) < 0)
+		bail("retrier_new");
+	cfg.retrier = r;
+	if (exec_new(&ex, &cfg, why, sizeof(why)) < 0)
+		bail(why);
+	fault_gate_close(GATE_EXEC_CLOSE);
+	fault_gate_close(GATE_EXEC_POST);
+	pthread_create(&closer, NULL, closer_main, ex);
+	tap_waiting("the closer to reach its gate");
+	for (int i = 0; i < 5000 && fault_gate_waiting(GATE_EXEC_CLOSE) < 1; i++)
+		usleep(1000);
+	if (fault_gate_waiting(GATE_EXEC_CLOSE) < 1)
+		bail("the closer never reached its gate");
+	poster = (struct racer){ .ex = ex };
+	pthread_create(&poster.thread, NULL, racer_main, &poster);
+	tap_waiting("the post: refused, or held past its check");
+	for (int i = 0; i < 5000 && !atomic_load(&poster.done) && !held_past_check; i++) {
+		held_past_check = fault_gate_waiting(GATE_EXEC_POST) > 0;
+		usleep(1000);
+	}
+	/* A poster past its check posts before the close goes on: the inbox
+	 * is still there, and the test ends without a use after free. */
+	fault_gate_open(GATE_EXEC_POST);
+	pthread_join(poster.thread, NULL);
+	fault_gate_open(GATE_EXEC_CLOSE);
+	pthread_join(closer, NULL);
+	ok(!held_past_check && poster.rc == -ESHUTDOWN,
+	   "a post begun while exec_close() is between its announcement and its wait is "
+	   "refused at its check (%s, rc %d)", held_past_check ? "it went past" : "refused",
+	   poster.rc);
+	exec_free(ex);
+	retrier_free(r);
+}
 #endif
 
 int main(void)
 {
 	tap_watchdog(120);
-	tap_plan(5);
+	tap_plan(6);
 	test_deferred();
 #ifdef FAULT_INJECTION
 	test_close_against_posts();
+	test_close_announces_first();
 #else
 	skip("posts racing exec_close(): needs --enable-fault-injection");
 	skip("every accepted task ended once: needs --enable-fault-injection");
+	skip("a post during exec_close() is refused: needs --enable-fault-injection");
 #endif
 	return tap_done();
 }

@@ -19,7 +19,8 @@
  * race window as wide as it likes (tests/test_workq.c holds submitters
  * between their check of `stopping` and their enqueue while the queue is
  * freed; tests/test_executor.c holds posters between their check of
- * `closed` and their post while the executor closes, and a worker about to
+ * `closed` and their post while the executor closes, the closer between
+ * its store of `closed` and its wait for posters, and a worker about to
  * post a message it kept while another posts behind it). A gate does
  * nothing until a test closes it.
  */
@@ -38,6 +39,7 @@ enum fault_gate {
 	GATE_WORKQ_SUBMIT,	/* mts_workq_submit(), past its check of `stopping` */
 	GATE_EXEC_POST,		/* exec_post(), past its check of `closed` */
 	GATE_EXEC_REFILL,	/* a kept message, about to be posted (executor.c) */
+	GATE_EXEC_CLOSE,	/* exec_close(), between its store of `closed` and its wait */
 	GATE_N
 };
 

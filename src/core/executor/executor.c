@@ -293,9 +293,14 @@ void exec_leave(struct executor *ex, unsigned i)
 
 void exec_close(struct executor *ex)
 {
-	/* Then wait for the posters that announced themselves before they
-	 * could see it (CLOSING AGAINST POSTERS). */
+	/* Announce first: a post that enters from here on is refused. Then
+	 * wait for the posters that entered before they could see it
+	 * (CLOSING AGAINST POSTERS); in the other order a poster could enter
+	 * after the wait, read `closed` still false, and post into an inbox
+	 * freed below (tests/test_executor.c holds the closer between the
+	 * two). */
 	atomic_store_explicit(&ex->closed, true, memory_order_seq_cst);
+	fault_gate(GATE_EXEC_CLOSE);
 	for (unsigned i = 0; i < ex->n; i++)
 		while (atomic_load_explicit(&ex->workers[i].posting, memory_order_seq_cst) != 0)
 			sched_yield();	/* a post never waits: this is short */
