@@ -289,19 +289,21 @@ static void one_strategy(const char *accept)
 
 int main(void)
 {
-	const char *from_args[] = { "--proxy-protocol", "--proxy-from", "10.0.0.0/8", NULL };
+	const char *from_args[] = { "--proxy-protocol", "--proxy-from", "10.0.0.0/8", "-t", "1",
+				    NULL };
 	const char *stop_args[] = { "--proxy-protocol", "--proxy-timeout", "3600", "--grace",
 				    "3600", NULL };
 	unsigned n = 0;
 	struct srv s;
-	int fd, served;
+	int fd, served, dropped = 0, lines, allowed;
+	uint64_t start_ms;
 
 	tap_watchdog(240);
 	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
 	while (mts_accept_name(n) != NULL)
 		n++;
-	tap_plan((int)n * 13 + 4);
+	tap_plan((int)n * 13 + 5);
 	for (unsigned i = 0; i < n; i++)
 		one_strategy(mts_accept_name(i));
 
@@ -315,6 +317,24 @@ int main(void)
 	report(&s, 1);
 	ok(reported(&s, "dropped: source ") == 1 && srv_stderr_has(&s, "not one --proxy-from"),
 	   "... counted (source %u) and logged with its sender", reported(&s, "dropped: source "));
+	/* Thirty more: each counted, but a worker logs such a drop at most
+	 * once per 10 s (the log's bound, not the machine's speed: the
+	 * allowance grows with the time the thirty took). */
+	start_ms = now_ms();
+	for (int i = 0; i < 30; i++) {
+		fd = open_v1(s.port, "192.0.2.1", NULL);
+		dropped += fd != -1 && closed(fd, 5000);
+		close(fd);
+	}
+	lines = srv_stderr_count(&s, "closed a connection from");
+	allowed = 1 + (int)((now_ms() - start_ms) / 10000);
+	kill(s.pid, SIGUSR1);	/* a second report: `reported` sums both */
+	for (int i = 0; i < 100 && srv_stderr_count(&s, "proxy headers v1") < 2; i++)
+		usleep(50000);
+	ok(dropped == 30 && reported(&s, "dropped: source ") == 1 + 31 && lines <= allowed,
+	   "30 more from that sender: all closed (%d) and counted (source %u in the second report), "
+	   "but logged %d times (at most %d: once per 10 s)", dropped,
+	   reported(&s, "dropped: source ") - 1, lines, allowed);
 	srv_stop(&s, SIGTERM, 5000);
 	unlink(s.err_path);
 
