@@ -16,13 +16,9 @@
  * and tests/test_inbox.c use them.
  *
  * Gates: fault_gate(g) is a place where a test can hold threads, to open a
- * race window as wide as it likes (tests/test_workq.c holds submitters
- * between their check of `stopping` and their enqueue while the queue is
- * freed; tests/test_executor.c holds posters between their check of
- * `closed` and their post while the executor closes, the closer between
- * its store of `closed` and its wait for posters, and a worker about to
- * post a message it kept while another posts behind it). A gate does
- * nothing until a test closes it.
+ * race window as wide as it likes (tests/test_workq.c, test_executor.c and
+ * test_control.c; each gate below says where it sits, and each test says
+ * which race it widens). A gate does nothing until a test closes it.
  */
 #ifndef MTS_FAULT_H
 #define MTS_FAULT_H
@@ -40,6 +36,7 @@ enum fault_gate {
 	GATE_EXEC_POST,		/* exec_post(), past its check of `closed` */
 	GATE_EXEC_REFILL,	/* a kept message, about to be posted (executor.c) */
 	GATE_EXEC_CLOSE,	/* exec_close(), between its store of `closed` and its wait */
+	GATE_CONTROL_TAKE,	/* control.c's handler, drained, before it takes the reasons */
 	GATE_N
 };
 

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "control.h"
+#include "fault.h"
 
 /* A signal, or a debt the retrier pays: async-signal-safe (atomics, sem_post). */
 static int send_signal(void *arg)
@@ -32,6 +33,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	wakeup_drain(&c->wake, NULL);		/* first: control.h says why */
+	fault_gate(GATE_CONTROL_TAKE);		/* tests wake it while held here */
 	reasons = atomic_exchange_explicit(&c->reasons, 0, memory_order_acquire);
 	if (reasons != 0)
 		c->fn(reasons, c->arg);
