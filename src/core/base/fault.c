@@ -95,4 +95,36 @@ void fault_gate_open(enum fault_gate g)
 	pthread_cond_broadcast(&gates[g].changed);
 	pthread_mutex_unlock(&gates[g].lock);
 }
+
+/* A note's values: the first FAULT_NOTES_KEPT in kept[], and the count of all
+ * of them. The lock orders each value before a reader that sees the count
+ * include it. */
+static struct {
+	pthread_mutex_t lock;
+	unsigned kept[FAULT_NOTES_KEPT];
+	unsigned count;
+} notes[NOTE_N] = {
+	[0 ... NOTE_N - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+
+void fault_note(enum fault_note n, unsigned v)
+{
+	pthread_mutex_lock(&notes[n].lock);
+	if (notes[n].count < FAULT_NOTES_KEPT)
+		notes[n].kept[notes[n].count] = v;
+	notes[n].count++;
+	pthread_mutex_unlock(&notes[n].lock);
+}
+
+unsigned fault_notes(enum fault_note n, unsigned *out, unsigned max)
+{
+	unsigned count;
+
+	pthread_mutex_lock(&notes[n].lock);
+	count = notes[n].count;
+	for (unsigned i = 0; i < max && i < count && i < FAULT_NOTES_KEPT; i++)
+		out[i] = notes[n].kept[i];
+	pthread_mutex_unlock(&notes[n].lock);
+	return count;
+}
 #endif

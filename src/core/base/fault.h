@@ -19,6 +19,11 @@
  * race window as wide as it likes (tests/test_workq.c, test_executor.c and
  * test_control.c; each gate below says where it sits, and each test says
  * which race it widens). A gate does nothing until a test closes it.
+ *
+ * Notes: fault_note(n, v) records a value the code chose, so that a test can
+ * read as a sequence what would otherwise show only as a duration, which no
+ * test may measure (the retrier notes each wait it chooses; tests/test_retry.c
+ * reads its back-off from them). A note changes nothing the code does.
  */
 #ifndef MTS_FAULT_H
 #define MTS_FAULT_H
@@ -40,6 +45,15 @@ enum fault_gate {
 	GATE_N
 };
 
+enum fault_note {
+	NOTE_RETRY_WAIT,	/* retry.c: each wait of a retrier, in ms (0: until a kick) */
+	NOTE_N
+};
+
+/* A note keeps its first FAULT_NOTES_KEPT values and only counts the rest, so
+ * a long-running server of a fault-injection build keeps a bounded record. */
+#define FAULT_NOTES_KEPT 64
+
 #ifdef FAULT_INJECTION
 /* Any thread. True when this pass through point p must fail. */
 bool fault_hit(enum fault_point p);
@@ -52,6 +66,14 @@ void fault_gate(enum fault_gate g);
 void fault_gate_close(enum fault_gate g);
 unsigned fault_gate_waiting(enum fault_gate g);
 void fault_gate_open(enum fault_gate g);
+
+/* Any thread: records v as note n's next value. */
+void fault_note(enum fault_note n, unsigned v);
+/* Tests: copies the first values of note n, at most max, to out, in the order
+ * they were recorded; returns how many were recorded in all (kept or not).
+ * A note is process-wide: its values are those of every thread that passes
+ * it, so a test reads one whose writers it knows. */
+unsigned fault_notes(enum fault_note n, unsigned *out, unsigned max);
 #else
 static inline bool fault_hit(enum fault_point p)
 {
@@ -62,6 +84,12 @@ static inline bool fault_hit(enum fault_point p)
 static inline void fault_gate(enum fault_gate g)
 {
 	(void)g;
+}
+
+static inline void fault_note(enum fault_note n, unsigned v)
+{
+	(void)n;
+	(void)v;
 }
 #endif
 
