@@ -18,6 +18,11 @@
  * A failing write usually means the system is short of something (memory,
  * descriptors), so passes are spaced 1, 2, 4 ... ms apart, clamped at
  * RETRY_MAX_MS: a debt is paid at most that long after the system recovers.
+ * The back-off belongs to an episode: the next one starts at RETRY_MIN_MS
+ * again, or one long episode would leave every later debt waiting
+ * RETRY_MAX_MS for its first retry. Fault-injection builds note each wait
+ * chosen (NOTE_RETRY_WAIT, fault.h), so that tests/test_retry.c checks the
+ * back-off as a sequence of waits, not as durations.
  * Kicks during the wait do not shorten it (a stream of failing posts would
  * otherwise make the retrier spin). The wait is measured on CLOCK_MONOTONIC
  * (sem_clockwait()): on the wall clock, a clock stepped back by an hour
@@ -37,11 +42,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "fault.h"
 #include "log.h"
 #include "retry.h"
 
-#define RETRY_MIN_MS 1
-#define RETRY_MAX_MS 100
 /* A full ring under load can start an episode every few milliseconds: the
  * line that says one began is logged at most this often. */
 #define EPISODE_LOG_MS 10000
@@ -77,6 +81,7 @@ static void wait_kick(struct retrier *r, unsigned ms)
 {
 	struct timespec until;
 
+	fault_note(NOTE_RETRY_WAIT, ms);	/* the wait chosen, for the tests */
 	if (ms == 0) {
 		while (sem_wait(&r->kick) == -1)
 			;	/* EINTR */
@@ -110,6 +115,8 @@ static void *retrier_main(void *arg)
 
 	log_set_thread_tag("retry");
 	for (;;) {
+		/* The back-off is the episode's: each starts again at
+		 * RETRY_MIN_MS, however far the last one backed off. */
 		unsigned ms = RETRY_MIN_MS, skipped;
 		struct timespec now;
 		bool logged;

@@ -33,6 +33,12 @@
 
 struct retrier;
 
+/* The back-off: an episode's first pass comes RETRY_MIN_MS after the kick
+ * that began it, each further pass twice as long after the last, at most
+ * RETRY_MAX_MS. */
+#define RETRY_MIN_MS 1
+#define RETRY_MAX_MS 100
+
 /* Returns 0 when the object owes nothing more, or a negative errno. */
 typedef int (*retry_fn)(void *arg);
 
