@@ -54,8 +54,9 @@ static struct {
 	pthread_cond_t changed;
 	bool closed;
 	unsigned waiting;
+	unsigned passes;	/* closed: threads fault_gate_open_one() lets by */
 } gates[GATE_N] = {
-	[0 ... GATE_N - 1] = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 },
+	[0 ... GATE_N - 1] = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0 },
 };
 
 void fault_gate(enum fault_gate g)
@@ -64,8 +65,10 @@ void fault_gate(enum fault_gate g)
 	if (gates[g].closed) {
 		gates[g].waiting++;
 		pthread_cond_broadcast(&gates[g].changed);
-		while (gates[g].closed)
+		while (gates[g].closed && gates[g].passes == 0)
 			pthread_cond_wait(&gates[g].changed, &gates[g].lock);
+		if (gates[g].closed)
+			gates[g].passes--;	/* this thread is the one let by */
 		gates[g].waiting--;
 	}
 	pthread_mutex_unlock(&gates[g].lock);
@@ -75,6 +78,7 @@ void fault_gate_close(enum fault_gate g)
 {
 	pthread_mutex_lock(&gates[g].lock);
 	gates[g].closed = true;
+	gates[g].passes = 0;
 	pthread_mutex_unlock(&gates[g].lock);
 }
 
@@ -92,7 +96,18 @@ void fault_gate_open(enum fault_gate g)
 {
 	pthread_mutex_lock(&gates[g].lock);
 	gates[g].closed = false;
+	gates[g].passes = 0;
 	pthread_cond_broadcast(&gates[g].changed);
+	pthread_mutex_unlock(&gates[g].lock);
+}
+
+void fault_gate_open_one(enum fault_gate g)
+{
+	pthread_mutex_lock(&gates[g].lock);
+	if (gates[g].closed) {
+		gates[g].passes++;
+		pthread_cond_broadcast(&gates[g].changed);	/* the first to wake takes it */
+	}
 	pthread_mutex_unlock(&gates[g].lock);
 }
 
@@ -127,4 +142,5 @@ unsigned fault_notes(enum fault_note n, unsigned *out, unsigned max)
 	pthread_mutex_unlock(&notes[n].lock);
 	return count;
 }
+
 #endif

@@ -16,9 +16,10 @@
  * and tests/test_inbox.c use them.
  *
  * Gates: fault_gate(g) is a place where a test can hold threads, to open a
- * race window as wide as it likes (tests/test_workq.c, test_executor.c and
- * test_control.c; each gate below says where it sits, and each test says
- * which race it widens). A gate does nothing until a test closes it.
+ * race window as wide as it likes (tests/test_workq.c, test_executor.c,
+ * test_control.c and test_resume_window.c; each gate below says where it
+ * sits, and each test says which race it widens). A gate does nothing
+ * until a test closes it.
  *
  * Notes: fault_note(n, v) records a value the code chose, so that a test can
  * read as a sequence what would otherwise show only as a duration, which no
@@ -42,6 +43,11 @@ enum fault_gate {
 	GATE_EXEC_REFILL,	/* a kept message, about to be posted (executor.c) */
 	GATE_EXEC_CLOSE,	/* exec_close(), between its store of `closed` and its wait */
 	GATE_CONTROL_TAKE,	/* control.c's handler, drained, before it takes the reasons */
+	/* reuseport and shared: a worker's resume task (strategy_workers.c),
+	 * as it starts, before it clears resume_posted ... */
+	GATE_RESUME_ENTER,
+	/* ... and once it cleared it, before it looks at the count */
+	GATE_RESUME_LOOK,
 	GATE_N
 };
 
@@ -74,6 +80,11 @@ void fault_note(enum fault_note n, unsigned v);
  * A note is process-wide: its values are those of every thread that passes
  * it, so a test reads one whose writers it knows. */
 unsigned fault_notes(enum fault_note n, unsigned *out, unsigned max);
+/* Tests: let one thread through closed gate g (one of those waiting, or the
+ * next to come if none is); it stays closed for the others. Which of
+ * several waiters goes is not said: a test that cares tells them apart by
+ * what the one let through does. */
+void fault_gate_open_one(enum fault_gate g);
 #else
 static inline bool fault_hit(enum fault_point p)
 {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "counter.h"
+#include "fault.h"
 #include "server.h"
 #include "strategy.h"
 
@@ -51,15 +52,21 @@ static void resume_run(struct exec_task *t, struct event_base *base, unsigned wo
 
 	(void)base;
 	(void)worker;
+	fault_gate(GATE_RESUME_ENTER);	/* tests hold a worker's resume here */
 	/*
 	 * Cleared first, so that a slot that frees from here on posts again.
 	 * An exchange, not a store: a release that found the flag set (and so
 	 * did not post) did its decrement of the count, then its exchange
 	 * (release); this exchange reads that value (acquire), so the check of
 	 * the count in accept_unit_resume() sees the decrement. A plain store
-	 * would read nothing and order nothing.
+	 * would read nothing and order nothing. Looking first and clearing
+	 * after loses a slot that frees in between: the look saw the count at
+	 * max, the release found the flag still set and posted nothing, and
+	 * the unit stays paused with a slot free (tests/test_resume_window.c
+	 * frees one there).
 	 */
 	(void)atomic_exchange_explicit(&wa->resume_posted, false, memory_order_acq_rel);
+	fault_gate(GATE_RESUME_LOOK);	/* tests widen the window here */
 	accept_unit_resume(&wa->unit);
 }
 
