@@ -20,78 +20,9 @@
 #include "mtserver.h"
 #include "cli/cli.h"
 #include "echo/echo.h"
+#include "usage.h"
 
 #define MAX_LISTEN 16
-
-
-static void usage(FILE *out)
-{
-	fprintf(out,
-"Usage: echoserver [OPTION]...\n"
-"A multithreaded echo server (RFC 862): every byte received is sent back.\n"
-"\n"
-"  -p, --port N             TCP port (default 5555; 0 picks a free one)\n"
-"  -l, --listen ADDR        address or host name to listen on; repeatable, up\n"
-"                           to 16 (default: 127.0.0.1, and ::1 if this host\n"
-"                           has IPv6); one that cannot be listened on stops\n"
-"                           the server\n"
-"  -t, --threads N          worker threads (default: online CPUs)\n"
-"  -b, --backlog N          listen backlog (default 1024)\n"
-"  -c, --max-conns N        at most N connections at once; more wait in the\n"
-"                           backlog until a slot frees (default: no limit)\n"
-"      --max-conns-per-ip N at most N connections from one address (an IPv6\n"
-"                           /64; on a Unix socket, one user); more are closed\n"
-"                           at once (default: no limit)\n"
-"      --idle-timeout SECS  close connections idle that long (default 0: never)\n"
-"      --grace SECS         on SIGTERM/SIGINT/SIGHUP, how long pending echo is\n"
-"                           flushed;\n"
-"                           also how long a closing connection waits for its\n"
-"                           client to close (default 2)\n"
-"      --high-watermark BYTES  stop reading from a client with this much\n"
-"                           unsent echo (default 262144)\n"
-"      --low-watermark BYTES   resume reading below this (default 65536)\n"
-"      --accept NAME        who accepts connections (default handoff: one\n"
-"                           thread accepts and hands each to a worker; others\n"
-"                           have each worker accept for itself); --list-accept\n"
-"                           names every strategy, echoserver(1) describes them\n"
-"      --dispatch NAME[:KEY=VALUE,...]\n"
-"                           how connections are handed to the workers, and the\n"
-"                           variant's options (default wfcq; doc/HANDOFF.md);\n"
-"                           --list-dispatch names every variant and option,\n"
-"                           e.g. ring:size=1024 or spin-then-block:us=0\n"
-"      --ring-size N        the same as the option size=N of --dispatch ring\n"
-"      --spin-us N          the same as the option us=N of spin-then-block\n"
-"      --balance rr|least   worker choice for --accept handoff: round-robin\n"
-"                           (default) or fewest live connections\n"
-"      --proxy-protocol     every connection begins with a PROXY header (v1 or\n"
-"                           v2, as HAProxy's send-proxy[-v2] sends): its client\n"
-"                           address is the one --max-conns-per-ip counts\n"
-"      --proxy-from LIST    who may send one: ADDRESS[/BITS],... and unix\n"
-"                           (default 127.0.0.0/8,::1,unix); others are closed\n"
-"      --proxy-timeout SECS the header must come within SECS (default 3)\n"
-"      --metrics-listen HOST:PORT  serve Prometheus metrics at\n"
-"                           http://HOST:PORT/metrics ([::1]:PORT for IPv6;\n"
-"                           default: off; under socket activation, a socket\n"
-"                           named \"metrics\" instead)\n"
-"  -v, --verbose            more log output (repeat for debug)\n"
-"  -q, --quiet              only errors\n"
-"      --list-dispatch      print the dispatch variants and their options\n"
-"      --list-accept        print the accept strategies\n"
-"  -V, --version            print the version and exit\n"
-"  -h, --help               print this help and exit\n"
-"\n"
-"Signals: SIGINT, SIGTERM and SIGHUP shut down gracefully; SIGUSR1 prints\n"
-"statistics.\n"
-"Socket activation: started with listening sockets from systemd (LISTEN_FDS),\n"
-"it serves on those (-l and -p are then refused); a socket named \"metrics\"\n"
-"serves the metrics.\n"
-"Log lines go to standard error, each starting with the local time (RFC 3339,\n"
-"with milliseconds), or with its syslog priority (<3> error ... <7> debug)\n"
-"when standard error is systemd's journal.\n"
-"Exit status: 0 after a graceful shutdown, 1 if the server cannot start (an\n"
-"address in use or not on this host), 2 for invalid arguments.\n"
-"Full reference: man echoserver.\n");
-}
 
 /* Each connection is a descriptor: allow as many as the hard limit does. */
 static void raise_nofile(void)
@@ -196,6 +127,9 @@ enum {
 	OPT_PROXY,
 	OPT_PROXY_FROM,
 	OPT_PROXY_TIMEOUT,
+	OPT_UDP,
+	OPT_UDP_MAX,
+	OPT_UDP_RATE,
 };
 
 /* Everything the command line sets. */
@@ -242,6 +176,12 @@ static bool number_option(int opt, const char *arg, struct args *a)
 		return true;
 	case OPT_PROXY_TIMEOUT:
 		a->cfg.proxy_timeout_ms = 1000 * (unsigned)cli_ulong("--proxy-timeout", arg, 1, 3600);
+		return true;
+	case OPT_UDP_MAX:
+		a->cfg.udp_max = (unsigned)cli_ulong("--udp-max", arg, 1, 65535);
+		return true;
+	case OPT_UDP_RATE:
+		a->cfg.udp_rate = (unsigned)cli_ulong("--udp-rate", arg, 0, UINT_MAX);
 		return true;
 	case OPT_HIGH_WM:
 		a->echo.high_watermark = cli_ulong("--high-watermark", arg, 1, 1ul << 30);
@@ -292,6 +232,9 @@ static void named_option(int opt, const char *arg, char **argv, struct args *a)
 			cli_usage_error("empty address for --metrics-listen");
 		a->cfg.metrics_listen = arg;
 		break;
+	case OPT_UDP:
+		a->cfg.udp = 1;
+		break;
 	case OPT_PROXY:
 		a->cfg.proxy_protocol = 1;
 		break;
@@ -322,7 +265,7 @@ static void named_option(int opt, const char *arg, char **argv, struct args *a)
 		printf("echoserver %s (libevent %s)\n", PACKAGE_VERSION, event_get_version());
 		exit(0);
 	case 'h':
-		usage(stdout);
+		echoserver_usage(stdout);
 		exit(0);
 	case OPT_LIST_DISPATCH:
 		list_dispatch();
@@ -368,6 +311,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{ "proxy-protocol", no_argument, NULL, OPT_PROXY },
 		{ "proxy-from", required_argument, NULL, OPT_PROXY_FROM },
 		{ "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
+		{ "udp", no_argument, NULL, OPT_UDP },
+		{ "udp-max", required_argument, NULL, OPT_UDP_MAX },
+		{ "udp-rate", required_argument, NULL, OPT_UDP_RATE },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;

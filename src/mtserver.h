@@ -21,7 +21,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+
+#include "mtserver_log.h"
 
 struct event_base;
 struct mts_server;
@@ -131,6 +134,18 @@ struct mts_config {
 	int proxy_protocol;		/* 0: off, 1: on. 0 */
 	const char *proxy_from;		/* NULL */
 	unsigned proxy_timeout_ms;	/* 1..3600000. 3000 */
+	/*
+	 * UDP: with udp 1, each IPv4 and IPv6 address is also served over UDP,
+	 * same port, a SO_REUSEPORT socket per worker; datagrams go to the
+	 * handler's on_datagram (needed then). Inherited datagram sockets
+	 * (listen_fds, told apart by type) are served whatever udp says, by
+	 * every worker. Never answered, and counted: a datagram over udp_max
+	 * bytes, one from a guarded source (doc/API.md), one past udp_rate per
+	 * second from its source (IPv6: its /64; 0: no limit).
+	 */
+	int udp;			/* 0: off, 1: on. 0 */
+	unsigned udp_max;		/* 1..65535. 65535 */
+	unsigned udp_rate;		/* any value, 0: unlimited. 100 */
 };
 
 void mts_config_defaults(struct mts_config *cfg);
@@ -168,6 +183,16 @@ const char *mts_accept_name(unsigned i);
  */
 int mts_inherited_fds(void);
 
+/* A datagram, for mts_handler.on_datagram. */
+struct mts_datagram {
+	void *data;			/* what arrived; the answer, in place */
+	size_t len;			/* its bytes (0 is a datagram too) */
+	size_t cap;			/* bytes data may hold (mts_config.udp_max) */
+	const struct sockaddr *peer;	/* its sender */
+	socklen_t peer_len;
+	unsigned worker;
+};
+
 struct mts_handler {
 	size_t data_size;	/* bytes of protocol state per connection */
 	/*
@@ -194,6 +219,14 @@ struct mts_handler {
 	 */
 	void *(*worker_init)(unsigned worker, struct event_base *base, void *arg);
 	void (*worker_fini)(unsigned worker, void *state, void *arg);
+	/*
+	 * UDP (mts_config.udp): datagram d arrived on worker d->worker's
+	 * thread, which owns d until the call returns. Return 1 to answer
+	 * its sender with d->data, d->len bytes (rewritten in place as the
+	 * protocol likes, up to d->cap), 0 to send nothing. Optional unless
+	 * UDP is served.
+	 */
+	int (*on_datagram)(struct mts_datagram *d, void *worker_state, void *arg);
 };
 
 /*
@@ -391,6 +424,15 @@ enum mts_proxy_drop {
 	MTS_PROXY_DROPS
 };
 
+/* Why a datagram was not answered, though it reached the server. */
+enum mts_udp_drop {
+	MTS_UDP_TRUNCATED,		/* over udp_max: an answer would be cut */
+	MTS_UDP_SOURCE,			/* a guarded port, or a multicast source */
+	MTS_UDP_RATE,			/* past udp_rate for its source */
+	MTS_UDP_SEND,			/* no room to send the answer: dropped */
+	MTS_UDP_DROPS
+};
+
 /* What one worker has done so far; any thread, approximate while it runs. */
 struct mts_worker_stats {
 	unsigned live;			/* connections now */
@@ -418,58 +460,15 @@ struct mts_worker_stats {
 	 * handler saw them, by enum mts_proxy_drop. */
 	uint64_t proxy_v1, proxy_v2, proxy_local;
 	uint64_t proxy_dropped[MTS_PROXY_DROPS];
+	/* UDP: datagrams read, answers sent, and those not answered by
+	 * enum mts_udp_drop (the handler's own choice not to answer is in
+	 * none: received - answered - the drops). */
+	uint64_t udp_received, udp_answered;
+	uint64_t udp_dropped[MTS_UDP_DROPS];
 };
 
 int mts_worker_stats(const struct mts_server *s, unsigned worker,
 			struct mts_worker_stats *out);
-
-/* ---- logging ----------------------------------------------------------- */
-
-/*
- * The core's logger, for the application to share: "prog[tag] level:
- * message" lines tagged with the thread ("main", "w0", ...), on stderr in
- * one write each (lines from threads never interleave). mts_new() also
- * routes libevent's own warnings into it ("libevent: ..."). Each line
- * begins with what stderr's reader needs: when stderr is the journal
- * (JOURNAL_STREAM, set by systemd, names it), the syslog priority "<3>"
- * error, "<4>" warning, "<6>" info, "<7>" debug, for `journalctl -p`;
- * otherwise the local time, RFC 3339 with milliseconds and the offset from
- * UTC ("2026-12-08T14:03:07.123+01:00 "). Which of the two is decided once,
- * at the process's first line on stderr.
- *
- * mts_log_set_level: before mts_new(); lines below the level are dropped.
- * mts_log: any thread.
- */
-enum mts_log_level {
-	MTS_LOG_ERROR = 0,
-	MTS_LOG_WARN,
-	MTS_LOG_INFO,
-	MTS_LOG_DEBUG,
-};
-
-void mts_log_set_level(enum mts_log_level level);
-void mts_log(enum mts_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/*
- * Takes the log lines instead of stderr (as libevent's
- * event_set_log_callback() does): fn(level, msg, arg) for each line the
- * level lets through (the library's, libevent's, mts_log()'s), and for the
- * statistics mts_request_stats() asks for, at MTS_LOG_INFO. msg is the
- * message alone: no time, priority, program, thread or level; no newline;
- * at most 1023 bytes (longer ones are cut); valid until fn returns.
- *
- * fn runs on the thread that logs: the main thread, any worker, a work
- * queue's pool thread, the server's retrier, or a thread of the program;
- * so it may run on several threads at once, and must be safe for that. It
- * must not call back into the library (mts_log() would call it again),
- * and should not block: the worker that logs waits for it.
- *
- * NULL restores the default, stderr. Call it while no other thread may
- * log: before mts_new(), or after mts_free().
- */
-typedef void (*mts_log_fn)(enum mts_log_level level, const char *msg, void *arg);
-void mts_log_set_handler(mts_log_fn fn, void *arg);
 
 /* For protocol code, on the connection's worker thread. */
 void *mts_conn_data(struct mts_conn *c);

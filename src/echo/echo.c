@@ -203,6 +203,16 @@ static void echo_close(struct mts_conn *c, void *arg)
 		evbuffer_free(ec->out);
 }
 
+/* RFC 862 over UDP: "the data from it is sent back in an answering
+ * datagram". The datagram already is its answer. */
+static int echo_datagram(struct mts_datagram *d, void *worker_state, void *arg)
+{
+	(void)d;
+	(void)worker_state;
+	(void)arg;
+	return 1;
+}
+
 void echo_handler(struct mts_handler *h, const struct echo_config *cfg)
 {
 	*h = (struct mts_handler){
@@ -210,6 +220,7 @@ void echo_handler(struct mts_handler *h, const struct echo_config *cfg)
 		.on_open = echo_open,
 		.on_shutdown = echo_shutdown,
 		.on_close = echo_close,
+		.on_datagram = echo_datagram,
 		.arg = (void *)cfg,
 	};
 }

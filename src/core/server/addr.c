@@ -80,12 +80,14 @@ int addr_bound_port(int fd)
 					: ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-int addr_listen(const struct sockaddr *sa, socklen_t len, int backlog, bool reuseport)
+/* A non-blocking, close-on-exec socket of `type` bound to sa: the fd, or a
+ * negative errno. */
+static int bound_socket(const struct sockaddr *sa, socklen_t len, int type, bool reuseport)
 {
 	const int one = 1;
 	int fd, err;
 
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
@@ -96,13 +98,49 @@ int addr_listen(const struct sockaddr *sa, socklen_t len, int backlog, bool reus
 	if (sa->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
 		goto fail;
-	if (bind(fd, sa, len) == -1 || listen(fd, backlog) == -1)
+	if (bind(fd, sa, len) == -1)
 		goto fail;
 	return fd;
 fail:
 	err = errno;
 	close(fd);
 	return -err;
+}
+
+int addr_listen(const struct sockaddr *sa, socklen_t len, int backlog, bool reuseport)
+{
+	int fd = bound_socket(sa, len, SOCK_STREAM, reuseport), err;
+
+	if (fd < 0 || listen(fd, backlog) == 0)
+		return fd;
+	err = errno;
+	close(fd);
+	return -err;
+}
+
+int addr_ask_destination(int fd, int family)
+{
+	const int one = 1;
+	int rc = family == AF_INET6
+		 ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))
+		 : setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+
+	/* A dual-stack IPv6 socket (socket activation's "ListenDatagram=7")
+	 * also receives IPv4, whose destination comes as IP_PKTINFO. */
+	if (rc == 0 && family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+	return rc == 0 ? 0 : -errno;
+}
+
+int addr_datagram(const struct sockaddr *sa, socklen_t len)
+{
+	int fd = bound_socket(sa, len, SOCK_DGRAM, true), rc;
+
+	if (fd >= 0 && (rc = addr_ask_destination(fd, sa->sa_family)) < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
 }
 
 int addr_split_host_port(const char *spec, char *buf, size_t len, const char **host,

@@ -26,6 +26,16 @@ int addr_bound_port(int fd);
  */
 int addr_listen(const struct sockaddr *sa, socklen_t len, int backlog, bool reuseport);
 /*
+ * One non-blocking, close-on-exec UDP socket bound to sa, with
+ * SO_REUSEPORT (one per worker, the kernel spreading sources among them)
+ * and IPV6_V6ONLY like addr_listen's, that reports each datagram's
+ * destination (addr_ask_destination): the fd, or a negative errno.
+ */
+int addr_datagram(const struct sockaddr *sa, socklen_t len);
+/* Asks datagram socket fd of `family` to report where each datagram was
+ * sent (IP_PKTINFO, IPV6_RECVPKTINFO): 0 or a negative errno. */
+int addr_ask_destination(int fd, int family);
+/*
  * Splits "HOST:PORT" ("[::1]:9100" for an IPv6 literal) into host and
  * port, in buf (len bytes). -EINVAL if it is not of that form.
  */

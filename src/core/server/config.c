@@ -87,6 +87,8 @@ void mts_config_defaults(struct mts_config *cfg)
 		.dispatch = DEFAULT_DISPATCH,
 		.accept = DEFAULT_ACCEPT,
 		.proxy_timeout_ms = 3000,
+		.udp_max = 65535,
+		.udp_rate = 100,
 	};
 }
 
@@ -179,6 +181,29 @@ static int check_proxy(const struct mts_config *cfg, char *why, size_t why_len)
 	return rc;
 }
 
+/* UDP's fields, once UDP is served: by udp, or by an inherited datagram
+ * socket (which only set_up() sees: it calls this too). */
+int server_check_udp(const struct mts_config *cfg, const struct mts_handler *handler,
+		     char *why, size_t why_len)
+{
+	if (cfg->udp_max < 1 || cfg->udp_max > 65535)
+		return invalid(why, why_len, "udp_max is %u: it must be from 1 to 65535",
+			       cfg->udp_max);
+	if (handler->on_datagram == NULL)
+		return invalid(why, why_len, "UDP is served but the handler's on_datagram "
+			       "is NULL");
+	return 0;
+}
+
+/* udp is 0 or 1, and when it is 1, server_check_udp(). */
+static int check_udp(const struct mts_config *cfg, const struct mts_handler *handler,
+		     char *why, size_t why_len)
+{
+	if (cfg->udp != 0 && cfg->udp != 1)
+		return invalid(why, why_len, "udp is %d: 0 (off) or 1 (on)", cfg->udp);
+	return cfg->udp ? server_check_udp(cfg, handler, why, why_len) : 0;
+}
+
 /*
  * The configuration mts_new() works from: `in` with its defaults filled in
  * (a NULL string), every field checked by the rule written
@@ -255,6 +280,8 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 		return invalid(why, why_len, "balance is %d: not MTS_BALANCE_DEFAULT, "
 			       "MTS_BALANCE_RR or MTS_BALANCE_LEAST", (int)cfg->balance);
 	if ((rc = check_proxy(cfg, why, why_len)) < 0)
+		return rc;
+	if ((rc = check_udp(cfg, handler, why, why_len)) < 0)
 		return rc;
 
 	/* Fields that must agree with each other, or with the machine. */

@@ -201,18 +201,51 @@ int listen_adopt(int fd, const char *what, char *why, size_t why_len)
 	return 0;
 }
 
-/* An inherited descriptor (socket activation), listen_fds[i]: served by
- * the workers, named and counted (--max-conns-per-ip, iplimit.h) by its
- * family. */
-static int adopt_inherited(struct listen_set *set, int fd, size_t i, char *why,
-			   size_t why_len)
+/* An inherited datagram socket: IPv4 or IPv6, made non-blocking and
+ * close-on-exec, and asked for each datagram's destination (udp.c). */
+static int adopt_datagram(int fd, const char *what, char *why, size_t why_len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fl, rc;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		snprintf(why, why_len, "inherited descriptor %d (%s) is a datagram socket, but "
+			 "not an IPv4 or IPv6 one", fd, what);
+		return -EINVAL;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
+	    (rc = addr_ask_destination(fd, ss.ss_family)) < 0) {
+		int err = errno;
+
+		snprintf(why, why_len, "inherited descriptor %d (%s): %s", fd, what,
+			 strerror(err));
+		return -err;
+	}
+	return rc;
+}
+
+/* An inherited descriptor (socket activation), listen_fds[i]: a stream
+ * socket is served by the workers, named and counted (--max-conns-per-ip,
+ * iplimit.h) by its family; a datagram one goes to dgram, for UDP. */
+static int adopt_inherited(struct listen_set *set, struct listen_set *dgram, int fd, size_t i,
+			   char *why, size_t why_len)
 {
 	char what[48];	/* "listen_fds[" + 20 digits + "]" */
-	int rc;
+	int rc, type = 0;
+	socklen_t len = sizeof(type);
 
 	snprintf(what, sizeof(what), "listen_fds[%zu]", i);
-	if ((rc = listen_adopt(fd, what, why, why_len)) < 0)
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM) {
+		if ((rc = adopt_datagram(fd, what, why, why_len)) < 0)
+			return rc;
+		set = dgram;
+	} else if ((rc = listen_adopt(fd, what, why, why_len)) < 0) {
 		return rc;
+	}
 	if (add_listener(set, fd) < 0) {
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
@@ -251,20 +284,23 @@ static bool skippable(const struct candidate *c, int err)
  * socket's ephemeral port is reused for the others, so that the default
  * gives one port on both families (and the reuseport copies share it).
  */
-int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned copies,
-		bool reuseport, char *why, size_t why_len)
+int listen_open(struct listen_set *set, struct listen_set *dgram, const struct mts_config *cfg,
+		unsigned copies, bool reuseport, char *why, size_t why_len)
 {
 	struct candidate *c = NULL;
 	int n, chosen_port = -1, rc = 0;
 
 	*set = (struct listen_set){ .copies = copies };
+	*dgram = (struct listen_set){ .copies = 1 };
 	if (cfg->n_listen_fds > 0) {
 		set->copies = 1;
 		for (size_t i = 0; i < cfg->n_listen_fds && rc == 0; i++)
-			rc = adopt_inherited(set, cfg->listen_fds[i], i, why, why_len);
+			rc = adopt_inherited(set, dgram, cfg->listen_fds[i], i, why, why_len);
 		if (rc < 0) {	/* the program's descriptors: not ours to close */
 			free(set->l);
+			free(dgram->l);
 			*set = (struct listen_set){ .copies = 1 };
+			*dgram = (struct listen_set){ .copies = 1 };
 		}
 		return rc;
 	}
@@ -306,6 +342,43 @@ int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned c
 	}
 	if (rc < 0)
 		listen_close(set);
+	return rc;
+}
+
+int listen_open_udp(struct listen_set *udp, const struct listen_set *tcp, unsigned copies,
+		    char *why, size_t why_len)
+{
+	int rc = 0;
+
+	*udp = (struct listen_set){ .copies = copies };
+	for (size_t a = 0; a < listen_addresses(tcp) && rc == 0; a++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (getsockname(tcp->l[a * tcp->copies].fd, (struct sockaddr *)&ss, &len) == -1) {
+			rc = -errno;
+			snprintf(why, why_len, "cannot name %s: %s", tcp->l[a * tcp->copies].name,
+				 strerror(-rc));
+			break;
+		}
+		if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+			continue;	/* a Unix socket: no UDP there */
+		for (unsigned k = 0; k < copies && rc == 0; k++) {
+			int fd = addr_datagram((struct sockaddr *)&ss, len);
+
+			if (fd < 0) {
+				rc = fd;
+				snprintf(why, why_len, "cannot serve UDP on %s: %s",
+					 tcp->l[a * tcp->copies].name,
+					 fd == -EADDRINUSE ? "address already in use" : strerror(-fd));
+			} else if ((rc = add_listener(udp, fd)) < 0) {
+				close(fd);
+				snprintf(why, why_len, "out of memory");
+			}
+		}
+	}
+	if (rc < 0)
+		listen_close(udp);
 	return rc;
 }
 

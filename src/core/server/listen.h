@@ -36,13 +36,22 @@ struct listen_set {
  *
  * Opens cfg's addresses (cfg->listen, cfg->port, cfg->backlog), `copies`
  * sockets each, with SO_REUSEPORT if reuseport; or, when cfg->n_listen_fds
- * is set, takes those descriptors (copies must be 1). Returns 0 or a
+ * is set, takes those descriptors (copies must be 1): the stream ones into
+ * set, the datagram ones (IPv4, IPv6) into dgram, which is otherwise left
+ * empty. Returns 0 or a
  * negative errno with *why saying what failed; -EINVAL for a configuration
  * that cannot work (an unresolvable name, overlapping addresses, an
  * inherited descriptor that is not a listening stream socket).
  */
-int listen_open(struct listen_set *set, const struct mts_config *cfg, unsigned copies,
-		bool reuseport, char *why, size_t why_len);
+int listen_open(struct listen_set *set, struct listen_set *dgram, const struct mts_config *cfg,
+		unsigned copies, bool reuseport, char *why, size_t why_len);
+/*
+ * UDP on the addresses of tcp (its IPv4 and IPv6 ones, on the port each is
+ * bound to), `copies` SO_REUSEPORT sockets each (addr_datagram). 0 or a
+ * negative errno with *why naming the address.
+ */
+int listen_open_udp(struct listen_set *udp, const struct listen_set *tcp, unsigned copies,
+		    char *why, size_t why_len);
 void listen_close(struct listen_set *set);
 /*
  * An inherited descriptor must be a listening stream socket, IPv4, IPv6 or

@@ -105,6 +105,18 @@ static const struct {
 	{ PROXY_DROPPED, LABELED(proxy_dropped[MTS_PROXY_INVALID], "reason=\"invalid\"") },
 	{ PROXY_DROPPED, LABELED(proxy_dropped[MTS_PROXY_PARTIAL], "reason=\"partial\"") },
 	{ PROXY_DROPPED, LABELED(proxy_dropped[MTS_PROXY_TIMEOUT], "reason=\"timeout\"") },
+	{ "mtserver_udp_received_total", "counter",
+	  "UDP datagrams the worker read.", FIELD(udp_received) },
+	{ "mtserver_udp_answered_total", "counter",
+	  "UDP answers the worker sent.", FIELD(udp_answered) },
+#define UDP_DROPPED "mtserver_udp_dropped_total", "counter", \
+	"UDP datagrams not answered: larger than udp_max, a guarded source, past " \
+	"udp_rate for their source, or an answer the socket would not take."
+	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_TRUNCATED], "reason=\"truncated\"") },
+	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_SOURCE], "reason=\"source\"") },
+	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_RATE], "reason=\"rate\"") },
+	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_SEND], "reason=\"send\"") },
+#undef UDP_DROPPED
 #undef PROXY_DROPPED
 #undef PROXY_HEADERS
 #undef LABELED

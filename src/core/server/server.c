@@ -104,7 +104,47 @@ static void on_worker_stop(unsigned i, void *arg)
 	struct mts_server *s = arg;
 
 	s->strategy->stop_worker(s, i);
+	if (s->udp_homes != NULL)
+		udp_home_stop(&s->udp_homes[i]);
 	conn_home_stop(&s->homes[i]);
+}
+
+/*
+ * UDP, when it is served (cfg->udp, or datagram sockets inherited): the
+ * sockets (one per worker and address, unless inherited, then shared),
+ * and each worker's reader on its base. After the homes (their state).
+ */
+static int start_udp(struct mts_server *s, const struct mts_config *cfg,
+		     const struct mts_handler *handler, char *why, size_t why_len)
+{
+	size_t n_addr;
+	int rc, *fds;
+
+	if (s->uls.n == 0 && cfg->udp && cfg->n_listen_fds == 0 &&
+	    (rc = listen_open_udp(&s->uls, &s->ls, cfg->threads, why, why_len)) < 0)
+		return rc;
+	if (s->uls.n == 0)
+		return 0;
+	if ((rc = server_check_udp(cfg, handler, why, why_len)) < 0)
+		return rc;
+	s->udp = (struct udp_shared){ .on_datagram = handler->on_datagram, .arg = handler->arg,
+				      .max = cfg->udp_max, .rate_on = cfg->udp_rate > 0 };
+	snprintf(why, why_len, "out of memory");
+	if (s->udp.rate_on && (rc = udp_rate_init(&s->udp.rate, cfg->udp_rate)) < 0)
+		return rc;
+	n_addr = listen_addresses(&s->uls);
+	if ((s->udp_homes = calloc(s->n_workers, sizeof(*s->udp_homes))) == NULL ||
+	    (fds = calloc(n_addr, sizeof(*fds))) == NULL)
+		return -ENOMEM;
+	rc = 0;
+	for (unsigned w = 0; w < s->n_workers && rc == 0; w++) {
+		for (size_t a = 0; a < n_addr; a++)	/* its own copy, or the one */
+			fds[a] = s->uls.l[a * s->uls.copies + (s->uls.copies > 1 ? w : 0)].fd;
+		rc = udp_home_init(&s->udp_homes[w], &s->udp, w, exec_base(s->ex, w), fds,
+				   n_addr, &s->homes[w].state);
+	}
+	free(fds);
+	return rc;
 }
 
 static int start_accepting(struct mts_server *s)
@@ -141,7 +181,8 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 				       .arg = s };
 	if ((rc = retrier_new(&s->retrier)) < 0)
 		return rc;
-	if ((rc = listen_open(&s->ls, cfg, s->strategy->socket_per_worker ? cfg->threads : 1,
+	if ((rc = listen_open(&s->ls, &s->uls, cfg,
+			      s->strategy->socket_per_worker ? cfg->threads : 1,
 			      s->strategy->socket_per_worker, why, why_len)) < 0)
 		return rc;
 
@@ -185,6 +226,8 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 	for (unsigned i = 0; i < s->n_workers; i++)
 		if ((rc = conn_home_init(&s->homes[i], &s->sh, i, exec_base(s->ex, i))) < 0)
 			return rc;
+	if ((rc = start_udp(s, cfg, handler, why, why_len)) < 0)
+		return rc;
 	snprintf(why, why_len, "cannot set up accepting");
 	return start_accepting(s);
 }
@@ -295,9 +338,13 @@ void mts_free(struct mts_server *s)
 	 * not completed by the kernel into a backlog nobody reads. The units
 	 * themselves go later, with the strategy's state (destroy). */
 	s->strategy->stop_main(s);
-	for (unsigned i = 0; i < s->n_workers; i++)
+	for (unsigned i = 0; i < s->n_workers; i++) {
 		s->strategy->stop_worker(s, i);
+		if (s->udp_homes != NULL)
+			udp_home_stop(&s->udp_homes[i]);
+	}
 	listen_close(&s->ls);
+	listen_close(&s->uls);
 	metrics_free(s->metrics);	/* its connections too: the loop is done */
 	s->metrics = NULL;
 	if (s->accept_ready)
@@ -318,6 +365,10 @@ void mts_free(struct mts_server *s)
 	workq_free_all(&s->workqs);
 	for (unsigned i = 0; s->homes != NULL && i < s->n_workers; i++)
 		conn_home_destroy(&s->homes[i]);
+	for (unsigned i = 0; s->udp_homes != NULL && i < s->n_workers; i++)
+		udp_home_destroy(&s->udp_homes[i]);
+	free(s->udp_homes);
+	udp_rate_destroy(&s->udp.rate);
 	/* Every connection closed (on_close ran), the bases still here. */
 	release_worker_states(s);
 	exec_free(s->ex);		/* the workers' bases, after everything on them */

@@ -23,6 +23,7 @@
 #include "notify.h"
 #include "retry.h"
 #include "strategy.h"
+#include "udp.h"
 #include "wakeup.h"
 #include "workq.h"
 
@@ -40,6 +41,9 @@ struct mts_server {
 	struct retrier *retrier;	/* pays every failed wake-up (retry.h) */
 	struct executor *ex;
 	struct listen_set ls;
+	struct listen_set uls;		/* UDP: copies per worker, or inherited */
+	struct udp_shared udp;
+	struct udp_home *udp_homes;	/* one per worker, or NULL: no UDP */
 
 	/* What connections share, and where they live. */
 	struct connlimit limit;
@@ -68,6 +72,11 @@ struct mts_server {
 int server_check_config(const struct mts_config *in, const struct mts_handler *handler,
 			struct mts_config *cfg, const struct accept_strategy **strategy,
 			struct inbox_spec *inbox, char *why, size_t why_len);
+
+/* config.c: UDP's fields, once UDP is served (by cfg->udp, or by an
+ * inherited datagram socket). 0, or -EINVAL with *why naming the field. */
+int server_check_udp(const struct mts_config *cfg, const struct mts_handler *handler,
+		     char *why, size_t why_len);
 
 /* signals.c: no signal handler reaches s any more (mts_free). */
 void signals_release(struct mts_server *s);

@@ -39,6 +39,14 @@ void stats_counts(const struct mts_server *s, unsigned worker, struct mts_worker
 	};
 	for (unsigned k = 0; k < MTS_PROXY_DROPS; k++)
 		out->proxy_dropped[k] = counter_get(&h->proxy_drops[k]);
+	if (s->udp_homes != NULL) {
+		const struct udp_home *u = &s->udp_homes[worker];
+
+		out->udp_received = counter_get(&u->received);
+		out->udp_answered = counter_get(&u->answered);
+		for (unsigned k = 0; k < MTS_UDP_DROPS; k++)
+			out->udp_dropped[k] = counter_get(&u->dropped[k]);
+	}
 	s->strategy->unit_stats(s, worker, &out->accept_wakeups, &out->accept_empty);
 }
 
@@ -92,6 +100,15 @@ void stats_log(const struct mts_server *s)
 				   (unsigned long long)st.proxy_dropped[MTS_PROXY_INVALID],
 				   (unsigned long long)st.proxy_dropped[MTS_PROXY_PARTIAL],
 				   (unsigned long long)st.proxy_dropped[MTS_PROXY_TIMEOUT]);
+		if (s->udp_homes != NULL)
+			log_report("%s: udp received %llu answered %llu; dropped: truncated %llu "
+				   "source %llu rate %llu send %llu", exec_tag(s->ex, i),
+				   (unsigned long long)st.udp_received,
+				   (unsigned long long)st.udp_answered,
+				   (unsigned long long)st.udp_dropped[MTS_UDP_TRUNCATED],
+				   (unsigned long long)st.udp_dropped[MTS_UDP_SOURCE],
+				   (unsigned long long)st.udp_dropped[MTS_UDP_RATE],
+				   (unsigned long long)st.udp_dropped[MTS_UDP_SEND]);
 	}
 	log_report("accept: paused at max_conns now %u; pauses max_conns %llu resources %llu",
 		   atomic_load_explicit(&ash->paused, memory_order_relaxed),

@@ -1,0 +1,88 @@
+/*
+ * usage.c - echoserver --help: the options in a screenful, each with its
+ * default. The man page (doc/echoserver.1) is the full reference, and
+ * tests/test_help.sh keeps the two, and README.md, naming the same options.
+ */
+#include <config.h>
+
+#include <stdio.h>
+
+#include "usage.h"
+
+void echoserver_usage(FILE *out)
+{
+	fprintf(out,
+"Usage: echoserver [OPTION]...\n"
+"A multithreaded echo server (RFC 862): every byte received is sent back.\n"
+"\n"
+"  -p, --port N             TCP port (default 5555; 0 picks a free one)\n"
+"  -l, --listen ADDR        address or host name to listen on; repeatable, up\n"
+"                           to 16 (default: 127.0.0.1, and ::1 if this host\n"
+"                           has IPv6); one that cannot be listened on stops\n"
+"                           the server\n"
+"  -t, --threads N          worker threads (default: online CPUs)\n"
+"  -b, --backlog N          listen backlog (default 1024)\n"
+"  -c, --max-conns N        at most N connections at once; more wait in the\n"
+"                           backlog until a slot frees (default: no limit)\n"
+"      --max-conns-per-ip N at most N connections from one address (an IPv6\n"
+"                           /64; on a Unix socket, one user); more are closed\n"
+"                           at once (default: no limit)\n"
+"      --idle-timeout SECS  close connections idle that long (default 0: never)\n"
+"      --grace SECS         on SIGTERM/SIGINT/SIGHUP, how long pending echo is\n"
+"                           flushed;\n"
+"                           also how long a closing connection waits for its\n"
+"                           client to close (default 2)\n"
+"      --high-watermark BYTES  stop reading from a client with this much\n"
+"                           unsent echo (default 262144)\n"
+"      --low-watermark BYTES   resume reading below this (default 65536)\n"
+"      --accept NAME        who accepts connections (default handoff: one\n"
+"                           thread accepts and hands each to a worker; others\n"
+"                           have each worker accept for itself); --list-accept\n"
+"                           names every strategy, echoserver(1) describes them\n"
+"      --dispatch NAME[:KEY=VALUE,...]\n"
+"                           how connections are handed to the workers, and the\n"
+"                           variant's options (default wfcq; doc/HANDOFF.md);\n"
+"                           --list-dispatch names every variant and option,\n"
+"                           e.g. ring:size=1024 or spin-then-block:us=0\n"
+"      --ring-size N        the same as the option size=N of --dispatch ring\n"
+"      --spin-us N          the same as the option us=N of spin-then-block\n"
+"      --balance rr|least   worker choice for --accept handoff: round-robin\n"
+"                           (default) or fewest live connections\n"
+"      --proxy-protocol     every connection begins with a PROXY header (v1 or\n"
+"                           v2, as HAProxy's send-proxy[-v2] sends): its client\n"
+"                           address is the one --max-conns-per-ip counts\n"
+"      --proxy-from LIST    who may send one: ADDRESS[/BITS],... and unix\n"
+"                           (default 127.0.0.0/8,::1,unix); others are closed\n"
+"      --proxy-timeout SECS the header must come within SECS (default 3)\n"
+"      --udp                also answer UDP datagrams on the same addresses\n"
+"                           and port (default: off; echoserver(1) says why)\n"
+"      --udp-max BYTES      larger datagrams are dropped, never answered cut\n"
+"                           (default 65535)\n"
+"      --udp-rate N         answer at most N datagrams per second per source\n"
+"                           address (an IPv6 /64; default 100, 0: no limit);\n"
+"                           none from the ports of services that answer any\n"
+"                           datagram (echo, chargen, DNS, NTP...)\n"
+"      --metrics-listen HOST:PORT  serve Prometheus metrics at\n"
+"                           http://HOST:PORT/metrics ([::1]:PORT for IPv6;\n"
+"                           default: off; under socket activation, a socket\n"
+"                           named \"metrics\" instead)\n"
+"  -v, --verbose            more log output (repeat for debug)\n"
+"  -q, --quiet              only errors\n"
+"      --list-dispatch      print the dispatch variants and their options\n"
+"      --list-accept        print the accept strategies\n"
+"  -V, --version            print the version and exit\n"
+"  -h, --help               print this help and exit\n"
+"\n"
+"Signals: SIGINT, SIGTERM and SIGHUP shut down gracefully; SIGUSR1 prints\n"
+"statistics.\n"
+"Socket activation: started with listening sockets from systemd (LISTEN_FDS),\n"
+"it serves on those (-l and -p are then refused); a socket named \"metrics\"\n"
+"serves the metrics.\n"
+"Log lines go to standard error, each starting with the local time (RFC 3339,\n"
+"with milliseconds), or with its syslog priority (<3> error ... <7> debug)\n"
+"when standard error is systemd's journal.\n"
+"Exit status: 0 after a graceful shutdown, 1 if the server cannot start (an\n"
+"address in use or not on this host), 2 for invalid arguments.\n"
+"Full reference: man echoserver.\n");
+}
+
