@@ -417,6 +417,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < mts_listener_count(srv); i++)
 		printf("echoserver: listening on %s\n", mts_listener_name(srv, i));
+	for (size_t i = 0; mts_udp_name(srv, i) != NULL; i++)
+		printf("echoserver: answering UDP on %s\n", mts_udp_name(srv, i));
 	for (size_t i = 0; mts_metrics_name(srv, i) != NULL; i++) {
 		const char *name = mts_metrics_name(srv, i);
 

@@ -139,13 +139,12 @@ struct mts_config {
 	 * same port, a SO_REUSEPORT socket per worker; datagrams go to the
 	 * handler's on_datagram (needed then). Inherited datagram sockets
 	 * (listen_fds, told apart by type) are served whatever udp says, by
-	 * every worker. Never answered, and counted: a datagram over udp_max
-	 * bytes, one from a guarded source (doc/API.md), one past udp_rate per
-	 * second from its source (IPv6: its /64; 0: no limit).
+	 * every worker. Never answered, counted: a datagram over udp_max bytes,
+	 * from a guarded source (doc/API.md), past udp_rate/s from its source.
 	 */
 	int udp;			/* 0: off, 1: on. 0 */
 	unsigned udp_max;		/* 1..65535. 65535 */
-	unsigned udp_rate;		/* any value, 0: unlimited. 100 */
+	unsigned udp_rate;		/* per source (IPv6: a /64), 0: no limit. 100 */
 };
 
 void mts_config_defaults(struct mts_config *cfg);
@@ -246,9 +245,11 @@ int mts_new(struct mts_server **out, const struct mts_config *cfg,
 	       const struct mts_handler *handler, char *why, size_t why_len);
 
 /* The listening addresses, as "127.0.0.1:5555" or "[::1]:5555"; an
- * inherited Unix socket as its path, or "@name" in the abstract namespace. */
+ * inherited Unix socket as its path, or "@name" in the abstract namespace.
+ * mts_udp_name: UDP's, NULL past the last. */
 size_t mts_listener_count(const struct mts_server *s);
 const char *mts_listener_name(const struct mts_server *s, size_t i);
+const char *mts_udp_name(const struct mts_server *s, size_t i);
 /* The address of the metrics endpoint's socket i ("127.0.0.1:9100"), or
  * NULL past the last or when metrics are off. */
 const char *mts_metrics_name(const struct mts_server *s, size_t i);

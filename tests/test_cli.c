@@ -63,6 +63,10 @@ static const struct bad_case bad[] = {
 	{ { "--proxy-from", "" }, "--proxy-from" },
 	{ { "--proxy-timeout", "0" }, "--proxy-timeout" },
 	{ { "--proxy-timeout", "3601" }, "--proxy-timeout" },
+	{ { "--udp-max", "0" }, "--udp-max" },
+	{ { "--udp-max", "65536" }, "--udp-max" },
+	{ { "--udp-rate", "-1" }, "--udp-rate" },
+	{ { "--udp", "--udp-rate", "lots" }, "--udp-rate" },
 };
 
 static void test_bad_args(void)

@@ -71,6 +71,19 @@ static const struct mts_handler handler = {
 	.on_close = conn_close,
 };
 
+static int answer(struct mts_datagram *d, void *state, void *arg)
+{
+	return 1;
+}
+
+/* The same, with UDP. */
+static const struct mts_handler udp_handler = {
+	.on_open = conn_open,
+	.on_shutdown = conn_shutdown,
+	.on_close = conn_close,
+	.on_datagram = answer,
+};
+
 static const char *const loopback[] = { "127.0.0.1" };
 
 /* The defaults, on 127.0.0.1 port 0 with one worker: cheap to build. */
@@ -337,6 +350,19 @@ static void test_numbers(void)
 	cfg.proxy_from = "nonsense";
 	accepted(&cfg, "proxy_protocol 0: proxy_from and proxy_timeout_ms are not read");
 
+	/* UDP's fields, read only when it is on; and its handler. */
+	cfg = base();
+	cfg.udp = 2;
+	refused(&cfg, &udp_handler, "udp", "udp 2");
+	cfg.udp = 1;
+	refused(&cfg, &handler, "on_datagram", "udp 1 with a handler that has no on_datagram");
+	cfg.udp_max = 0;
+	refused(&cfg, &udp_handler, "udp_max", "udp_max 0");
+	cfg.udp_max = 65536;
+	refused(&cfg, &udp_handler, "udp_max", "udp_max 65536");
+	cfg.udp = 0;
+	accepted(&cfg, "udp 0: udp_max is not read, nor on_datagram needed");
+
 	/* A variant's options: its own, in range, KEY=VALUE. */
 	cfg = base();
 	cfg.dispatch = "ring:size=3";
@@ -588,7 +614,7 @@ int main(void)
 {
 	tap_watchdog(60);
 	mts_log_set_level(MTS_LOG_ERROR);
-	tap_plan(74);
+	tap_plan(79);
 	test_defaults();
 	test_pointers();
 	test_strings();

@@ -18,7 +18,7 @@ if [ -z "$activate" ]; then
     echo "1..0 # SKIP systemd-socket-activate not installed (Debian: apt-get install systemd)"
     exit 0
 fi
-echo "1..14"
+echo "1..16"
 n=0; failed=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; waiting "the step after check $n ($2)"; }
 tmp=$(mktemp -d)
@@ -32,7 +32,7 @@ watchdog 120
 activate() {
     local at=$1
     shift
-    "$activate" -l "$at" ${also:+-l "$also"} "$server" "$@" > "$tmp/out" 2> "$tmp/err" &
+    "$activate" ${dgram:+-d} -l "$at" ${also:+-l "$also"} "$server" "$@" > "$tmp/out" 2> "$tmp/err" &
     pid=$!
     for i in $(seq 50); do
         grep -q "Listening on" "$tmp/err" 2>/dev/null && return 0
@@ -111,6 +111,20 @@ echo_line "x" > /dev/null 2>&1
 wait_exit
 [ "$rc" = 2 ] && grep -q "cannot use inherited sockets" "$tmp/err"
 check $? "--accept reuseport with an inherited socket: exit $rc (2 expected), with the reason"
+
+# A datagram socket (ListenDatagram=), activated by its first datagram:
+# told from a stream socket by its type and answered (RFC 862 over UDP),
+# without --udp, as the unit asked for it.
+dgram=1
+start -t 2 || { echo "Bail out! cannot start $activate --datagram"; exit 1; }
+dgram=
+got=$(printf 'hello, udp' | timeout 5 nc -u -w1 127.0.0.1 "$port")
+[ "$got" = "hello, udp" ] && grep -q "answering UDP on 127.0.0.1:$port" "$tmp/out"
+check $? "a datagram socket passed in (ListenDatagram=): nc -u gets its datagram back, and the socket is named"
+kill -TERM $pid
+wait_exit
+[ "$rc" = 0 ] && grep -q "info: stopped" "$tmp/err"
+check $? "... and SIGTERM stops it gracefully (exit $rc)"
 
 # A Unix socket: one line through it (nc -N: shut down after stdin's EOF,
 # then read to the server's EOF); prints what came back.

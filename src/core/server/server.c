@@ -280,6 +280,11 @@ const char *mts_listener_name(const struct mts_server *s, size_t i)
 	return i < listen_addresses(&s->ls) ? s->ls.l[i * s->ls.copies].name : NULL;
 }
 
+const char *mts_udp_name(const struct mts_server *s, size_t i)
+{
+	return i < listen_addresses(&s->uls) ? s->uls.l[i * s->uls.copies].name : NULL;
+}
+
 /* "serving on 127.0.0.1:5555 [::1]:5555 with 4 workers", for READY=1. */
 static void ready_status(const struct mts_server *s, char *buf, size_t len)
 {
