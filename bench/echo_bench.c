@@ -19,6 +19,10 @@
  * time it was due; a late reply cannot delay the next request's clock, so
  * latency is not hidden by coordinated omission.
  *
+ * --udp: datagrams instead (echo_bench_udp.c): --connections flows, closed
+ * loop with --depth in flight each, or open loop at --rate; every answer
+ * checked, loss counted.
+ *
  * Exit status: 0 if every message came back intact, 1 on any error
  * (mismatch, reset, early EOF, connect failure, a reply missing at the end),
  * 2 for bad arguments.
@@ -47,6 +51,7 @@
 
 #include "cli/cli.h"
 #include "counter.h"
+#include "echo_bench_udp.h"
 #include "histogram.h"
 
 #define MAX_THREADS 64
@@ -66,6 +71,7 @@ static struct {
 	enum mode mode;
 	bool verify, csv, quiet;
 	unsigned proxy;			/* 0, or the PROXY header's version (1, 2) */
+	bool udp;
 } opt = {
 	.host = "127.0.0.1", .port = "5555", .conns = 1, .threads = 1, .depth = 1,
 	.size = 64, .seconds = 5, .mode = M_PINGPONG, .verify = true,
@@ -563,7 +569,7 @@ static void *client_main(void *arg)
 
 static void resolve(void)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	struct addrinfo hints = { .ai_socktype = opt.udp ? SOCK_DGRAM : SOCK_STREAM }, *res;
 	int rc = getaddrinfo(opt.host, opt.port, &hints, &res);
 
 	if (rc != 0)
@@ -607,6 +613,10 @@ static void usage(FILE *out)
 "  -r, --rate R           open loop: R messages/s in total (default: closed loop)\n"
 "      --proxy 1|2        begin each connection with a PROXY header of that\n"
 "                         version (for echoserver --proxy-protocol)\n"
+"      --udp              UDP datagrams (echoserver --udp): --connections flows,\n"
+"                         each with --depth in flight, or --rate in all; every\n"
+"                         answer checked, loss counted (not an error);\n"
+"                         --size 16..65507\n"
 "      --no-verify        do not check the echoed bytes\n"
 "      --csv              one CSV line (with a header line)\n"
 "  -q, --quiet            no progress line\n"
@@ -618,7 +628,7 @@ static void usage(FILE *out)
 
 static void parse(int argc, char **argv)
 {
-	enum { O_NOVERIFY = 256, O_CSV, O_PROXY };
+	enum { O_NOVERIFY = 256, O_CSV, O_PROXY, O_UDP };
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
@@ -632,6 +642,7 @@ static void parse(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "no-verify", no_argument, NULL, O_NOVERIFY },
 		{ "proxy", required_argument, NULL, O_PROXY },
+		{ "udp", no_argument, NULL, O_UDP },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
@@ -661,6 +672,7 @@ static void parse(int argc, char **argv)
 		case 'r': opt.rate = cli_double("--rate", optarg, 1, 1e9); break;
 		case O_NOVERIFY: opt.verify = false; break;
 		case O_PROXY: opt.proxy = (unsigned)cli_ulong("--proxy", optarg, 1, 2); break;
+		case O_UDP: opt.udp = true; break;
 		case O_CSV: opt.csv = true; break;
 		case 'q': opt.quiet = true; break;
 		case 'V': printf("echo-bench (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); exit(0);
@@ -671,7 +683,10 @@ static void parse(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_bad("argument", argv[optind]);
-	if (opt.mode != M_PIPELINE)
+	if (opt.udp && (opt.mode != M_PINGPONG || opt.proxy || opt.size_max))
+		cli_usage_error("--udp takes none of --mode, --proxy, --size-max: a datagram "
+				"is its own message");
+	if (opt.mode != M_PIPELINE && !opt.udp)
 		opt.depth = 1;
 	if (opt.threads > opt.conns)
 		opt.threads = opt.conns;
@@ -688,6 +703,48 @@ static void totals(uint64_t *msgs, uint64_t *bytes, uint64_t *errs, uint64_t *ce
 	}
 }
 
+/* --udp: the run, and its figures in the same form as the others'. */
+static int main_udp(void)
+{
+	struct udp_bench_cfg cfg = {
+		.to = (struct sockaddr *)&server_addr, .to_len = server_len,
+		.flows = opt.conns, .threads = opt.threads, .depth = opt.depth,
+		.size = opt.size, .seconds = opt.seconds, .rate = opt.rate, .verify = opt.verify,
+	};
+	static struct udp_bench_result r;
+	const struct histogram *h = &r.hist;
+	double secs = opt.seconds;
+
+	udp_bench_run(&cfg, &r);
+	if (opt.csv) {
+		printf("mode,connections,threads,size,size_max,depth,rate,seconds,messages,"
+		       "msgs_per_s,mib_per_s,p50_us,p99_us,p999_us,max_us,errors,connect_errors,"
+		       "lost\n");
+		printf("udp,%u,%u,%zu,%zu,%u,%.0f,%.2f,%llu,%.0f,%.2f,%.1f,%.1f,%.1f,%.1f,%llu,0,"
+		       "%llu\n", opt.conns, opt.threads, opt.size, opt.size, opt.depth, opt.rate,
+		       secs, (unsigned long long)r.answered, r.answered / secs,
+		       r.answered * (double)opt.size / secs / 1048576.0,
+		       hist_quantile(h, 0.5) / 1e3, hist_quantile(h, 0.99) / 1e3,
+		       hist_quantile(h, 0.999) / 1e3, hist_max(h) / 1e3,
+		       (unsigned long long)r.errors, (unsigned long long)r.lost);
+	} else {
+		printf("udp: %u flows, %u threads, %zu-byte datagrams, %s%s\n", opt.conns,
+		       opt.threads, opt.size, opt.rate > 0 ? "open loop" : "closed loop",
+		       opt.verify ? ", verified" : "");
+		printf("  %llu answered in %.2f s: %.0f datagrams/s, %.2f MiB/s echoed\n",
+		       (unsigned long long)r.answered, secs, r.answered / secs,
+		       r.answered * (double)opt.size / secs / 1048576.0);
+		printf("  latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
+		       hist_quantile(h, 0.5) / 1e3, hist_quantile(h, 0.99) / 1e3,
+		       hist_quantile(h, 0.999) / 1e3, hist_max(h) / 1e3);
+		printf("  sent %llu, lost %llu (%.3f%%), errors %llu\n",
+		       (unsigned long long)r.sent, (unsigned long long)r.lost,
+		       r.sent ? 100.0 * (double)r.lost / (double)r.sent : 0.0,
+		       (unsigned long long)r.errors);
+	}
+	return r.errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct histogram all;
@@ -701,6 +758,8 @@ int main(int argc, char **argv)
 	parse(argc, argv);
 	resolve();
 	check_fd_limit();
+	if (opt.udp)
+		return main_udp();
 
 	for (unsigned t = 0; t < opt.threads; t++) {
 		struct client *cl = &clients[t];

@@ -9,7 +9,13 @@
  * read. Only what a write() leaves over is kept, with reading paused until it
  * is flushed, so that large messages are echoed correctly.
  *
- *   floor-server [-l ADDR] [-p PORT] [-t THREADS]
+ * With -u, UDP instead (RFC 862's datagram echo): one SO_REUSEPORT UDP
+ * socket per thread, and a loop of recvmmsg() (blocking for the first
+ * datagram, then taking what is there, up to -b BATCH, default 32) and one
+ * sendmmsg() of them all back: no event loop, no guard, no copy. The least
+ * a UDP echo can do; echoserver --udp's figures are set against it.
+ *
+ *   floor-server [-u [-b BATCH]] [-l ADDR] [-p PORT] [-t THREADS]
  */
 #include <config.h>
 
@@ -19,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +138,60 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* ---- UDP ------------------------------------------------------------- */
+
+#define MAX_BATCH 1024
+#define SLOT 65536
+static unsigned batch = 32;
+
+static int udp_socket(void)
+{
+	const int one = 1;
+	const struct timeval tick = { .tv_usec = 200000 };	/* to see `stopping` */
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof(tick)) == -1 ||
+	    bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == -1) {
+		perror("floor-server: udp");
+		exit(1);
+	}
+	return fd;
+}
+
+static void *serve_udp(void *arg)
+{
+	int fd = *(int *)arg;
+	struct mmsghdr *m = calloc(batch, sizeof(*m));
+	struct iovec *iov = calloc(batch, sizeof(*iov));
+	struct sockaddr_storage *peer = calloc(batch, sizeof(*peer));
+	char *data = malloc((size_t)batch * SLOT);
+
+	if (m == NULL || iov == NULL || peer == NULL || data == NULL) {
+		fprintf(stderr, "floor-server: out of memory\n");
+		exit(1);
+	}
+	while (!stopping) {
+		int n;
+
+		for (unsigned i = 0; i < batch; i++) {
+			iov[i] = (struct iovec){ .iov_base = data + (size_t)i * SLOT, .iov_len = SLOT };
+			m[i].msg_hdr = (struct msghdr){ .msg_name = &peer[i],
+							.msg_namelen = sizeof(peer[i]),
+							.msg_iov = &iov[i], .msg_iovlen = 1 };
+		}
+		n = recvmmsg(fd, m, batch, MSG_WAITFORONE, NULL);
+		if (n <= 0)
+			continue;	/* the tick, or a signal */
+		for (int i = 0; i < n; i++)
+			iov[i].iov_len = m[i].msg_len;
+		for (int sent = 0, k; sent < n; sent += k > 0 ? k : 1)
+			k = sendmmsg(fd, m + sent, (unsigned)(n - sent), 0);
+	}
+	return NULL;
+}
+
 static void on_signal(int sig)
 {
 	stopping = 1;
@@ -140,13 +201,22 @@ int main(int argc, char **argv)
 {
 	pthread_t th[64];
 	int lfd[64], threads = 1, ch;
+	bool udp = false;
 	struct rlimit rl;
 	socklen_t len = sizeof(addr);
 
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	addr.sin_port = htons(5556);
-	while ((ch = getopt(argc, argv, "l:p:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "ub:l:p:t:")) != -1) {
 		switch (ch) {
+		case 'u': udp = true; break;
+		case 'b':
+			batch = (unsigned)atoi(optarg);
+			if (batch < 1 || batch > MAX_BATCH) {
+				fprintf(stderr, "floor-server: -b takes 1..%d\n", MAX_BATCH);
+				return 2;
+			}
+			break;
 		case 'l':
 			if (inet_pton(AF_INET, optarg, &addr.sin_addr) != 1) {
 				fprintf(stderr, "floor-server: -l takes an IPv4 address\n");
@@ -156,7 +226,8 @@ int main(int argc, char **argv)
 		case 'p': addr.sin_port = htons((uint16_t)atoi(optarg)); break;
 		case 't': threads = atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: floor-server [-l ADDR] [-p PORT] [-t THREADS]\n");
+			fprintf(stderr, "usage: floor-server [-u [-b BATCH]] [-l ADDR] [-p PORT] "
+				"[-t THREADS]\n");
 			return 2;
 		}
 	}
@@ -171,14 +242,15 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	lfd[0] = listen_socket();
+	lfd[0] = udp ? udp_socket() : listen_socket();
 	getsockname(lfd[0], (struct sockaddr *)&addr, &len);	/* port 0: the one bound */
 	for (int t = 1; t < threads; t++)
-		lfd[t] = listen_socket();
-	printf("floor-server: listening on %s:%u\n", inet_ntoa(addr.sin_addr), ntohs(addr.sin_port));
+		lfd[t] = udp ? udp_socket() : listen_socket();
+	printf("floor-server: %slistening on %s:%u\n", udp ? "UDP, " : "",
+	       inet_ntoa(addr.sin_addr), ntohs(addr.sin_port));
 	fflush(stdout);
 	for (int t = 0; t < threads; t++)
-		pthread_create(&th[t], NULL, serve, &lfd[t]);
+		pthread_create(&th[t], NULL, udp ? serve_udp : serve, &lfd[t]);
 	for (int t = 0; t < threads; t++)
 		pthread_join(th[t], NULL);
 	return 0;
