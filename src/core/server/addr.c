@@ -118,16 +118,27 @@ int addr_listen(const struct sockaddr *sa, socklen_t len, int backlog, bool reus
 	return -err;
 }
 
-int addr_ask_destination(int fd, int family)
+bool addr_is_wildcard(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+	return sa->sa_family == AF_INET &&
+	       ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+int addr_ask_destination(int fd, const struct sockaddr *bound)
 {
 	const int one = 1;
-	int rc = family == AF_INET6
-		 ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))
-		 : setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+	int rc;
 
+	if (!addr_is_wildcard(bound))
+		return 0;	/* one address: the kernel answers from it */
+	rc = bound->sa_family == AF_INET6
+	     ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one))
+	     : setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 	/* A dual-stack IPv6 socket (socket activation's "ListenDatagram=7")
 	 * also receives IPv4, whose destination comes as IP_PKTINFO. */
-	if (rc == 0 && family == AF_INET6)
+	if (rc == 0 && bound->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
 	return rc == 0 ? 0 : -errno;
 }
@@ -136,7 +147,7 @@ int addr_datagram(const struct sockaddr *sa, socklen_t len)
 {
 	int fd = bound_socket(sa, len, SOCK_DGRAM, true), rc;
 
-	if (fd >= 0 && (rc = addr_ask_destination(fd, sa->sa_family)) < 0) {
+	if (fd >= 0 && (rc = addr_ask_destination(fd, sa)) < 0) {
 		close(fd);
 		return rc;
 	}

@@ -29,12 +29,21 @@ int addr_listen(const struct sockaddr *sa, socklen_t len, int backlog, bool reus
  * One non-blocking, close-on-exec UDP socket bound to sa, with
  * SO_REUSEPORT (one per worker, the kernel spreading sources among them)
  * and IPV6_V6ONLY like addr_listen's, that reports each datagram's
- * destination (addr_ask_destination): the fd, or a negative errno.
+ * destination when it needs to (addr_ask_destination): the fd, or a
+ * negative errno.
  */
 int addr_datagram(const struct sockaddr *sa, socklen_t len);
-/* Asks datagram socket fd of `family` to report where each datagram was
- * sent (IP_PKTINFO, IPV6_RECVPKTINFO): 0 or a negative errno. */
-int addr_ask_destination(int fd, int family);
+/*
+ * Datagram socket fd is bound to `bound`. When that is a wildcard (0.0.0.0,
+ * ::), which receives what is sent to any of the host's addresses, asks
+ * it to report where each datagram was sent (IP_PKTINFO,
+ * IPV6_RECVPKTINFO), so that the answer can leave from there; bound to one
+ * address, the kernel answers from it anyway, and asks nothing (no control
+ * message per datagram). 0 or a negative errno.
+ */
+int addr_ask_destination(int fd, const struct sockaddr *bound);
+/* 0.0.0.0 or :: (false for other families). */
+bool addr_is_wildcard(const struct sockaddr *sa);
 /*
  * Splits "HOST:PORT" ("[::1]:9100" for an IPv6 literal) into host and
  * port, in buf (len bytes). -EINVAL if it is not of that form.

@@ -58,14 +58,6 @@ static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
 	       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
 }
 
-/* 0.0.0.0 or :: (which, with IPV6_V6ONLY, covers IPv6 alone). */
-static bool is_wildcard(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET6)
-		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-	return ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY);
-}
-
 /* A wildcard and another address of its family would collide on one
  * port: true, with *why naming both. */
 static bool overlap(const struct candidate *c, int n, char *why, size_t why_len)
@@ -75,7 +67,7 @@ static bool overlap(const struct candidate *c, int n, char *why, size_t why_len)
 			const struct sockaddr *wild = (const struct sockaddr *)&c[i].ss;
 			const struct sockaddr *other = (const struct sockaddr *)&c[j].ss;
 
-			if (i != j && is_wildcard(wild) && other->sa_family == wild->sa_family) {
+			if (i != j && addr_is_wildcard(wild) && other->sa_family == wild->sa_family) {
 				char a[80], b[80];
 
 				addr_format(wild, c[i].len, a, sizeof(a));
@@ -218,7 +210,7 @@ static int adopt_datagram(int fd, const char *what, char *why, size_t why_len)
 	fl = fcntl(fd, F_GETFL);
 	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
-	    (rc = addr_ask_destination(fd, ss.ss_family)) < 0) {
+	    (rc = addr_ask_destination(fd, (struct sockaddr *)&ss)) < 0) {
 		int err = errno;
 
 		snprintf(why, why_len, "inherited descriptor %d (%s): %s", fd, what,

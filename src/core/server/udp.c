@@ -22,9 +22,11 @@
  * A socket bound to a wildcard address (0.0.0.0, ::) receives datagrams
  * sent to any of the host's addresses; answered without more, a reply
  * leaves from whichever address the route picks, and the client, which
- * expects it from the address it wrote to, drops it. So every socket asks
- * for each datagram's destination (IP_PKTINFO, IPV6_RECVPKTINFO) and the
- * answer names it as its source.
+ * expects it from the address it wrote to, drops it. So a wildcard socket
+ * asks for each datagram's destination (IP_PKTINFO, IPV6_RECVPKTINFO) and
+ * the answer names it as its source. A socket bound to one address asks
+ * for nothing (addr_ask_destination): the kernel answers from that
+ * address, and no control message costs either side anything.
  */
 #include <config.h>
 
