@@ -72,6 +72,7 @@ static struct {
 	bool verify, csv, quiet;
 	unsigned proxy;			/* 0, or the PROXY header's version (1, 2) */
 	bool udp;
+	const char *source;		/* --udp: the flows' address */
 } opt = {
 	.host = "127.0.0.1", .port = "5555", .conns = 1, .threads = 1, .depth = 1,
 	.size = 64, .seconds = 5, .mode = M_PINGPONG, .verify = true,
@@ -617,6 +618,8 @@ static void usage(FILE *out)
 "                         each with --depth in flight, or --rate in all; every\n"
 "                         answer checked, loss counted (not an error);\n"
 "                         --size 16..65507\n"
+"      --source ADDR      --udp: send from this address (the server's\n"
+"                         per-source rate counts it apart)\n"
 "      --no-verify        do not check the echoed bytes\n"
 "      --csv              one CSV line (with a header line)\n"
 "  -q, --quiet            no progress line\n"
@@ -628,7 +631,7 @@ static void usage(FILE *out)
 
 static void parse(int argc, char **argv)
 {
-	enum { O_NOVERIFY = 256, O_CSV, O_PROXY, O_UDP };
+	enum { O_NOVERIFY = 256, O_CSV, O_PROXY, O_UDP, O_SOURCE };
 	static const struct option longopts[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
@@ -643,6 +646,7 @@ static void parse(int argc, char **argv)
 		{ "no-verify", no_argument, NULL, O_NOVERIFY },
 		{ "proxy", required_argument, NULL, O_PROXY },
 		{ "udp", no_argument, NULL, O_UDP },
+		{ "source", required_argument, NULL, O_SOURCE },
 		{ "csv", no_argument, NULL, O_CSV },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
@@ -673,6 +677,7 @@ static void parse(int argc, char **argv)
 		case O_NOVERIFY: opt.verify = false; break;
 		case O_PROXY: opt.proxy = (unsigned)cli_ulong("--proxy", optarg, 1, 2); break;
 		case O_UDP: opt.udp = true; break;
+		case O_SOURCE: opt.source = optarg; break;
 		case O_CSV: opt.csv = true; break;
 		case 'q': opt.quiet = true; break;
 		case 'V': printf("echo-bench (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); exit(0);
@@ -683,6 +688,8 @@ static void parse(int argc, char **argv)
 	}
 	if (optind < argc)
 		cli_bad("argument", argv[optind]);
+	if (opt.source != NULL && !opt.udp)
+		cli_usage_error("--source goes with --udp");
 	if (opt.udp && (opt.mode != M_PINGPONG || opt.proxy || opt.size_max))
 		cli_usage_error("--udp takes none of --mode, --proxy, --size-max: a datagram "
 				"is its own message");
@@ -707,7 +714,7 @@ static void totals(uint64_t *msgs, uint64_t *bytes, uint64_t *errs, uint64_t *ce
 static int main_udp(void)
 {
 	struct udp_bench_cfg cfg = {
-		.to = (struct sockaddr *)&server_addr, .to_len = server_len,
+		.to = (struct sockaddr *)&server_addr, .to_len = server_len, .source = opt.source,
 		.flows = opt.conns, .threads = opt.threads, .depth = opt.depth,
 		.size = opt.size, .seconds = opt.seconds, .rate = opt.rate, .verify = opt.verify,
 	};

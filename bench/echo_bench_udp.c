@@ -22,6 +22,7 @@
  */
 #include <config.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -229,13 +230,31 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
+/* --source: the flows' own address (a source the server counts apart,
+ * for its per-source rate), port chosen by the kernel. */
+static int bind_source(int fd, int family, const char *source)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	void *a = family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+				     : (void *)&((struct sockaddr_in *)&ss)->sin_addr;
+
+	if (inet_pton(family, source, a) != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return bind(fd, (struct sockaddr *)&ss, family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								    : sizeof(struct sockaddr_in));
+}
+
 static int open_flow(struct uclient *cl, struct flow *f, const struct sockaddr *to,
 		     socklen_t to_len)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = f };
 
 	f->fd = socket(to->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (f->fd == -1 || connect(f->fd, to, to_len) == -1 ||
+	if (f->fd == -1 ||
+	    (cl->cfg->source != NULL && bind_source(f->fd, to->sa_family, cl->cfg->source) == -1) ||
+	    connect(f->fd, to, to_len) == -1 ||
 	    epoll_ctl(cl->ep, EPOLL_CTL_ADD, f->fd, &ev) == -1)
 		return -errno;
 	return 0;

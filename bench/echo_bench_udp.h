@@ -16,6 +16,7 @@
 struct udp_bench_cfg {
 	const struct sockaddr *to;	/* the server */
 	socklen_t to_len;
+	const char *source;		/* the flows' address, or NULL: any */
 	unsigned flows, threads;	/* threads <= flows, <= the maximum */
 	unsigned depth;			/* closed loop: in flight per flow */
 	size_t size;			/* bytes per datagram, 16..65507 */
