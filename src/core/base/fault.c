@@ -55,12 +55,18 @@ static struct {
 	bool closed;
 	unsigned waiting;
 	unsigned passes;	/* closed: threads fault_gate_open_one() lets by */
+	/* Set by the first close, never cleared: until then a pass takes no
+	 * lock, so a gate no test holds adds no ordering between the threads
+	 * that pass it (a mutex would, and hide from TSan a missing one). */
+	atomic_bool used;
 } gates[GATE_N] = {
 	[0 ... GATE_N - 1] = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0 },
 };
 
 void fault_gate(enum fault_gate g)
 {
+	if (!atomic_load_explicit(&gates[g].used, memory_order_acquire))
+		return;
 	pthread_mutex_lock(&gates[g].lock);
 	if (gates[g].closed) {
 		gates[g].waiting++;
@@ -76,6 +82,7 @@ void fault_gate(enum fault_gate g)
 
 void fault_gate_close(enum fault_gate g)
 {
+	atomic_store_explicit(&gates[g].used, true, memory_order_release);
 	pthread_mutex_lock(&gates[g].lock);
 	gates[g].closed = true;
 	gates[g].passes = 0;
