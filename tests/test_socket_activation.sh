@@ -18,7 +18,7 @@ if [ -z "$activate" ]; then
     echo "1..0 # SKIP systemd-socket-activate not installed (Debian: apt-get install systemd)"
     exit 0
 fi
-echo "1..16"
+echo "1..17"
 n=0; failed=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; waiting "the step after check $n ($2)"; }
 tmp=$(mktemp -d)
@@ -118,13 +118,23 @@ check $? "--accept reuseport with an inherited socket: exit $rc (2 expected), wi
 dgram=1
 start -t 2 || { echo "Bail out! cannot start $activate --datagram"; exit 1; }
 dgram=
-got=$(printf 'hello, udp' | timeout 5 nc -u -w1 127.0.0.1 "$port")
+# (-w3: the first datagram also starts the server, whose start-up, under a
+# sanitizer on a busy machine, may take a second.)
+got=$(printf 'hello, udp' | timeout 8 nc -u -w3 127.0.0.1 "$port")
 [ "$got" = "hello, udp" ] && grep -q "answering UDP on 127.0.0.1:$port" "$tmp/out"
 check $? "a datagram socket passed in (ListenDatagram=): nc -u gets its datagram back, and the socket is named"
 kill -TERM $pid
 wait_exit
 [ "$rc" = 0 ] && grep -q "info: stopped" "$tmp/err"
 check $? "... and SIGTERM stops it gracefully (exit $rc)"
+
+# --udp with only stream sockets passed in: refused (exit 2), naming what
+# is missing, rather than serving no UDP without a word.
+start -t 1 --udp || { echo "Bail out! cannot start $activate"; exit 1; }
+echo_line "x" > /dev/null 2>&1
+wait_exit
+[ "$rc" = 2 ] && grep -q "no inherited socket is a datagram socket" "$tmp/err"
+check $? "--udp with only a stream socket passed in: exit $rc (2 expected), naming ListenDatagram="
 
 # A Unix socket: one line through it (nc -N: shut down after stdin's EOF,
 # then read to the server's EOF); prints what came back.
