@@ -48,6 +48,7 @@ struct flow {
 	uint8_t seed;
 	uint64_t sent, got;		/* datagrams; got counts each answer once */
 	uint64_t written_off;		/* closed loop: in flight, given up on */
+	uint64_t written_below;		/* ... every number below this one */
 	uint64_t last;			/* when it last sent or heard, ns */
 	uint64_t next_due;		/* open loop */
 };
@@ -79,15 +80,17 @@ static void fill(const struct flow *f, uint64_t seq, uint64_t now, unsigned char
 		b[k] = pattern(f->seed, seq, k);
 }
 
-/* Answer b (n bytes) on flow f: true if whole and expected; *sent_at. */
+/* Answer b (n bytes) on flow f: true if whole and expected; its number
+ * and when it was sent. */
 static bool check(const struct uclient *cl, const struct flow *f, const unsigned char *b,
-		  size_t n, uint64_t *sent_at)
+		  size_t n, uint64_t *seq_out, uint64_t *sent_at)
 {
 	uint64_t seq;
 
 	if (n != cl->cfg->size)
 		return false;
 	memcpy(&seq, b, 8);
+	*seq_out = seq;
 	memcpy(sent_at, b + 8, 8);
 	if (seq >= f->sent)
 		return false;
@@ -147,15 +150,17 @@ static void receive(struct uclient *cl, struct flow *f, uint64_t now)
 		}
 		r = recvmmsg(f->fd, m, BATCH, MSG_DONTWAIT, NULL);
 		for (int i = 0; i < r; i++) {
-			uint64_t at;
+			uint64_t at, seq;
 
 			if ((m[i].msg_hdr.msg_flags & MSG_TRUNC) ||
-			    !check(cl, f, iov[i].iov_base, m[i].msg_len, &at)) {
+			    !check(cl, f, iov[i].iov_base, m[i].msg_len, &seq, &at)) {
 				counter_add(&cl->errors, 1);
 				continue;
 			}
-			if (in_flight(f) == 0 && f->written_off > 0)
-				f->written_off--;	/* late, not lost */
+			/* One given up on comes after all: late, not lost, and
+			 * not one of those in flight now. */
+			if (seq < f->written_below && f->written_off > 0)
+				f->written_off--;
 			f->got++;
 			f->last = now;
 			if (now >= run_start && now <= run_end) {
@@ -169,8 +174,10 @@ static void receive(struct uclient *cl, struct flow *f, uint64_t now)
 /* Closed loop: keep depth in flight; give up on a silent flow's. */
 static void refill(struct uclient *cl, struct flow *f, uint64_t now)
 {
-	if (in_flight(f) > 0 && now - f->last > LOSS_NS)
+	if (in_flight(f) > 0 && now - f->last > LOSS_NS) {
 		f->written_off += in_flight(f);
+		f->written_below = f->sent;
+	}
 	if (in_flight(f) < cl->cfg->depth)
 		send_some(cl, f, cl->cfg->depth - (unsigned)in_flight(f), now);
 }
