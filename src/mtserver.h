@@ -138,8 +138,8 @@ struct mts_config {
 	 * UDP: with udp 1, each IPv4 and IPv6 address is also served over UDP,
 	 * same port, a SO_REUSEPORT socket per worker; datagrams go to the
 	 * handler's on_datagram (needed then). Inherited datagram sockets
-	 * (listen_fds, told apart by type) are served whatever udp says, by
-	 * every worker. Never answered, counted: a datagram over udp_max bytes,
+	 * (listen_fds, told apart by type) are served whatever udp says, one
+	 * worker each. Never answered, counted: a datagram over udp_max bytes,
 	 * from a guarded source (doc/API.md), past udp_rate/s from its source.
 	 */
 	int udp;			/* 0: off, 1: on. 0 */
@@ -184,7 +184,7 @@ int mts_inherited_fds(void);
 
 /* A datagram, for mts_handler.on_datagram. */
 struct mts_datagram {
-	void *data;			/* what arrived; the answer, in place */
+	void *const data;		/* what arrived; the answer, in place */
 	size_t len;			/* its bytes (0 is a datagram too) */
 	size_t cap;			/* bytes data may hold (mts_config.udp_max) */
 	const struct sockaddr *peer;	/* its sender */
@@ -425,12 +425,12 @@ enum mts_proxy_drop {
 	MTS_PROXY_DROPS
 };
 
-/* Why a datagram was not answered, though it reached the server. */
-enum mts_udp_drop {
+enum mts_udp_drop {			/* why a datagram that came was not answered */
 	MTS_UDP_TRUNCATED,		/* over udp_max: an answer would be cut */
-	MTS_UDP_SOURCE,			/* a guarded port, or a multicast source */
+	MTS_UDP_SOURCE,			/* a guarded port or address, or our own port */
+	MTS_UDP_DESTINATION,		/* sent to a broadcast or multicast address */
 	MTS_UDP_RATE,			/* past udp_rate for its source */
-	MTS_UDP_SEND,			/* no room to send the answer: dropped */
+	MTS_UDP_SEND,			/* not sent: no room, no route, a firewall */
 	MTS_UDP_DROPS
 };
 

@@ -22,7 +22,7 @@ for tool in curl promtool; do
         exit 0
     fi
 done
-echo "1..34"
+echo "1..35"
 n=0
 check() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; waiting "the step after check $n ($2)"; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
@@ -224,6 +224,25 @@ exec {a}>&-
 line=""; read -r -t 10 line <&$b
 check '[ "$line" = waits ]' "and the waiting one is served once the first closes"
 exec {b}>&-
+kill -TERM $pid; wait $pid 2>/dev/null
+
+# ---- UDP: datagrams read, answered, dropped by reason ------------------------
+
+start -l 127.0.0.1 -t 1 --udp --udp-max 100 --metrics-listen 127.0.0.1:0
+# One answered (its answer read back), one too large (101 bytes): nc -u
+# sends each in one datagram; the server reads them in order.
+got=$(printf hello | timeout 5 nc -u -w1 127.0.0.1 "$port")
+head -c 101 /dev/zero | timeout 5 nc -u -w1 127.0.0.1 "$port" > /dev/null
+for i in $(seq 50); do
+    scrape "$tmp/m6"
+    [ "$(total mtserver_udp_received_total "$tmp/m6")" -ge 2 ] && break
+    sleep 0.1
+done
+check '[ "$got" = hello ] && grep -q "^mtserver_udp_received_total{worker=\"0\"} 2$" "$tmp/m6" &&
+       grep -q "^mtserver_udp_answered_total{worker=\"0\"} 1$" "$tmp/m6" &&
+       grep -q "^mtserver_udp_dropped_total{worker=\"0\",reason=\"truncated\"} 1$" "$tmp/m6" &&
+       [ "$(total mtserver_udp_dropped_total "$tmp/m6")" = 1 ] && lint "$tmp/m6"' \
+      "--udp: received 2, answered 1, dropped truncated 1 (and nothing else); promtool accepts it"
 kill -TERM $pid; wait $pid 2>/dev/null
 
 # ---- --proxy-protocol: headers and drops, by version and reason -------------

@@ -126,7 +126,7 @@ static bool from_server(const struct sockaddr_storage *from, int family, int por
 /* ---- SIGUSR1's counts ------------------------------------------------------ */
 
 struct udp_counts {
-	unsigned long long received, answered, truncated, source, rate, send;
+	unsigned long long received, answered, truncated, source, destination, rate, send;
 };
 
 /* The sum over the workers of the last report's "udp" lines; asks for a
@@ -151,13 +151,15 @@ static bool report(const struct srv *s, unsigned workers, struct udp_counts *c)
 		if (seen++ < before)
 			continue;
 		if (sscanf(p, ": udp received %llu answered %llu; dropped: truncated %llu "
-			   "source %llu rate %llu send %llu", &one.received, &one.answered,
-			   &one.truncated, &one.source, &one.rate, &one.send) != 6)
+			   "source %llu destination %llu rate %llu send %llu", &one.received,
+			   &one.answered, &one.truncated, &one.source, &one.destination, &one.rate,
+			   &one.send) != 7)
 			return false;
 		c->received += one.received;
 		c->answered += one.answered;
 		c->truncated += one.truncated;
 		c->source += one.source;
+		c->destination += one.destination;
 		c->rate += one.rate;
 		c->send += one.send;
 	}
@@ -190,12 +192,16 @@ static bool try_round_trip(int fd, int family, int port, size_t n, uint64_t *see
 
 	fill_random(out, n, seed);
 	while (tries-- > 0) {
+		uint64_t deadline = now_ms() + (uint64_t)ms;
+
 		if (send_to(fd, family, port, out, n) != 0)
 			return false;
-		got = recv_dgram(fd, in, sizeof(in), ms, &from);
-		if (got >= 0)
-			return (size_t)got == n && memcmp(in, out, n) == 0 &&
-			       from_server(&from, family, port);
+		/* An answer to an earlier try, late, is not this one's: read on. */
+		while (now_ms() < deadline &&
+		       (got = recv_dgram(fd, in, sizeof(in), (int)(deadline - now_ms()) + 1,
+					 &from)) >= 0)
+			if ((size_t)got == n && memcmp(in, out, n) == 0)
+				return from_server(&from, family, port);
 	}
 	return false;
 }
@@ -264,6 +270,33 @@ static void answers_from_destination(void)
 	   "-l 0.0.0.0: a datagram sent to 127.0.0.2 is answered from 127.0.0.2 (a client "
 	   "connected there gets it)");
 	close(fd);
+	/* To the loopback network's broadcast address: not answered (an
+	 * answer to every host that heard it would be an amplifier). And
+	 * from the server's own port: not answered (two such servers would
+	 * answer each other for ever). */
+	{
+		struct sockaddr_in bc = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s.port) };
+		int on = 1, own = udp_socket(AF_INET, "127.0.0.5", s.port);
+		struct udp_counts c;
+		unsigned answered = 0;
+
+		fd = udp_socket(AF_INET, "127.0.0.1", 0);
+		setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof(on));
+		inet_pton(AF_INET, "127.255.255.255", &bc.sin_addr);
+		if (sendto(fd, "all", 3, 0, (struct sockaddr *)&bc, sizeof(bc)) != 3 || own == -1 ||
+		    send_to(own, AF_INET, s.port, "loop", 4) != 0)
+			bail("cannot send to 127.255.255.255, or from the server's port");
+		if (!report_when_read(&s, 1, 3, &c))
+			bail("the server never read the datagrams");
+		answered += recv_wait(fd, b, sizeof(b), 0) > 0;
+		answered += recv_wait(own, b, sizeof(b), 0) > 0;
+		ok(c.destination == 1 && c.source == 1 && c.answered == 1 && answered == 0,
+		   "one sent to 127.255.255.255 and one from the server's own port %d: neither "
+		   "answered (%u), counted as destination (%llu) and source (%llu)", s.port,
+		   answered, c.destination, c.source);
+		close(fd);
+		close(own);
+	}
 	srv_stop(&s, SIGTERM, 10000);
 	unlink(s.err_path);
 }
@@ -490,7 +523,7 @@ int main(void)
 	tap_watchdog(240);
 	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(6 + 1 + 1 + 3 + 3 + 2);
+	tap_plan(6 + 2 + 1 + 3 + 3 + 2);
 	for (size_t i = 0; i < 3; i++)
 		sizes(workers[i]);
 	answers_from_destination();

@@ -110,10 +110,11 @@ static const struct {
 	{ "mtserver_udp_answered_total", "counter",
 	  "UDP answers the worker sent.", FIELD(udp_answered) },
 #define UDP_DROPPED "mtserver_udp_dropped_total", "counter", \
-	"UDP datagrams not answered: larger than udp_max, a guarded source, past " \
-	"udp_rate for their source, or an answer the socket would not take."
+	"UDP datagrams not answered: larger than udp_max, a guarded source, sent to a " \
+	"broadcast or multicast address, past udp_rate for their source, or not sent."
 	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_TRUNCATED], "reason=\"truncated\"") },
 	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_SOURCE], "reason=\"source\"") },
+	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_DESTINATION], "reason=\"destination\"") },
 	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_RATE], "reason=\"rate\"") },
 	{ UDP_DROPPED, LABELED(udp_dropped[MTS_UDP_SEND], "reason=\"send\"") },
 #undef UDP_DROPPED

@@ -4,8 +4,8 @@
  * that the layers below implement (mts_post, mts_workq_*, mts_log). The
  * configuration's rules are config.c's; how connections reach workers is
  * the accept strategy's (strategy.h); socket activation is activation.c's,
- * the descriptor budget fd_budget.c's, and what the service manager is
- * told notify.c's.
+ * the descriptor budget fd_budget.c's, what the service manager is told
+ * notify.c's, and the sockets (listening and UDP) server_sockets.c's.
  *
  * Layers (doc/ARCHITECTURE.md): this file is the top of the core. It calls
  * down into the executor (workers, tasks) and the handoff layer (retrier,
@@ -109,44 +109,6 @@ static void on_worker_stop(unsigned i, void *arg)
 	conn_home_stop(&s->homes[i]);
 }
 
-/*
- * UDP, when it is served (cfg->udp, or datagram sockets inherited): the
- * sockets (one per worker and address, unless inherited, then shared),
- * and each worker's reader on its base. After the homes (their state).
- */
-static int start_udp(struct mts_server *s, const struct mts_config *cfg,
-		     const struct mts_handler *handler, char *why, size_t why_len)
-{
-	size_t n_addr;
-	int rc, *fds;
-
-	if (s->uls.n == 0 && cfg->udp && cfg->n_listen_fds == 0 &&
-	    (rc = listen_open_udp(&s->uls, &s->ls, cfg->threads, why, why_len)) < 0)
-		return rc;
-	if (s->uls.n == 0)
-		return 0;
-	if ((rc = server_check_udp(cfg, handler, why, why_len)) < 0)
-		return rc;
-	s->udp = (struct udp_shared){ .on_datagram = handler->on_datagram, .arg = handler->arg,
-				      .max = cfg->udp_max, .rate_on = cfg->udp_rate > 0 };
-	snprintf(why, why_len, "out of memory");
-	if (s->udp.rate_on && (rc = udp_rate_init(&s->udp.rate, cfg->udp_rate)) < 0)
-		return rc;
-	n_addr = listen_addresses(&s->uls);
-	if ((s->udp_homes = calloc(s->n_workers, sizeof(*s->udp_homes))) == NULL ||
-	    (fds = calloc(n_addr, sizeof(*fds))) == NULL)
-		return -ENOMEM;
-	rc = 0;
-	for (unsigned w = 0; w < s->n_workers && rc == 0; w++) {
-		for (size_t a = 0; a < n_addr; a++)	/* its own copy, or the one */
-			fds[a] = s->uls.l[a * s->uls.copies + (s->uls.copies > 1 ? w : 0)].fd;
-		rc = udp_home_init(&s->udp_homes[w], &s->udp, w, exec_base(s->ex, w), fds,
-				   n_addr, &s->homes[w].state);
-	}
-	free(fds);
-	return rc;
-}
-
 static int start_accepting(struct mts_server *s)
 {
 	accept_shared_init(&s->accept_sh, &s->limit, s->iplimit, s->cfg.max_conns_per_ip,
@@ -181,9 +143,7 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 				       .arg = s };
 	if ((rc = retrier_new(&s->retrier)) < 0)
 		return rc;
-	if ((rc = listen_open(&s->ls, &s->uls, cfg,
-			      s->strategy->socket_per_worker ? cfg->threads : 1,
-			      s->strategy->socket_per_worker, why, why_len)) < 0)
+	if ((rc = server_open_sockets(s, cfg, why, why_len)) < 0)
 		return rc;
 
 	/* The main thread's base: the control channel (and what the strategy
@@ -226,7 +186,7 @@ static int set_up(struct mts_server *s, const struct mts_config *cfg,
 	for (unsigned i = 0; i < s->n_workers; i++)
 		if ((rc = conn_home_init(&s->homes[i], &s->sh, i, exec_base(s->ex, i))) < 0)
 			return rc;
-	if ((rc = start_udp(s, cfg, handler, why, why_len)) < 0)
+	if ((rc = server_start_udp(s, cfg, handler, why, why_len)) < 0)
 		return rc;
 	snprintf(why, why_len, "cannot set up accepting");
 	return start_accepting(s);
@@ -278,11 +238,6 @@ const char *mts_metrics_name(const struct mts_server *s, size_t i)
 const char *mts_listener_name(const struct mts_server *s, size_t i)
 {
 	return i < listen_addresses(&s->ls) ? s->ls.l[i * s->ls.copies].name : NULL;
-}
-
-const char *mts_udp_name(const struct mts_server *s, size_t i)
-{
-	return i < listen_addresses(&s->uls) ? s->uls.l[i * s->uls.copies].name : NULL;
 }
 
 /* "serving on 127.0.0.1:5555 [::1]:5555 with 4 workers", for READY=1. */

@@ -78,6 +78,14 @@ int server_check_config(const struct mts_config *in, const struct mts_handler *h
 int server_check_udp(const struct mts_config *cfg, const struct mts_handler *handler,
 		     char *why, size_t why_len);
 
+/* server_sockets.c: the listening and UDP sockets (before the workers are
+ * set up), and UDP's readers on the workers (after the homes). 0, or a
+ * negative errno with *why. */
+int server_open_sockets(struct mts_server *s, const struct mts_config *cfg, char *why,
+			size_t why_len);
+int server_start_udp(struct mts_server *s, const struct mts_config *cfg,
+		     const struct mts_handler *handler, char *why, size_t why_len);
+
 /* signals.c: no signal handler reaches s any more (mts_free). */
 void signals_release(struct mts_server *s);
 void signals_after_fork_child(void);

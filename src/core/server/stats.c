@@ -102,11 +102,12 @@ void stats_log(const struct mts_server *s)
 				   (unsigned long long)st.proxy_dropped[MTS_PROXY_TIMEOUT]);
 		if (s->udp_homes != NULL)
 			log_report("%s: udp received %llu answered %llu; dropped: truncated %llu "
-				   "source %llu rate %llu send %llu", exec_tag(s->ex, i),
-				   (unsigned long long)st.udp_received,
+				   "source %llu destination %llu rate %llu send %llu",
+				   exec_tag(s->ex, i), (unsigned long long)st.udp_received,
 				   (unsigned long long)st.udp_answered,
 				   (unsigned long long)st.udp_dropped[MTS_UDP_TRUNCATED],
 				   (unsigned long long)st.udp_dropped[MTS_UDP_SOURCE],
+				   (unsigned long long)st.udp_dropped[MTS_UDP_DESTINATION],
 				   (unsigned long long)st.udp_dropped[MTS_UDP_RATE],
 				   (unsigned long long)st.udp_dropped[MTS_UDP_SEND]);
 	}

@@ -46,9 +46,10 @@
 #define UDP_BATCH 32
 #define UDP_ROUNDS 4
 
-/* Room for the one control message asked for, of either family. */
+/* Room for the control messages asked for: on a dual-stack IPv6 socket an
+ * IPv4 datagram brings both IP_PKTINFO and IPV6_PKTINFO. */
 union udp_ctl {
-	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+	char buf[CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	struct cmsghdr align;
 };
 
@@ -88,13 +89,52 @@ static void answer_from(const struct msghdr *in, struct msghdr *msg, union udp_c
 			return;
 		}
 		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			/* As IPv4's: the route chooses the way, but a link-local
+			 * address means nothing without its interface. */
+			if (!IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
+				pi.ipi6_ifindex = 0;
 			memset(out, 0, sizeof(*out));
-			memcpy(out->buf, c, CMSG_LEN(sizeof(struct in6_pktinfo)));
+			out->align = (struct cmsghdr){ .cmsg_level = IPPROTO_IPV6,
+						       .cmsg_type = IPV6_PKTINFO,
+						       .cmsg_len = CMSG_LEN(sizeof(pi)) };
+			memcpy(CMSG_DATA(&out->align), &pi, sizeof(pi));
 			msg->msg_control = out->buf;
-			msg->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
+			msg->msg_controllen = CMSG_SPACE(sizeof(pi));
 			return;
 		}
 	}
+}
+
+/*
+ * Was the datagram sent to a broadcast or multicast address (seen only on
+ * a wildcard socket, which asked where each datagram went)? Then it is not
+ * answered: an answer to every host that heard a broadcast is the
+ * "fraggle" amplifier, and no answer can leave from such an address
+ * anyway. IPv4 tells a broadcast by the header's destination (ipi_addr)
+ * differing from the local address it reached (ipi_spec_dst).
+ */
+static bool to_many(const struct msghdr *in)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(in); c != NULL;
+	     c = CMSG_NXTHDR((struct msghdr *)in, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			return pi.ipi_addr.s_addr != pi.ipi_spec_dst.s_addr ||
+			       IN_MULTICAST(ntohl(pi.ipi_addr.s_addr));
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			return IN6_IS_ADDR_MULTICAST(&pi.ipi6_addr);
+		}
+	}
+	return false;
 }
 
 /* Gets the batch's buffers ready for recvmmsg(). */
@@ -119,27 +159,36 @@ static void arm(struct udp_home *u)
  * or counted as a drop (false). A drop by the handler's choice is in no
  * count but `received`.
  */
-static bool take(struct udp_home *u, unsigned i, uint64_t now_ns, size_t *len)
+static bool take(struct udp_home *u, const struct udp_sock *so, unsigned i, uint64_t now_ns,
+		 size_t *len)
 {
 	struct udp_batch *b = u->b;
 	const struct sockaddr *peer = (const struct sockaddr *)&b->peer[i];
-	struct mts_datagram d;
 
 	if (b->in[i].msg_hdr.msg_flags & MSG_TRUNC) {
 		counter_add(&u->dropped[MTS_UDP_TRUNCATED], 1);	/* never answered cut */
 		return false;
 	}
-	if (udp_guard_refused_source(peer)) {
+	/* The loop guard, and this socket's own port: another server like
+	 * this one, on the same port, would answer our answer for ever (as
+	 * FreeBSD inetd's check_loop() refuses its own services' ports). */
+	if (udp_guard_refused_source(peer) || udp_guard_port(peer) == so->port) {
 		counter_add(&u->dropped[MTS_UDP_SOURCE], 1);
+		return false;
+	}
+	if (to_many(&b->in[i].msg_hdr)) {
+		counter_add(&u->dropped[MTS_UDP_DESTINATION], 1);
 		return false;
 	}
 	if (u->sh->rate_on && !udp_rate_allow(&u->sh->rate, peer, now_ns)) {
 		counter_add(&u->dropped[MTS_UDP_RATE], 1);
 		return false;
 	}
-	d = (struct mts_datagram){ .data = b->iov[i].iov_base, .len = b->in[i].msg_len,
-				   .cap = u->sh->max, .peer = peer,
-				   .peer_len = b->in[i].msg_hdr.msg_namelen, .worker = u->id };
+	struct mts_datagram d = { .data = b->iov[i].iov_base, .len = b->in[i].msg_len,
+				  .cap = u->sh->max, .peer = peer,
+				  .peer_len = b->in[i].msg_hdr.msg_namelen, .worker = u->id };
+
+	/* data is the slot itself (const: the answer is sent from there). */
 	if (u->sh->on_datagram(&d, atomic_load_explicit(u->state, memory_order_relaxed),
 			       u->sh->arg) <= 0)
 		return false;
@@ -175,7 +224,8 @@ static void send_all(struct udp_home *u, int fd, unsigned n)
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-	struct udp_home *u = arg;
+	const struct udp_sock *so = arg;
+	struct udp_home *u = so->u;
 	struct udp_batch *b = u->b;
 
 	(void)what;
@@ -196,7 +246,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		for (int i = 0; i < n; i++) {
 			size_t len;
 
-			if (!take(u, (unsigned)i, now_ns, &len))
+			if (!take(u, so, (unsigned)i, now_ns, &len))
 				continue;
 			b->out_iov[n_out] = (struct iovec){ .iov_base = b->iov[i].iov_base,
 							    .iov_len = len };
@@ -219,12 +269,19 @@ int udp_home_init(struct udp_home *u, struct udp_shared *sh, unsigned id,
 	*u = (struct udp_home){ .sh = sh, .id = id, .state = state };
 	if ((u->b = calloc(1, sizeof(*u->b))) == NULL ||
 	    (u->b->data = malloc(UDP_BATCH * sh->max)) == NULL ||
-	    (u->evs = calloc(n, sizeof(*u->evs))) == NULL)
+	    (u->socks = calloc(n ? n : 1, sizeof(*u->socks))) == NULL)
 		return -ENOMEM;
 	u->n = n;
 	for (size_t i = 0; i < n; i++) {
-		u->evs[i] = event_new(base, fds[i], EV_READ | EV_PERSIST, on_readable, u);
-		if (u->evs[i] == NULL || event_add(u->evs[i], NULL) != 0)
+		struct udp_sock *so = &u->socks[i];
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		so->u = u;
+		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) == 0)
+			so->port = udp_guard_port((struct sockaddr *)&ss);
+		so->ev = event_new(base, fds[i], EV_READ | EV_PERSIST, on_readable, so);
+		if (so->ev == NULL || event_add(so->ev, NULL) != 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -233,16 +290,16 @@ int udp_home_init(struct udp_home *u, struct udp_shared *sh, unsigned id,
 void udp_home_stop(struct udp_home *u)
 {
 	for (size_t i = 0; i < u->n; i++)
-		if (u->evs[i] != NULL)
-			event_del(u->evs[i]);
+		if (u->socks[i].ev != NULL)
+			event_del(u->socks[i].ev);
 }
 
 void udp_home_destroy(struct udp_home *u)
 {
-	for (size_t i = 0; u->evs != NULL && i < u->n; i++)
-		if (u->evs[i] != NULL)
-			event_free(u->evs[i]);
-	free(u->evs);
+	for (size_t i = 0; u->socks != NULL && i < u->n; i++)
+		if (u->socks[i].ev != NULL)
+			event_free(u->socks[i].ev);
+	free(u->socks);
 	if (u->b != NULL)
 		free(u->b->data);
 	free(u->b);

@@ -2,9 +2,9 @@
  * udp.h - a worker's UDP service: its datagram sockets, read and answered
  * in batches on the worker's own event_base, with no handoff.
  *
- * Each worker reads its own SO_REUSEPORT socket per address (or, for an
- * inherited datagram socket, the one socket every worker reads: the kernel
- * gives each datagram to one reader). A readable socket is read with
+ * Each worker reads its own SO_REUSEPORT socket per address; an inherited
+ * datagram socket, which the kernel cannot spread, is read by one worker
+ * (server_sockets.c). A readable socket is read with
  * recvmmsg() into UDP_BATCH slots of udp_max bytes each; every datagram
  * that passes the guards (udp_guard.h) goes to the protocol's on_datagram;
  * the answers go back with one sendmmsg(). An answer that cannot be sent
@@ -21,6 +21,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mtserver.h"
 #include "udp_guard.h"
@@ -39,11 +40,18 @@ struct udp_shared {
 	bool rate_on;
 };
 
+/* One socket a worker reads: its event's argument. */
+struct udp_sock {
+	struct udp_home *u;
+	struct event *ev;
+	uint16_t port;			/* it is bound to: never answered (a loop) */
+};
+
 struct udp_home {
 	struct udp_shared *sh;
 	unsigned id;			/* the worker */
 	_Atomic(void *) *state;		/* the protocol's per-worker state */
-	struct event **evs;		/* one per socket */
+	struct udp_sock *socks;		/* the sockets it reads */
 	size_t n;
 	struct udp_batch *b;		/* the worker's buffers */
 

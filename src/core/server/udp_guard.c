@@ -51,6 +51,15 @@ bool udp_guard_refused_port(uint16_t port)
 	return false;
 }
 
+uint16_t udp_guard_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return 0;
+}
+
 bool udp_guard_refused_source(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET) {
@@ -82,10 +91,12 @@ bool udp_guard_refused_source(const struct sockaddr *sa)
 
 int udp_rate_init(struct udp_rate *r, unsigned rate)
 {
-	*r = (struct udp_rate){ .interval_ns = 1000000000ull / rate };
-	if (r->interval_ns == 0)
-		r->interval_ns = 1;
-	if (getrandom(&r->seed, sizeof(r->seed), 0) != sizeof(r->seed))
+	/* Rounded up: never more than rate per second. */
+	*r = (struct udp_rate){ .interval_ns = (1000000000ull + rate - 1) / rate };
+	r->tolerance_ns = (uint64_t)(rate - 1) * r->interval_ns;
+	/* Not blocking: early in boot (socket activation) the pool may not be
+	 * ready; a weaker seed then only makes collisions guessable. */
+	if (getrandom(&r->seed, sizeof(r->seed), GRND_NONBLOCK) != sizeof(r->seed))
 		r->seed = (uint64_t)(uintptr_t)r ^ 0x9e3779b97f4a7c15ull;	/* weaker */
 	r->due = calloc(UDP_RATE_BUCKETS, sizeof(*r->due));
 	return r->due != NULL ? 0 : -ENOMEM;
@@ -110,8 +121,8 @@ static uint64_t mix(uint64_t x)
 
 bool udp_rate_allow(struct udp_rate *r, const struct sockaddr *sa, uint64_t now_ns)
 {
-	/* A burst of one second's worth: the bucket may run that far ahead. */
-	const uint64_t tolerance = 1000000000ull - r->interval_ns;
+	/* A burst of one second's worth: rate datagrams at one instant. */
+	const uint64_t tolerance = r->tolerance_ns;
 	struct iplimit_key k;
 	_Atomic uint64_t *due;
 	uint64_t was, at;

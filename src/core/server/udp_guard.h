@@ -46,11 +46,14 @@
 bool udp_guard_refused_source(const struct sockaddr *sa);
 /* True when port is one of the guarded ports (port 0 included). */
 bool udp_guard_refused_port(uint16_t port);
+/* The port of an IPv4 or IPv6 address, host order (0 for others). */
+uint16_t udp_guard_port(const struct sockaddr *sa);
 
 #define UDP_RATE_BUCKETS 65536u	/* 512 KiB: bounded, whatever the sources */
 
 struct udp_rate {
-	uint64_t interval_ns;		/* 1 s / rate */
+	uint64_t interval_ns;		/* 1 s / rate, rounded up */
+	uint64_t tolerance_ns;		/* (rate - 1) intervals: the burst */
 	uint64_t seed;			/* keys the hash */
 	_Atomic uint64_t *due;		/* per bucket: when the next is due */
 };
