@@ -74,18 +74,18 @@ report $? "the man page names the CSV's columns in order: $csv_cols"
 # modest rate (and in a closed loop, 16 in flight) nothing is lost.
 start "$tmp/udp.out" "$srv" -q -l 127.0.0.1 -p 0 -t 2 --udp --udp-rate 0
 for load in "-c 4 -d 4 -s 64" "-c 4 -r 500 -s 1400"; do
-    "$eb" --udp -q -p "$port" -t 0.5 $load > "$tmp/eb.out" 2>&1
+    "$eb" --udp -q -p "$port" -t 0.3 $load > "$tmp/eb.out" 2>&1
     rc=$?
     grep -q "lost 0 (0.000%), errors 0" "$tmp/eb.out" && grep -q "answered" "$tmp/eb.out" || rc=1
     report $rc "echo-bench --udp $load against echoserver --udp: every answer verified, none lost"
 done
 start "$tmp/floor.out" "${FLOOR_SERVER:-./bench/floor-server}" -u -l 127.0.0.1 -p 0 -t 2
-"$eb" --udp -q -p "$port" -t 0.5 -c 4 -d 8 > "$tmp/eb.out" 2>&1
+"$eb" --udp -q -p "$port" -t 0.3 -c 4 -d 8 > "$tmp/eb.out" 2>&1
 rc=$?
 grep -q "errors 0" "$tmp/eb.out" || rc=1
 report $rc "echo-bench --udp against the UDP floor (floor-server -u): exit 0"
 start "$tmp/udpflip.out" "$bad" udpflip
-"$eb" --udp -q -p "$port" -t 0.5 -c 1 -d 1 -s 100 > "$tmp/eb.out" 2>&1
+"$eb" --udp -q -p "$port" -t 0.3 -c 1 -d 1 -s 100 > "$tmp/eb.out" 2>&1
 rc=$?
 [ $rc -eq 1 ] && grep -q "errors [1-9]" "$tmp/eb.out"
 report $? "a UDP echo that changes a byte of every tenth datagram: reported, exit 1"

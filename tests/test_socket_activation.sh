@@ -118,9 +118,11 @@ check $? "--accept reuseport with an inherited socket: exit $rc (2 expected), wi
 dgram=1
 start -t 2 || { echo "Bail out! cannot start $activate --datagram"; exit 1; }
 dgram=
-# (-w3: the first datagram also starts the server, whose start-up, under a
-# sanitizer on a busy machine, may take a second.)
-got=$(printf 'hello, udp' | timeout 8 nc -u -w3 127.0.0.1 "$port")
+# The first datagram starts the server (not answered if it comes before the
+# server reads: UDP); once it says it answers, nc's datagram comes back.
+printf 'wake' > "/dev/udp/127.0.0.1/$port"
+for i in $(seq 100); do grep -q "answering UDP" "$tmp/out" && break; sleep 0.1; done
+got=$(printf 'hello, udp' | timeout 5 nc -u -w1 127.0.0.1 "$port")
 [ "$got" = "hello, udp" ] && grep -q "answering UDP on 127.0.0.1:$port" "$tmp/out"
 check $? "a datagram socket passed in (ListenDatagram=): nc -u gets its datagram back, and the socket is named"
 kill -TERM $pid
