@@ -301,6 +301,31 @@ static void answers_from_destination(void)
 	unlink(s.err_path);
 }
 
+/* Without --udp, no UDP: a connected socket's datagram to the port meets
+ * the kernel's "port unreachable" (ECONNREFUSED at once, no wait). */
+static void off_by_default(void)
+{
+	struct sockaddr_storage to;
+	socklen_t len;
+	struct srv s;
+	char b[4];
+	int fd, err = 0;
+
+	if (srv_start(&s, false, NULL) != 0)
+		bail("cannot start echoserver");
+	fd = udp_socket(AF_INET, "127.0.0.1", 0);
+	to_server(AF_INET, s.port, &to, &len);
+	if (connect(fd, (struct sockaddr *)&to, len) != 0 || send(fd, "hi", 2, 0) != 2)
+		bail("cannot send a datagram");
+	if (recv_wait(fd, b, sizeof(b), 2000) == -1)
+		err = errno;
+	ok(err == ECONNREFUSED, "without --udp, no UDP: a datagram to the port is refused by "
+	   "the kernel, no socket being there (%s)", strerror(err));
+	close(fd);
+	srv_stop(&s, SIGTERM, 10000);
+	unlink(s.err_path);
+}
+
 /* ---- no loss at a modest rate -------------------------------------------- */
 
 enum { SENDERS = 20, EACH = 100, WINDOW = 8 };
@@ -533,10 +558,11 @@ int main(void)
 	tap_watchdog(240);
 	tap_on_watchdog(harness_kill_children);
 	signal(SIGPIPE, SIG_IGN);
-	tap_plan(6 + 2 + 1 + 3 + 3 + 2);
+	tap_plan(6 + 2 + 1 + 1 + 3 + 3 + 2);
 	for (size_t i = 0; i < 3; i++)
 		sizes(workers[i]);
 	answers_from_destination();
+	off_by_default();
 	no_loss();
 	guards();
 	rate();
