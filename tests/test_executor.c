@@ -280,6 +280,23 @@ static void *closer_main(void *arg)
 	return NULL;
 }
 
+/* A one-worker wfcq executor, never started (what is posted stays queued
+ * for the close), with its own retrier. */
+static struct executor *unstarted_executor(struct retrier **r)
+{
+	struct exec_config cfg = { .threads = 1, .inbox_budget = 64 };
+	struct executor *ex;
+	char why[128];
+
+	inbox_spec_default(&cfg.inbox, inbox_variant_find("wfcq"));
+	if (retrier_new(r) < 0)
+		bail("retrier_new");
+	cfg.retrier = *r;
+	if (exec_new(&ex, &cfg, why, sizeof(why)) < 0)
+		bail(why);
+	return ex;
+}
+
 /*
  * Four posters held at a gate just past their check of `closed`, while
  * another thread closes the executor; 20 ms later they are let go. The
@@ -294,20 +311,11 @@ static void test_close_against_posts(void)
 	unsigned accepted = 0, refused = 0, other = 0;
 
 	for (int round = 0; round < ROUNDS; round++) {
-		struct exec_config cfg = { .threads = 1, .inbox_budget = 64 };
 		struct racer rc[RACERS];
-		struct executor *ex;
 		struct retrier *r;
+		struct executor *ex = unstarted_executor(&r);
 		pthread_t closer;
-		char why[128];
 
-		inbox_spec_default(&cfg.inbox, inbox_variant_find("wfcq"));
-		if (retrier_new(&r) < 0)
-			bail("retrier_new");
-		cfg.retrier = r;
-		if (exec_new(&ex, &cfg, why, sizeof(why)) < 0)
-			bail(why);
-		/* Never started: what is posted stays queued, for the close. */
 		fault_gate_close(GATE_EXEC_POST);
 		for (unsigned i = 0; i < RACERS; i++) {
 			rc[i] = (struct racer){ .ex = ex };
@@ -356,20 +364,12 @@ static void test_close_against_posts(void)
  */
 static void test_close_announces_first(void)
 {
-	struct exec_config cfg = { .threads = 1, .inbox_budget = 64 };
 	struct racer poster;
-	struct executor *ex;
 	struct retrier *r;
+	struct executor *ex = unstarted_executor(&r);
 	pthread_t closer;
 	bool held_past_check = false;
-	char why[128];
 
-	inbox_spec_default(&cfg.inbox, inbox_variant_find("wfcq"));
-	if (retrier_new(&r) < 0)
-		bail("retrier_new");
-	cfg.retrier = r;
-	if (exec_new(&ex, &cfg, why, sizeof(why)) < 0)
-		bail(why);
 	fault_gate_close(GATE_EXEC_CLOSE);
 	fault_gate_close(GATE_EXEC_POST);
 	pthread_create(&closer, NULL, closer_main, ex);

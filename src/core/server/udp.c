@@ -257,9 +257,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			n_out++;
 		}
 		send_all(u, fd, n_out);
-		/* Counted once handled: whoever reads `received` (SIGUSR1, the
-		 * metrics) knows these datagrams' answers are sent, or counted
-		 * as drops (tests/test_udp relies on it). */
+		/* Counted once handled. One writer, this worker, after its
+		 * sendmmsg() returned (on loopback the answers are then in their
+		 * receivers' sockets) and after the drops' counts; a reader
+		 * (SIGUSR1, the metrics) loads it relaxed, so a figure it sees
+		 * was stored after those, in time: what tests/test_udp relies on
+		 * to read answers without waiting. Not an ordering for memory:
+		 * nothing is read through it. */
 		counter_add(&u->received, (uint64_t)n);
 		if (n < UDP_BATCH)
 			return;		/* read dry */
